@@ -1,0 +1,1 @@
+//! File integrity monitoring agent: baseline, inotify, scheduled scans.

@@ -1,0 +1,1 @@
+//! Threat-intel store (SQLite), warninglists and the in-memory detection index.

@@ -1,0 +1,35 @@
+//! Subcommands, one module each, and the options they share.
+
+pub mod agent;
+pub mod intel;
+pub mod rules;
+pub mod scan;
+pub mod watch;
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+pub const DEFAULT_DATA_DIR: &str = "./iocwatch-data";
+
+/// Options accepted by every subcommand.
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Folder holding the intel store, baselines and other state
+    #[arg(long, global = true, env = "IOCWATCH_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+
+    /// Log filter, in tracing's env-filter syntax (for example `info` or `fim=debug`)
+    #[arg(long, global = true, env = "IOCWATCH_LOG", default_value = "warn")]
+    pub log: String,
+}
+
+/// Sends logs to stderr so that stdout stays free for JSON lines.
+pub fn init_logging(global: &Global) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&global.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,55 @@
+//! The `iocwatch` command line: parses arguments and dispatches to `cmd::*`.
+
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Detects known-malicious files on hosts, with MISP-compatible threat intel.
+#[derive(Parser)]
+#[command(name = "iocwatch", version, about)]
+struct Cli {
+    #[command(flatten)]
+    global: cmd::Global,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Import, look up and export threat intel (MISP events, feeds, hash lists, STIX)
+    #[command(subcommand)]
+    Intel(cmd::intel::IntelCommand),
+    /// Hash files under PATHs and report those that match a detection indicator
+    Scan(cmd::scan::ScanArgs),
+    /// Run the file integrity monitoring agent
+    Agent(cmd::agent::AgentArgs),
+    /// Watch folders and print an alert line for each file that matches the local intel
+    Watch(cmd::watch::WatchArgs),
+    /// Work with Wazuh-style XML rules
+    #[command(subcommand)]
+    Rules(cmd::rules::RulesCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cmd::init_logging(&cli.global);
+
+    let result = match cli.command {
+        Command::Intel(c) => cmd::intel::run(c, &cli.global),
+        Command::Scan(a) => cmd::scan::run(a, &cli.global),
+        Command::Agent(a) => cmd::agent::run(a, &cli.global),
+        Command::Watch(a) => cmd::watch::run(a, &cli.global),
+        Command::Rules(c) => cmd::rules::run(c, &cli.global),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("iocwatch: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+

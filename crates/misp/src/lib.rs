@@ -1,0 +1,1 @@
+//! MISP core format model, attribute type validation and importers.

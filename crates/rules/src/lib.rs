@@ -1,0 +1,1 @@
+//! Wazuh 4.x XML rules engine and alert documents.
