@@ -24,8 +24,13 @@ enum Command {
     Intel(cmd::intel::IntelCommand),
     /// Hash files under PATHs and report those that match a detection indicator
     Scan(cmd::scan::ScanArgs),
-    /// Run the file integrity monitoring agent
+    /// Run the file integrity monitoring agent, or enroll it with a manager
     Agent(cmd::agent::AgentArgs),
+    /// List and remove agents enrolled with this manager
+    #[command(subcommand)]
+    Agents(cmd::agents::AgentsCommand),
+    /// Run the manager: agent listener, intel store, rules and alerts
+    Server(cmd::server::ServerArgs),
     /// Watch folders and print an alert line for each file that matches the local intel
     Watch(cmd::watch::WatchArgs),
     /// Work with Wazuh-style XML rules
@@ -41,6 +46,8 @@ fn main() -> ExitCode {
         Command::Intel(c) => cmd::intel::run(c, &cli.global),
         Command::Scan(a) => cmd::scan::run(a, &cli.global),
         Command::Agent(a) => cmd::agent::run(a, &cli.global),
+        Command::Agents(c) => cmd::agents::run(c, &cli.global),
+        Command::Server(a) => cmd::server::run(a, &cli.global),
         Command::Watch(a) => cmd::watch::run(a, &cli.global),
         Command::Rules(c) => cmd::rules::run(c, &cli.global),
     };

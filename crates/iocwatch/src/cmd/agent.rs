@@ -1,14 +1,32 @@
-//! `iocwatch agent`.
+//! `iocwatch agent`: runs the FIM agent, or enrolls it with a manager.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Args;
+use clap::{Args, Subcommand};
 
 use super::Global;
 
 #[derive(Args, Debug)]
-pub struct AgentArgs {}
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AgentArgs {
+    #[command(subcommand)]
+    pub command: Option<AgentCommand>,
 
-pub fn run(_args: AgentArgs, _global: &Global) -> anyhow::Result<ExitCode> {
+    /// Agent configuration file (TOML)
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AgentCommand {
+    /// Enroll this agent with a manager and store its certificate
+    Enroll(super::enroll::EnrollArgs),
+}
+
+pub fn run(args: AgentArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    if let Some(AgentCommand::Enroll(enroll)) = args.command {
+        return super::enroll::run(enroll, global);
+    }
     anyhow::bail!("`iocwatch agent` is not implemented yet")
 }

@@ -1,9 +1,12 @@
 //! Subcommands, one module each, and the options they share.
 
 pub mod agent;
+pub mod agents;
+pub mod enroll;
 pub mod intel;
 pub mod rules;
 pub mod scan;
+pub mod server;
 pub mod watch;
 
 use std::path::PathBuf;
