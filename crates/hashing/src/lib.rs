@@ -2,13 +2,22 @@
 //!
 //! Each digest is computed only when requested, and all requested digests are
 //! fed from the same read buffer, so a file is read once whatever the set.
-//! `sha1` and `sha2` select the CPU's SHA extensions at run time when present.
+//! `sha1` and `sha2` select the CPU's SHA extensions at run time when present; MD5 has no such
+//! extension and is the slowest of the three (see `md5.rs`). [`MultiHasher`] feeds each 64-byte
+//! block to all requested algorithms before moving to the next one, so that the CPU runs the
+//! SHA instructions while MD5 waits on its dependency chain.
 
-use std::fs::File;
+mod file;
+mod md5;
+mod multi;
+
+use std::fmt;
 use std::io::{self, Read};
 use std::path::Path;
+use std::str::FromStr;
 
-use md5::Digest as _;
+pub use file::{open_regular, FileHasher};
+pub use multi::MultiHasher;
 
 /// Read buffer size: large enough to amortise syscalls, small enough to stay in L2.
 const BUF_BYTES: usize = 256 * 1024;
@@ -27,6 +36,56 @@ impl Algorithms {
 
     pub fn is_empty(self) -> bool {
         !(self.md5 || self.sha1 || self.sha256)
+    }
+
+    /// Algorithms in either set.
+    pub fn union(self, other: Algorithms) -> Algorithms {
+        Algorithms {
+            md5: self.md5 || other.md5,
+            sha1: self.sha1 || other.sha1,
+            sha256: self.sha256 || other.sha256,
+        }
+    }
+
+    /// Names of the selected algorithms, in the order md5, sha1, sha256.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        [("md5", self.md5), ("sha1", self.sha1), ("sha256", self.sha256)]
+            .into_iter()
+            .filter_map(|(name, on)| on.then_some(name))
+    }
+}
+
+/// Prints the names joined by commas, or `none`.
+impl fmt::Display for Algorithms {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return f.write_str("none");
+        }
+        let names: Vec<&str> = self.names().collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+/// A comma-separated list of algorithm names that is not valid.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown digest algorithm `{0}`: expected md5, sha1 or sha256, separated by commas")]
+pub struct ParseAlgorithmsError(String);
+
+/// Parses a comma-separated list such as `md5,sha256`; names are case-insensitive.
+impl FromStr for Algorithms {
+    type Err = ParseAlgorithmsError;
+
+    fn from_str(list: &str) -> Result<Self, Self::Err> {
+        let mut algorithms = Algorithms::NONE;
+        for name in list.split(',').map(str::trim) {
+            match name.to_ascii_lowercase().as_str() {
+                "md5" => algorithms.md5 = true,
+                "sha1" => algorithms.sha1 = true,
+                "sha256" => algorithms.sha256 = true,
+                _ => return Err(ParseAlgorithmsError(name.to_string())),
+            }
+        }
+        Ok(algorithms)
     }
 }
 
@@ -52,68 +111,26 @@ impl Digests {
     pub fn sha256_hex(&self) -> Option<String> {
         self.sha256.map(hex::encode)
     }
-}
 
-/// Incremental hasher for a chosen set of algorithms.
-pub struct MultiHasher {
-    md5: Option<md5::Md5>,
-    sha1: Option<sha1::Sha1>,
-    sha256: Option<sha2::Sha256>,
-    bytes: u64,
-}
-
-impl MultiHasher {
-    pub fn new(algorithms: Algorithms) -> Self {
-        MultiHasher {
-            md5: algorithms.md5.then(md5::Md5::new),
-            sha1: algorithms.sha1.then(sha1::Sha1::new),
-            sha256: algorithms.sha256.then(sha2::Sha256::new),
-            bytes: 0,
-        }
-    }
-
-    pub fn update(&mut self, data: &[u8]) {
-        if let Some(h) = &mut self.md5 {
-            h.update(data);
-        }
-        if let Some(h) = &mut self.sha1 {
-            h.update(data);
-        }
-        if let Some(h) = &mut self.sha256 {
-            h.update(data);
-        }
-        self.bytes += data.len() as u64;
-    }
-
-    pub fn finish(self) -> Digests {
-        Digests {
-            md5: self.md5.map(|h| h.finalize().into()),
-            sha1: self.sha1.map(|h| h.finalize().into()),
-            sha256: self.sha256.map(|h| h.finalize().into()),
-            bytes: self.bytes,
-        }
+    /// The computed digests as `(algorithm name, raw bytes)`, in the order md5, sha1, sha256.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &[u8])> {
+        let md5 = self.md5.as_ref().map(|d| ("md5", &d[..]));
+        let sha1 = self.sha1.as_ref().map(|d| ("sha1", &d[..]));
+        let sha256 = self.sha256.as_ref().map(|d| ("sha256", &d[..]));
+        [md5, sha1, sha256].into_iter().flatten()
     }
 }
 
 /// Hashes everything `reader` yields with the requested algorithms.
-pub fn hash_reader(mut reader: impl Read, algorithms: Algorithms) -> io::Result<Digests> {
-    let mut hasher = MultiHasher::new(algorithms);
-    let mut buf = vec![0u8; BUF_BYTES];
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher.finish())
+pub fn hash_reader(reader: impl Read, algorithms: Algorithms) -> io::Result<Digests> {
+    FileHasher::new().hash_reader(reader, algorithms)
 }
 
-/// Opens `path` and hashes its whole content in one read pass.
+/// Opens `path`, following symlinks, and hashes its whole content in one read pass.
+/// Fails with `InvalidInput` when `path` is not a regular file. To hash many files, reuse a
+/// [`FileHasher`] instead: it keeps its read buffer.
 pub fn hash_file(path: &Path, algorithms: Algorithms) -> io::Result<Digests> {
-    hash_reader(File::open(path)?, algorithms)
+    FileHasher::new().hash_file(path, algorithms)
 }
 
 #[cfg(test)]
@@ -130,6 +147,40 @@ mod tests {
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
         assert_eq!(d.bytes, 0);
+    }
+
+    #[test]
+    fn algorithms_parse_and_display() {
+        let parsed: Algorithms = "md5, SHA256".parse().unwrap();
+        assert_eq!(parsed, Algorithms { md5: true, sha1: false, sha256: true });
+        assert_eq!(parsed.to_string(), "md5,sha256");
+        assert_eq!(Algorithms::ALL.to_string(), "md5,sha1,sha256");
+        assert_eq!(Algorithms::NONE.to_string(), "none");
+        let err = "md5,crc32".parse::<Algorithms>().unwrap_err();
+        assert!(err.to_string().contains("`crc32`"), "{err}");
+    }
+
+    #[test]
+    fn digests_iter_lists_computed_only() {
+        let algorithms = Algorithms { md5: true, sha1: false, sha256: true };
+        let d = hash_reader(&b"abc"[..], algorithms).unwrap();
+        let names: Vec<&str> = d.iter().map(|(name, _)| name).collect();
+        assert_eq!(names, ["md5", "sha256"]);
+        assert_eq!(d.iter().next().unwrap().1, &d.md5.unwrap()[..]);
+    }
+
+    #[test]
+    fn multi_hasher_matches_one_shot_across_buffer_sizes() {
+        let data: Vec<u8> = (0..(3 * BUF_BYTES + 17) as u32).map(|i| (i % 251) as u8).collect();
+        let whole = hash_reader(&data[..], Algorithms::ALL).unwrap();
+        let mut hasher = MultiHasher::new(Algorithms::ALL);
+        for chunk in data.chunks(1000) {
+            hasher.update(chunk);
+        }
+        assert_eq!(hasher.finish(), whole);
+        assert_eq!(whole.bytes, data.len() as u64);
+        let expected: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&data).into();
+        assert_eq!(whole.sha256, Some(expected));
     }
 
     #[test]

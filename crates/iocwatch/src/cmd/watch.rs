@@ -1,14 +1,173 @@
-//! `iocwatch watch`.
+//! `iocwatch watch DIR...`: the agent on this host with the local intel store, printing an
+//! alert line for every file whose digest the intel lists.
+//!
+//! Existing files are checked at start, then every file added or modified. The baseline
+//! lives in memory only; stop with Ctrl-C.
 
+use std::io::{self, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Args;
+use fim::{Agent, ChannelSink, Config, DatabaseLocation, Event, EventBody, FileEvent, FileEventKind};
+use intel::{Detector, Match, Store};
+use serde::Serialize;
 
 use super::Global;
 
 #[derive(Args, Debug)]
-pub struct WatchArgs {}
+pub struct WatchArgs {
+    /// Folders to watch, with everything below them
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
 
-pub fn run(_args: WatchArgs, _global: &Global) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`iocwatch watch` is not implemented yet")
+    /// Also print every file event and notice as a JSON line, not only alerts
+    #[arg(long)]
+    pub all_events: bool,
+
+    /// Report files larger than this many bytes without hashing them
+    #[arg(long, value_name = "BYTES")]
+    pub max_file_bytes: Option<u64>,
+}
+
+/// One alert line: the file event and the indicators its digests matched.
+#[derive(Serialize)]
+struct Alert<'a> {
+    r#type: &'static str,
+    timestamp: &'a str,
+    path: &'a str,
+    event: &'a Event,
+    matches: Vec<Match>,
+}
+
+pub fn run(args: WatchArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    let detector = load_detector(global)?;
+    let mut dirs = Vec::new();
+    for dir in &args.dirs {
+        let resolved = std::fs::canonicalize(dir)
+            .with_context(|| format!("failed to open the folder `{}`; check the path", dir.display()))?;
+        dirs.push(resolved);
+    }
+    let mut config = Config::for_directories(&dirs, &global.data_dir)?;
+    config.database = DatabaseLocation::Memory;
+    config.silent_first_scan = false;
+    if let Some(max) = args.max_file_bytes {
+        config.max_file_bytes = max;
+    }
+    if let (Some(detector), false) = (&detector, args.all_events) {
+        // Hash only what the intel can match.
+        let needed = detector.needed_algorithms();
+        if !needed.is_empty() {
+            for dir in &mut config.directories {
+                (dir.check.md5, dir.check.sha1, dir.check.sha256) = (needed.md5, needed.sha1, needed.sha256);
+            }
+        }
+    }
+
+    let (tx, rx) = fim::crossbeam_channel::unbounded();
+    let agent = Agent::new(config, Box::new(ChannelSink::new(tx))).context("failed to start watching")?;
+    let (handle, thread) = agent.spawn();
+    super::agent::stop_on_signal(handle)?;
+    eprintln!("iocwatch: watching {} folder(s); stop with Ctrl-C", dirs.len());
+
+    let mut out = io::stdout().lock();
+    for event in rx {
+        print_event(&mut out, &event, detector.as_ref(), args.all_events)?;
+        if rx_is_idle(&event) {
+            out.flush()?;
+        }
+    }
+    out.flush()?;
+    thread.join().map_err(|_| anyhow::anyhow!("the watcher thread panicked"))??;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Loads the intel index, or returns `None` (saying so on stderr) when the store is empty.
+fn load_detector(global: &Global) -> anyhow::Result<Option<Detector>> {
+    let store = Store::open(&global.data_dir).with_context(|| {
+        format!("failed to open the intel store in `{}`", global.data_dir.display())
+    })?;
+    let detector = Detector::load(&store).context("failed to load the intel index")?;
+    if detector.stats().indicators == 0 {
+        eprintln!(
+            "iocwatch: no intel in `{}`; no alerts can match (import some with `iocwatch intel import`)",
+            global.data_dir.display()
+        );
+        return Ok(None);
+    }
+    Ok(Some(detector))
+}
+
+fn print_event(
+    out: &mut impl Write,
+    event: &Event,
+    detector: Option<&Detector>,
+    all_events: bool,
+) -> anyhow::Result<()> {
+    if all_events {
+        serde_json::to_writer(&mut *out, event)?;
+        out.write_all(b"\n")?;
+    }
+    match &event.body {
+        EventBody::File(file) => {
+            let Some(detector) = detector else { return Ok(()) };
+            let matches = lookup(detector, file);
+            if matches.iter().any(Match::is_detection) {
+                let alert = Alert {
+                    r#type: "alert",
+                    timestamp: &event.timestamp,
+                    path: &file.path,
+                    event,
+                    matches,
+                };
+                serde_json::to_writer(&mut *out, &alert)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        EventBody::Notice(notice) => {
+            if let Some(scan) = &notice.scan {
+                eprintln!(
+                    "iocwatch: {:?} scan: {} files, {} hashed, {} ms",
+                    scan.kind, scan.files, scan.hashed, scan.duration_ms
+                );
+            } else if !all_events {
+                eprintln!("iocwatch: {}", notice.message);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Matches for the file's current digests; deletions match nothing.
+fn lookup(detector: &Detector, file: &FileEvent) -> Vec<Match> {
+    if file.event == FileEventKind::Deleted {
+        return Vec::new();
+    }
+    let mut matches: Vec<Match> = Vec::new();
+    let digests = [&file.md5_after, &file.sha1_after, &file.sha256_after];
+    for digest in digests.into_iter().flatten() {
+        let Some(raw) = decode_hex(digest) else { continue };
+        for m in detector.lookup_digest(&raw) {
+            if !matches.iter().any(|seen| seen.attribute_uuid == m.attribute_uuid) {
+                matches.push(m);
+            }
+        }
+    }
+    matches
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Output is flushed after each file event and notice, so alerts show up at once.
+fn rx_is_idle(_event: &Event) -> bool {
+    true
 }

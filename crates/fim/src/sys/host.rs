@@ -1,0 +1,44 @@
+//! Facts about the running host: boot id, effective uid, kernel limits, random bytes.
+
+use std::fs;
+use std::io::{self, Read};
+
+/// The kernel's boot id, a UUID that changes at every boot; `None` outside Linux /proc.
+pub fn boot_id() -> Option<String> {
+    let text = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let id = text.trim();
+    (!id.is_empty()).then(|| id.to_string())
+}
+
+/// The effective user id of this process.
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// `fs.inotify.max_user_watches`, the per-user inotify watch limit.
+pub fn max_user_watches() -> Option<u64> {
+    read_sysctl("/proc/sys/fs/inotify/max_user_watches")
+}
+
+/// `fs.inotify.max_queued_events`, the per-instance event queue length.
+pub fn max_queued_events() -> Option<u64> {
+    read_sysctl("/proc/sys/fs/inotify/max_queued_events")
+}
+
+fn read_sysctl(path: &str) -> Option<u64> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Fills `buf` from the kernel's random source.
+pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
+    fs::File::open("/dev/urandom")?.read_exact(buf)
+}
+
+/// Ignores SIGIO for the whole process. The agent takes short file leases to see whether a
+/// file is still being written; a lease broken by a writer sends SIGIO, whose default action
+/// would end the process.
+pub fn ignore_sigio() {
+    // SAFETY: installing SIG_IGN has no handler code to run and no memory to share.
+    unsafe { libc::signal(libc::SIGIO, libc::SIG_IGN) };
+}

@@ -1,0 +1,144 @@
+//! Lookup throughput and memory of the digest index on 10M sha256 plus 10M md5, half hits.
+//!
+//! Run with `cargo bench -p index --bench lookup [-- DIGESTS_PER_ALGORITHM]`. It prints one
+//! `key=value` line per figure; bench/run.sh collects them.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use index::{DigestIndex, DigestIndexBuilder};
+
+const QUERIES: usize = 4_000_000;
+const ROUNDS: usize = 5;
+
+/// splitmix64: fast, seedable and good enough to stand in for digest bytes.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn fill(&mut self, out: &mut [u8]) {
+        for chunk in out.chunks_mut(8) {
+            chunk.copy_from_slice(&self.next().to_le_bytes()[..chunk.len()]);
+        }
+    }
+}
+
+/// A query digest, stored inline so that reading the queries costs no cache misses.
+#[derive(Clone, Copy)]
+enum Query {
+    Md5([u8; 16]),
+    Sha256([u8; 32]),
+}
+
+impl AsRef<[u8]> for Query {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Query::Md5(d) => d,
+            Query::Sha256(d) => d,
+        }
+    }
+}
+
+fn sha256(seed: u64) -> [u8; 32] {
+    let mut d = [0u8; 32];
+    Rng(seed).fill(&mut d);
+    d
+}
+
+fn md5(seed: u64) -> [u8; 16] {
+    let mut d = [0u8; 16];
+    Rng(seed ^ 0x5555_5555_5555_5555).fill(&mut d);
+    d
+}
+
+fn build(n: u64, with_md5: bool) -> (DigestIndex, f64) {
+    let mut builder = DigestIndexBuilder::new();
+    builder.reserve(32, n as usize);
+    if with_md5 {
+        builder.reserve(16, n as usize);
+    }
+    for i in 0..n {
+        builder.insert(&sha256(i), i as u32);
+        if with_md5 {
+            builder.insert(&md5(i), i as u32);
+        }
+    }
+    let started = Instant::now();
+    let index = builder.build();
+    (index, started.elapsed().as_secs_f64())
+}
+
+/// Half hits (digests inserted under seeds below `n`), half misses, md5 and sha256 mixed.
+fn queries(n: u64) -> Vec<Query> {
+    let mut rng = Rng(42);
+    (0..QUERIES)
+        .map(|_| {
+            let r = rng.next();
+            let seed = if r & 1 == 0 { (r >> 8) % n } else { n + (r >> 8) % (1 << 40) };
+            if r & 2 == 0 {
+                Query::Sha256(sha256(seed))
+            } else {
+                Query::Md5(md5(seed))
+            }
+        })
+        .collect()
+}
+
+/// Returns the best lookups per second over the rounds, and the hit count of one round.
+fn measure(mut round: impl FnMut() -> usize) -> (f64, usize) {
+    let mut best = 0f64;
+    let mut hits = 0;
+    for _ in 0..ROUNDS {
+        let started = Instant::now();
+        hits = black_box(round());
+        best = best.max(QUERIES as f64 / started.elapsed().as_secs_f64());
+    }
+    (best, hits)
+}
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    pages * 4096
+}
+
+fn main() {
+    let n: u64 = std::env::args()
+        .skip(1)
+        .find(|arg| !arg.starts_with('-'))
+        .and_then(|arg| arg.parse().ok())
+        .unwrap_or(10_000_000);
+
+    let (sha_only, build_secs) = build(n, false);
+    println!("sha256_only_digests={}", sha_only.len());
+    println!("sha256_only_build_seconds={build_secs:.2}");
+    println!("heap_bytes_per_sha256={:.1}", sha_only.heap_bytes() as f64 / sha_only.len() as f64);
+    drop(sha_only);
+
+    let (index, build_secs) = build(n, true);
+    println!("digests={}", index.len());
+    println!("build_seconds={build_secs:.2}");
+    println!("heap_bytes_per_digest={:.1}", index.heap_bytes() as f64 / index.len() as f64);
+    println!("rss_mib={:.0}", rss_bytes() as f64 / (1 << 20) as f64);
+
+    let queries = queries(n);
+    let (single, hits) = measure(|| queries.iter().filter(|q| !index.get(q.as_ref()).is_empty()).count());
+    println!("queries={QUERIES} hits={hits}");
+    println!("get_lookups_per_second={single:.0}");
+
+    let mut results = Vec::with_capacity(QUERIES);
+    let (batched, hits) = measure(|| {
+        results.clear();
+        index.get_batch(&queries, &mut results);
+        results.iter().filter(|ids| !ids.is_empty()).count()
+    });
+    println!("get_batch_hits={hits}");
+    println!("get_batch_lookups_per_second={batched:.0}");
+}

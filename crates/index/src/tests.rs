@@ -1,0 +1,181 @@
+//! Unit and property tests of the digest index against a `HashMap` model.
+
+use std::collections::{BTreeSet, HashMap};
+
+use proptest::prelude::*;
+
+use super::*;
+
+/// What `get` must return: the distinct ids of each digest, ascending.
+fn model(entries: &[(Vec<u8>, u32)]) -> HashMap<Vec<u8>, Vec<u32>> {
+    let mut sets: HashMap<Vec<u8>, BTreeSet<u32>> = HashMap::new();
+    for (digest, id) in entries {
+        sets.entry(digest.clone()).or_default().insert(*id);
+    }
+    sets.into_iter().map(|(digest, ids)| (digest, ids.into_iter().collect())).collect()
+}
+
+fn build(entries: &[(Vec<u8>, u32)]) -> DigestIndex {
+    let mut builder = DigestIndexBuilder::new();
+    for (digest, id) in entries {
+        builder.insert(digest, *id);
+    }
+    builder.build()
+}
+
+/// Checks `get` and `get_batch` on every model digest and on `absent` digests.
+fn assert_matches_model(entries: &[(Vec<u8>, u32)], absent: &[Vec<u8>]) {
+    let index = build(entries);
+    let expected = model(entries);
+    assert_eq!(index.len(), expected.len());
+    assert_eq!(index.is_empty(), expected.is_empty());
+
+    let mut queries: Vec<Vec<u8>> = expected.keys().cloned().collect();
+    queries.extend(absent.iter().filter(|d| !expected.contains_key(*d)).cloned());
+    let mut batch = Vec::new();
+    index.get_batch(&queries, &mut batch);
+    assert_eq!(batch.len(), queries.len());
+
+    for (query, batched) in queries.iter().zip(&batch) {
+        let want = expected.get(query).map(Vec::as_slice).unwrap_or(&[]);
+        assert_eq!(index.get(query), want, "get({query:02x?})");
+        assert_eq!(*batched, want, "get_batch({query:02x?})");
+    }
+}
+
+/// Deterministic pseudo-random digest bytes (splitmix64).
+fn digest(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        out.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+#[test]
+fn empty_index_finds_nothing() {
+    let index = DigestIndexBuilder::new().build();
+    assert!(index.is_empty());
+    assert_eq!(index.len(), 0);
+    assert!(index.get(&[0u8; 32]).is_empty());
+    assert!(index.get(&[]).is_empty());
+    assert!(DigestIndex::default().get(&[1u8; 16]).is_empty());
+}
+
+#[test]
+fn single_digest_roundtrip() {
+    let sha256 = digest(1, 32);
+    let index = build(&[(sha256.clone(), 7)]);
+    assert_eq!(index.get(&sha256), &[7]);
+    assert!(index.get(&digest(2, 32)).is_empty());
+    assert!(index.get(&sha256[..16]).is_empty(), "a prefix of a known digest is a different key");
+}
+
+#[test]
+fn duplicate_ids_are_merged_and_sorted() {
+    let md5 = digest(3, 16);
+    let entries = [(md5.clone(), 9), (md5.clone(), 2), (md5.clone(), 9), (md5.clone(), 5)];
+    let index = build(&entries);
+    assert_eq!(index.len(), 1);
+    assert_eq!(index.get(&md5), &[2, 5, 9]);
+}
+
+#[test]
+fn ids_with_top_bit_set_roundtrip() {
+    let a = digest(4, 20);
+    let b = digest(5, 20);
+    let index = build(&[(a.clone(), u32::MAX), (b.clone(), MULTI_TAG), (b.clone(), 1)]);
+    assert_eq!(index.get(&a), &[u32::MAX]);
+    assert_eq!(index.get(&b), &[1, MULTI_TAG]);
+}
+
+#[test]
+fn lengths_are_separate_keys() {
+    let long = digest(6, 64);
+    let entries: Vec<(Vec<u8>, u32)> =
+        [16, 20, 28, 32, 48, 64].iter().map(|&len| (long[..len].to_vec(), len as u32)).collect();
+    assert_matches_model(&entries, &[long[..24].to_vec(), long[..33].to_vec()]);
+}
+
+#[test]
+fn unusual_lengths_work() {
+    let entries: Vec<(Vec<u8>, u32)> = [0, 1, 3, 5, 7, 9, 65, 100, 129]
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| (digest(i as u64, len), i as u32))
+        .collect();
+    assert_matches_model(&entries, &[vec![0xff; 100], vec![1], vec![0; 9]]);
+}
+
+#[test]
+fn shared_leading_bytes_use_large_bucket() {
+    // Every digest starts with the same 12 bytes, so all fall into one bucket and the lookup
+    // takes the binary-search path.
+    let entries: Vec<(Vec<u8>, u32)> = (0..500u32)
+        .map(|i| {
+            let mut d = vec![0xab; 12];
+            d.extend_from_slice(&digest(u64::from(i), 20));
+            (d, i)
+        })
+        .collect();
+    let mut absent = vec![0xab; 12];
+    absent.extend_from_slice(&digest(10_000, 20));
+    assert_matches_model(&entries, &[absent, vec![0; 32], vec![0xff; 32]]);
+}
+
+#[test]
+fn many_random_digests_roundtrip() {
+    let mut entries = Vec::new();
+    for i in 0..20_000u64 {
+        let len = if i % 2 == 0 { 32 } else { 16 };
+        entries.push((digest(i, len), i as u32));
+    }
+    let absent: Vec<Vec<u8>> = (1_000_000..1_001_000).map(|i| digest(i, 32)).collect();
+    assert_matches_model(&entries, &absent);
+}
+
+#[test]
+fn heap_bytes_per_sha256_is_small() {
+    let entries: Vec<(Vec<u8>, u32)> = (0..100_000u64).map(|i| (digest(i, 32), i as u32)).collect();
+    let index = build(&entries);
+    let per_digest = index.heap_bytes() as f64 / index.len() as f64;
+    assert!(per_digest <= 42.0, "{per_digest} bytes per sha256");
+}
+
+#[test]
+fn reserve_then_insert() {
+    let mut builder = DigestIndexBuilder::new();
+    builder.reserve(32, 10);
+    builder.reserve(16, 0);
+    builder.insert(&digest(1, 32), 1);
+    let index = builder.build();
+    assert_eq!(index.len(), 1);
+    assert_eq!(index.get(&digest(1, 32)), &[1]);
+}
+
+/// Digests drawn from a small alphabet and few lengths, so that duplicates, shared prefixes
+/// and empty digests are common.
+fn entry_strategy() -> impl Strategy<Value = (Vec<u8>, u32)> {
+    let len = prop_oneof![Just(0usize), Just(1), Just(4), Just(9), Just(16), Just(32)];
+    let id = prop_oneof![0u32..8, any::<u32>()];
+    (len, id).prop_flat_map(|(len, id)| {
+        (prop::collection::vec(prop_oneof![Just(0u8), Just(0xff), any::<u8>()], len), Just(id))
+    })
+}
+
+proptest! {
+    #[test]
+    fn matches_hashmap_model(
+        entries in prop::collection::vec(entry_strategy(), 0..300),
+        absent in prop::collection::vec(entry_strategy(), 0..50),
+    ) {
+        let absent: Vec<Vec<u8>> = absent.into_iter().map(|(digest, _)| digest).collect();
+        assert_matches_model(&entries, &absent);
+    }
+}

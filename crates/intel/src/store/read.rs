@@ -1,0 +1,161 @@
+//! Read queries: statistics, warninglists, events for export.
+
+use rusqlite::params;
+use serde::Serialize;
+
+use super::Store;
+use crate::warninglist::{Action, StoredList};
+use crate::Error;
+
+/// Totals of one attribute type.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TypeCount {
+    pub r#type: String,
+    pub attributes: u64,
+    /// Of those, detection indicators (`to_ids`, not deleted).
+    pub detections: u64,
+}
+
+/// A warninglist as stored.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct WarninglistInfo {
+    pub name: String,
+    pub action: Action,
+    pub r#type: String,
+    pub entries: u64,
+    pub source: String,
+}
+
+/// What the store holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    pub events: u64,
+    pub objects: u64,
+    pub attributes: u64,
+    /// Attributes with `to_ids` that are not deleted: what lookups can match.
+    pub detections: u64,
+    /// Hash-family attributes per type, most common first.
+    pub hash_types: Vec<TypeCount>,
+    pub warninglists: Vec<WarninglistInfo>,
+    pub imports: u64,
+    pub database_bytes: u64,
+}
+
+/// One stored event, for exports.
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub id: i64,
+    pub uuid: String,
+    pub date: Option<String>,
+    /// The event JSON as it was imported (without the `{"Event": ...}` wrapper).
+    pub json: String,
+}
+
+impl Store {
+    /// Counts events, attributes, detections per hash type and lists warninglists.
+    pub fn stats(&self) -> Result<Stats, Error> {
+        let count = |sql: &str| -> Result<u64, Error> {
+            Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
+        };
+        let mut hash_types = Vec::new();
+        let mut stmt = self.conn.prepare(
+            "SELECT type, COUNT(*), SUM(to_ids = 1 AND deleted = 0) FROM attributes
+             GROUP BY type ORDER BY COUNT(*) DESC, type",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(TypeCount {
+                r#type: r.get(0)?,
+                attributes: r.get::<_, i64>(1)? as u64,
+                detections: r.get::<_, i64>(2)? as u64,
+            })
+        })?;
+        for row in rows {
+            let row = row?;
+            if misp::hash::is_hash_type(&row.r#type) {
+                hash_types.push(row);
+            }
+        }
+        let file_bytes = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+        let wal = self.path.with_extension("db-wal");
+        let wal_bytes = std::fs::metadata(wal).map_or(0, |m| m.len());
+        Ok(Stats {
+            events: count("SELECT COUNT(*) FROM events")?,
+            objects: count("SELECT COUNT(*) FROM objects")?,
+            attributes: count("SELECT COUNT(*) FROM attributes")?,
+            detections: count("SELECT COUNT(*) FROM attributes WHERE to_ids = 1 AND deleted = 0")?,
+            hash_types,
+            warninglists: self.warninglist_infos()?,
+            imports: count("SELECT COUNT(*) FROM imports")?,
+            database_bytes: file_bytes + wal_bytes,
+        })
+    }
+
+    fn warninglist_infos(&self) -> Result<Vec<WarninglistInfo>, Error> {
+        let mut stmt = self.conn.prepare(
+            "SELECT name, action, type, json_array_length(entries), source FROM warninglists ORDER BY name",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get::<_, i64>(3)?, r.get(4)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, action, list_type, entries, source) = row?;
+            out.push(WarninglistInfo {
+                action: parse_action(&name, &action)?,
+                name,
+                r#type: list_type,
+                entries: entries as u64,
+                source,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Loads every warninglist with its entries, for matching.
+    pub fn warninglists(&self) -> Result<Vec<StoredList>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, action, type, matching_attributes, entries FROM warninglists ORDER BY name")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, action, list_type, matching, entries) = row?;
+            let parse = |json: &str| {
+                serde_json::from_str::<Vec<String>>(json)
+                    .map_err(|e| Error::Corrupt(format!("warninglist `{name}`: {e}")))
+            };
+            out.push(StoredList {
+                action: parse_action(&name, &action)?,
+                list_type,
+                matching_attributes: parse(&matching)?,
+                entries: parse(&entries)?,
+                name,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Calls `f` with each stored event, in id order.
+    pub fn for_each_event(&self, mut f: impl FnMut(EventRow) -> Result<(), Error>) -> Result<(), Error> {
+        let mut stmt = self.conn.prepare("SELECT id, uuid, date, json FROM events ORDER BY id")?;
+        let mut rows = stmt.query(params![])?;
+        while let Some(r) = rows.next()? {
+            f(EventRow { id: r.get(0)?, uuid: r.get(1)?, date: r.get(2)?, json: r.get(3)? })?;
+        }
+        Ok(())
+    }
+}
+
+fn parse_action(name: &str, action: &str) -> Result<Action, Error> {
+    action
+        .parse()
+        .map_err(|e| Error::Corrupt(format!("warninglist `{name}`: {e}")))
+}

@@ -1,0 +1,254 @@
+//! Writes one parsed file in one transaction: all of its events and warninglists, or
+//! nothing. An event whose uuid is stored already replaces it only when its timestamp
+//! is newer, as MISP does when it pulls an event again.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use misp::import::Warninglist;
+use misp::{Attribute, Event, Parsed, ParsedEvent};
+use rusqlite::{params, CachedStatement, OptionalExtension, Transaction, TransactionBehavior};
+
+use super::Store;
+use crate::warninglist::{default_action, Action};
+use crate::Error;
+
+/// What happened to one event of an import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventOutcome {
+    Added,
+    /// A stored event with the same uuid and an older timestamp was replaced.
+    Updated,
+    /// The stored event is as new or newer, so it was kept.
+    Unchanged,
+}
+
+/// Counts of what one transaction stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteSummary {
+    pub events_added: usize,
+    pub events_updated: usize,
+    pub events_unchanged: usize,
+    /// Attributes written (event and object attributes).
+    pub attributes: usize,
+    /// Hash attributes written that are detection indicators (`to_ids`, not deleted).
+    pub hashes_indexed: usize,
+    pub warninglists: usize,
+}
+
+pub(crate) fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Store {
+    /// Stores everything `parsed` holds in one transaction, recording `source` (the file
+    /// path) and the import in the log. Warninglists get `action`, or their default.
+    pub fn write_parsed(
+        &mut self,
+        parsed: &Parsed,
+        source: &str,
+        action: Option<Action>,
+    ) -> Result<WriteSummary, Error> {
+        let format = parsed.format.map_or("unknown", |f| f.as_str());
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut summary = WriteSummary::default();
+        for event in &parsed.events {
+            match write_event(&tx, event, source, format)? {
+                (EventOutcome::Added, counts) => {
+                    summary.events_added += 1;
+                    summary.add(counts);
+                }
+                (EventOutcome::Updated, counts) => {
+                    summary.events_updated += 1;
+                    summary.add(counts);
+                }
+                (EventOutcome::Unchanged, _) => summary.events_unchanged += 1,
+            }
+        }
+        for list in &parsed.warninglists {
+            upsert_warninglist(&tx, list, action.unwrap_or_else(|| default_action(list)), source)?;
+            summary.warninglists += 1;
+        }
+        tx.execute(
+            "INSERT INTO imports (path, format, imported_at, events, attributes, rejected)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                source,
+                format,
+                now_secs(),
+                (summary.events_added + summary.events_updated) as i64,
+                summary.attributes as i64,
+                parsed.rejected.len() as i64
+            ],
+        )?;
+        tx.commit()?;
+        Ok(summary)
+    }
+
+    /// Returns the timestamp of the stored event with `uuid`, if there is one.
+    pub fn event_timestamp(&self, uuid: &str) -> Result<Option<i64>, Error> {
+        let ts = self
+            .conn
+            .query_row("SELECT timestamp FROM events WHERE uuid = ?1", [uuid], |r| r.get(0))
+            .optional()?;
+        Ok(ts)
+    }
+}
+
+impl WriteSummary {
+    fn add(&mut self, (attributes, hashes): (usize, usize)) {
+        self.attributes += attributes;
+        self.hashes_indexed += hashes;
+    }
+}
+
+fn write_event(
+    tx: &Transaction,
+    parsed: &ParsedEvent,
+    source: &str,
+    format: &str,
+) -> Result<(EventOutcome, (usize, usize)), Error> {
+    let event = &parsed.event;
+    let timestamp = event.timestamp.unwrap_or(0);
+    let stored: Option<(i64, i64)> = tx
+        .query_row("SELECT id, timestamp FROM events WHERE uuid = ?1", [&event.uuid], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    let outcome = match stored {
+        Some((_, stored_ts)) if stored_ts >= timestamp => return Ok((EventOutcome::Unchanged, (0, 0))),
+        Some((id, _)) => {
+            delete_event(tx, id)?;
+            EventOutcome::Updated
+        }
+        None => EventOutcome::Added,
+    };
+
+    let tags = serde_json::to_string(&event.tag_names()).unwrap_or_else(|_| "[]".into());
+    tx.prepare_cached(
+        "INSERT INTO events (uuid, source_id, info, threat_level_id, analysis, date, timestamp,
+             published, orgc, tags, source, format, imported_at, json)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?
+    .execute(params![
+        event.uuid,
+        event.id,
+        event.info,
+        event.threat_level_id,
+        event.analysis,
+        event.date,
+        timestamp,
+        event.published.unwrap_or(false),
+        event.orgc.as_ref().map(|o| o.name.as_str()),
+        tags,
+        source,
+        format,
+        super::write::now_secs(),
+        parsed.json,
+    ])?;
+    let event_id = tx.last_insert_rowid();
+    let counts = write_attributes(tx, event, event_id)?;
+    Ok((outcome, counts))
+}
+
+fn delete_event(tx: &Transaction, id: i64) -> Result<(), Error> {
+    tx.execute("DELETE FROM attributes WHERE event_id = ?1", [id])?;
+    tx.execute("DELETE FROM objects WHERE event_id = ?1", [id])?;
+    tx.execute("DELETE FROM events WHERE id = ?1", [id])?;
+    Ok(())
+}
+
+/// Inserts the event's attributes and objects; returns (attributes, hash detections).
+fn write_attributes(tx: &Transaction, event: &Event, event_id: i64) -> Result<(usize, usize), Error> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO attributes (event_id, object_id, uuid, type, category, value, to_ids,
+             deleted, object_relation, comment, timestamp, tags)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
+    let mut counts = (0, 0);
+    for attribute in &event.attributes {
+        insert_attribute(&mut insert, event_id, None, false, attribute, &mut counts)?;
+    }
+    let mut insert_object = tx.prepare_cached(
+        "INSERT INTO objects (event_id, uuid, name, meta_category, deleted) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for object in &event.objects {
+        insert_object.execute(params![
+            event_id,
+            object.uuid.as_deref().unwrap_or_default(),
+            object.name,
+            object.meta_category,
+            object.deleted
+        ])?;
+        let object_id = tx.last_insert_rowid();
+        for attribute in &object.attributes {
+            insert_attribute(&mut insert, event_id, Some(object_id), object.deleted, attribute, &mut counts)?;
+        }
+    }
+    Ok(counts)
+}
+
+fn insert_attribute(
+    insert: &mut CachedStatement,
+    event_id: i64,
+    object_id: Option<i64>,
+    object_deleted: bool,
+    a: &Attribute,
+    counts: &mut (usize, usize),
+) -> Result<(), Error> {
+    let tags = if a.tags.is_empty() {
+        None
+    } else {
+        serde_json::to_string(&a.tags.iter().map(|t| &t.name).collect::<Vec<_>>()).ok()
+    };
+    let to_ids = a.to_ids.unwrap_or(false);
+    insert.execute(params![
+        event_id,
+        object_id,
+        a.uuid.as_deref().unwrap_or_default(),
+        a.r#type,
+        a.category.as_deref().unwrap_or_default(),
+        a.value,
+        to_ids,
+        a.deleted,
+        a.object_relation,
+        a.comment,
+        a.timestamp,
+        tags
+    ])?;
+    counts.0 += 1;
+    if to_ids && !a.deleted && !object_deleted && misp::hash::is_hash_type(&a.r#type) {
+        counts.1 += 1;
+    }
+    Ok(())
+}
+
+/// Inserts or replaces the warninglist with the same name.
+pub(crate) fn upsert_warninglist(
+    tx: &Transaction,
+    list: &Warninglist,
+    action: Action,
+    source: &str,
+) -> Result<(), Error> {
+    let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+    tx.execute(
+        "INSERT INTO warninglists (name, description, version, type, action, matching_attributes,
+             entries, source, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (name) DO UPDATE SET description = excluded.description,
+             version = excluded.version, type = excluded.type, action = excluded.action,
+             matching_attributes = excluded.matching_attributes, entries = excluded.entries,
+             source = excluded.source, updated_at = excluded.updated_at",
+        params![
+            list.name,
+            list.description,
+            list.version,
+            list.list_type,
+            action.as_str(),
+            json(&list.matching_attributes),
+            json(&list.entries),
+            source,
+            now_secs()
+        ],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! Builds one MISP event from a list of values (freetext, CSV): one event per file,
+//! with a uuid derived from the file's identity so a re-import updates it.
+
+use std::collections::HashSet;
+
+use uuid::Uuid;
+
+use super::misp_json::{epoch_to_date, UUID_NAMESPACE};
+use super::{FileMeta, Parsed, ParsedEvent, Rejected};
+use crate::model::{Attribute, Event};
+use crate::types::type_info;
+use crate::Error;
+
+/// Accumulates the attributes of a list file and turns them into an event.
+pub(crate) struct ListEvent {
+    event: Event,
+    event_uuid: Uuid,
+    seen: HashSet<(String, String)>,
+    pub parsed: Parsed,
+}
+
+impl ListEvent {
+    pub fn new(meta: &FileMeta) -> ListEvent {
+        let event_uuid = Uuid::new_v5(&UUID_NAMESPACE, format!("file:{}", meta.source_key).as_bytes());
+        let event = Event {
+            uuid: event_uuid.to_string(),
+            info: format!("Imported from {}", meta.name),
+            threat_level_id: Some(4),
+            analysis: Some(2),
+            date: Some(epoch_to_date(meta.mtime)),
+            timestamp: Some(meta.mtime),
+            published: Some(false),
+            ..Event::default()
+        };
+        ListEvent { event, event_uuid, seen: HashSet::new(), parsed: Parsed::default() }
+    }
+
+    /// Adds a normalised value of a known type; returns false when it repeats an earlier one.
+    pub fn add(&mut self, type_name: &str, value: String, comment: Option<String>) -> bool {
+        if !self.seen.insert((type_name.to_owned(), value.clone())) {
+            self.parsed.duplicates += 1;
+            return false;
+        }
+        let info = type_info(type_name);
+        let uuid = Uuid::new_v5(&self.event_uuid, format!("{type_name}|{value}").as_bytes());
+        self.event.attributes.push(Attribute {
+            uuid: Some(uuid.to_string()),
+            r#type: type_name.to_owned(),
+            category: info.map(|i| i.default_category.clone()),
+            to_ids: Some(info.is_some_and(|i| i.default_to_ids)),
+            comment: comment.filter(|c| !c.is_empty()),
+            timestamp: self.event.timestamp,
+            value,
+            ..Attribute::default()
+        });
+        true
+    }
+
+    /// The attribute added last, to adjust fields the list format provides.
+    pub fn last_attribute(&mut self) -> Option<&mut Attribute> {
+        self.event.attributes.last_mut()
+    }
+
+    pub fn reject(&mut self, line: u64, value: &str, reason: String) {
+        self.parsed.rejected.push(Rejected {
+            location: format!("line {line}"),
+            value: value.to_owned(),
+            reason,
+        });
+    }
+
+    /// Returns the parse result, with the event when it has at least one attribute. A list
+    /// in which every value was rejected is most likely another format, so it fails whole.
+    pub fn finish(mut self, format: &'static str) -> Result<Parsed, Error> {
+        if self.event.attributes.is_empty() && self.parsed.duplicates == 0 {
+            if let Some(first) = self.parsed.rejected.first() {
+                return Err(Error::Invalid {
+                    format,
+                    message: format!(
+                        "none of its {} values is a hash or indicator ({}: {}); check that \
+                         the file is a {format}, or pass --format",
+                        self.parsed.rejected.len(),
+                        first.location,
+                        first.reason
+                    ),
+                });
+            }
+        }
+        if !self.event.attributes.is_empty() {
+            // Serialising a model built from plain strings and numbers cannot fail.
+            let json = serde_json::to_string(&self.event).unwrap_or_default();
+            self.parsed.events.push(ParsedEvent { event: self.event, json });
+        }
+        Ok(self.parsed)
+    }
+}
+
+/// Iterates over the lines of `bytes` with 1-based numbers, without `\r` line ends.
+pub(crate) fn lines(bytes: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
+    bytes
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .map(|(i, l)| (i as u64 + 1, l.strip_suffix(b"\r").unwrap_or(l)))
+}
