@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Reproduces the "Hash lookups" and "Scan" figures of BENCHMARKS.md.
 #
-# It installs the peer tools from Debian, generates the test tree once, loads the same
-# 1,000,001 sha256 values into iocwatch's store and into a ClamAV .hsb file, then times
+# It installs the peer tools from Debian and generates the test tree once. It loads the same
+# 1,000,001 sha256 values into iocwatch's store and into a ClamAV .hsb file. Then it times
 # iocwatch against clamscan, hashdeep, rhash and plain reading in one hyperfine invocation,
 # so that every ratio comes from the same run. Runs are warm: the tree is read once before,
 # and hyperfine adds one warm-up run per command. COLD=1 drops the page cache before every
 # run instead (needs root).
 #
 # Environment: BENCH_DIR (scratch folder, default /tmp/iocwatch-bench), GEN_TREE (the tree
-# generator, default ../shared/bench/gen_tree.py from the repository root), RUNS (default 3).
+# generator, default ../shared/bench/gen_tree.py from the repository root), RUNS (default 3),
+# IOCWATCH_BIN (an already built release binary, to skip `cargo build --release`).
 # Results go to $BENCH_DIR/results; report.py prints them as the BENCHMARKS.md tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,7 @@ gen_tree=${GEN_TREE:-../shared/bench/gen_tree.py}
 runs=${RUNS:-3}
 out=$bench/results
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$repo/target}
-iocwatch=$CARGO_TARGET_DIR/release/iocwatch
+iocwatch=${IOCWATCH_BIN:-$CARGO_TARGET_DIR/release/iocwatch}
 data_dir=$bench/iocwatch-data
 
 install_peers() {
@@ -62,13 +63,13 @@ record_machine() {
 main() {
     mkdir -p "$bench" "$out"
     install_peers
-    cargo build --release -p iocwatch
+    [ -n "${IOCWATCH_BIN:-}" ] || cargo build --release -p iocwatch
     make_tree
     python3 bench/make_hashes.py "$bench"
     record_machine
 
     rm -rf "$data_dir" && mkdir -p "$bench/empty"
-    "$iocwatch" --data-dir "$data_dir" intel import "$bench/hashes.txt" > "$out/import.txt"
+    "$iocwatch" --data-dir "$data_dir" intel import --no-progress "$bench/hashes.txt" > "$out/import.txt"
 
     # Correctness first: both scanners must report the planted file.
     set +e

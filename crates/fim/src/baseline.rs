@@ -24,7 +24,11 @@ pub(crate) struct Entry {
 
 impl Entry {
     pub fn new(state: FileState, seen_gen: u32, silent: bool) -> Entry {
-        Entry { state, seen_gen: AtomicU32::new(seen_gen), silent }
+        Entry {
+            state,
+            seen_gen: AtomicU32::new(seen_gen),
+            silent,
+        }
     }
 
     pub fn mark_seen(&self, gen: u32) {
@@ -46,11 +50,15 @@ pub(crate) struct Baseline {
 
 impl Baseline {
     pub fn read(&self) -> RwLockReadGuard<'_, Map> {
-        self.map.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.map
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn write(&self) -> RwLockWriteGuard<'_, Map> {
-        self.map.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.map
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn len(&self) -> usize {
@@ -62,7 +70,7 @@ pub(crate) fn key(path: &Path) -> &[u8] {
     path.as_os_str().as_bytes()
 }
 
-/// The keys of every entry strictly below directory `dir`.
+/// Returns the keys of every entry strictly below directory `dir`.
 pub(crate) fn keys_under(map: &Map, dir: &Path) -> Vec<Box<[u8]>> {
     let mut prefix = key(dir).to_vec();
     if prefix.last() != Some(&b'/') {

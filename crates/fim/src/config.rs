@@ -58,12 +58,31 @@ pub const SPECIAL_FILESYSTEMS: &[&str] = &[
 ];
 
 /// Network file systems, skipped unless `scan_network_filesystems` is set.
-pub const NETWORK_FILESYSTEMS: &[&str] =
-    &["nfs", "nfs4", "cifs", "smb3", "smbfs", "ceph", "glusterfs", "fuse.sshfs", "9p", "afs"];
+pub const NETWORK_FILESYSTEMS: &[&str] = &[
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "smbfs",
+    "ceph",
+    "glusterfs",
+    "fuse.sshfs",
+    "9p",
+    "afs",
+];
 
 /// Names accepted in a directory's `check` list.
-pub const CHECK_NAMES: &[&str] =
-    &["md5", "sha1", "sha256", "size", "permissions", "owner", "group", "mtime", "inode"];
+pub const CHECK_NAMES: &[&str] = &[
+    "md5",
+    "sha1",
+    "sha256",
+    "size",
+    "permissions",
+    "owner",
+    "group",
+    "mtime",
+    "inode",
+];
 
 /// The TOML file as written; every field is optional except `directories`.
 #[derive(Debug, Default, Deserialize)]
@@ -107,7 +126,7 @@ pub struct DirectoryFile {
     pub ignore_regexes: Vec<String>,
 }
 
-/// Where the baseline lives.
+/// Location of the baseline database.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DatabaseLocation {
     File(PathBuf),
@@ -115,7 +134,7 @@ pub enum DatabaseLocation {
     Memory,
 }
 
-/// Where the local sink writes JSON lines.
+/// Destination of the local sink's JSON lines.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OutputConfig {
     Stdout,
@@ -165,9 +184,15 @@ pub struct Problem {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("failed to read agent config `{path}`")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid agent config `{path}`")]
-    Parse { path: PathBuf, source: toml::de::Error },
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
     #[error("invalid agent config: {}", ProblemList(.0))]
     Invalid(Vec<Problem>),
 }
@@ -187,19 +212,26 @@ impl fmt::Display for ProblemList<'_> {
 impl Config {
     /// Reads, parses and validates the TOML file at `path`.
     pub fn load(path: &Path, data_dir: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        let file: ConfigFile = toml::from_str(&text)
-            .map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let file: ConfigFile = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })?;
         file.validate(data_dir)
     }
 
-    /// A configuration for `dirs` with every default, as `iocwatch watch` uses it.
+    /// Builds a configuration for `dirs` with every default, as `iocwatch watch` uses it.
     pub fn for_directories(dirs: &[PathBuf], data_dir: &Path) -> Result<Config, ConfigError> {
         let file = ConfigFile {
             directories: dirs
                 .iter()
-                .map(|d| DirectoryFile { path: d.clone(), ..Default::default() })
+                .map(|d| DirectoryFile {
+                    path: d.clone(),
+                    ..Default::default()
+                })
                 .collect(),
             ..Default::default()
         };
@@ -211,9 +243,12 @@ impl ConfigFile {
     /// Applies defaults and checks every field; relative default paths hang off `data_dir`.
     pub fn validate(self, data_dir: &Path) -> Result<Config, ConfigError> {
         let mut problems = Vec::new();
-        let mut problem = |field: String, message: String| problems.push(Problem { field, message });
+        let mut problem =
+            |field: String, message: String| problems.push(Problem { field, message });
 
-        let scan_interval_secs = self.scan_interval_secs.unwrap_or(defaults::SCAN_INTERVAL_SECS);
+        let scan_interval_secs = self
+            .scan_interval_secs
+            .unwrap_or(defaults::SCAN_INTERVAL_SECS);
         if scan_interval_secs == 0 {
             problem("scan_interval_secs".into(), "must be at least 1".into());
         }
@@ -222,10 +257,16 @@ impl ConfigFile {
             problem("max_file_bytes".into(), "must be at least 1".into());
         }
         if self.max_events_per_sec == Some(0) {
-            problem("max_events_per_sec".into(), "must be at least 1; leave it out for no cap".into());
+            problem(
+                "max_events_per_sec".into(),
+                "must be at least 1; leave it out for no cap".into(),
+            );
         }
         if self.max_watches == Some(0) {
-            problem("max_watches".into(), "must be at least 1; leave it out for no cap".into());
+            problem(
+                "max_watches".into(),
+                "must be at least 1; leave it out for no cap".into(),
+            );
         }
 
         let data_dir = absolute(data_dir);
@@ -246,13 +287,22 @@ impl ConfigFile {
         let output = validate_output(self.output.as_ref(), &mut problem);
 
         if self.directories.is_empty() {
-            problem("directories".into(), "at least one [[directories]] entry is required".into());
+            problem(
+                "directories".into(),
+                "at least one [[directories]] entry is required".into(),
+            );
         }
         let mut directories = Vec::new();
         for (i, dir) in self.directories.into_iter().enumerate() {
-            let seen: Vec<&Path> = directories.iter().map(|d: &DirectoryConfig| d.path.as_path()).collect();
+            let seen: Vec<&Path> = directories
+                .iter()
+                .map(|d: &DirectoryConfig| d.path.as_path())
+                .collect();
             if seen.contains(&dir.path.as_path()) {
-                problem(format!("directories[{i}].path"), format!("`{}` is listed twice", dir.path.display()));
+                problem(
+                    format!("directories[{i}].path"),
+                    format!("`{}` is listed twice", dir.path.display()),
+                );
             }
             if let Some(d) = validate_directory(i, dir, &mut problem) {
                 directories.push(d);
@@ -260,10 +310,16 @@ impl ConfigFile {
         }
 
         let mut skipped_fs_types = Vec::new();
-        if self.skip_special_filesystems.unwrap_or(defaults::SKIP_SPECIAL_FILESYSTEMS) {
+        if self
+            .skip_special_filesystems
+            .unwrap_or(defaults::SKIP_SPECIAL_FILESYSTEMS)
+        {
             skipped_fs_types.extend(SPECIAL_FILESYSTEMS.iter().map(|s| s.to_string()));
         }
-        if !self.scan_network_filesystems.unwrap_or(defaults::SCAN_NETWORK_FILESYSTEMS) {
+        if !self
+            .scan_network_filesystems
+            .unwrap_or(defaults::SCAN_NETWORK_FILESYSTEMS)
+        {
             skipped_fs_types.extend(NETWORK_FILESYSTEMS.iter().map(|s| s.to_string()));
         }
 
@@ -273,7 +329,11 @@ impl ConfigFile {
         let mut own_paths = vec![quarantine_dir.clone()];
         if let DatabaseLocation::File(p) = &database {
             // The database, its -wal and -shm files and the directory around them.
-            own_paths.push(p.parent().map(Path::to_path_buf).unwrap_or_else(|| p.clone()));
+            own_paths.push(
+                p.parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| p.clone()),
+            );
         }
         if let OutputConfig::File(p) = &output {
             own_paths.push(p.clone());
@@ -299,11 +359,16 @@ fn validate_output(
     output: Option<&OutputFile>,
     problem: &mut impl FnMut(String, String),
 ) -> OutputConfig {
-    let Some(out) = output else { return OutputConfig::Stdout };
+    let Some(out) = output else {
+        return OutputConfig::Stdout;
+    };
     match (out.kind.as_str(), &out.path) {
         ("stdout", None) => OutputConfig::Stdout,
         ("stdout", Some(_)) => {
-            problem("output.path".into(), "only allowed with kind = \"file\"".into());
+            problem(
+                "output.path".into(),
+                "only allowed with kind = \"file\"".into(),
+            );
             OutputConfig::Stdout
         }
         ("file", Some(p)) => {
@@ -315,7 +380,10 @@ fn validate_output(
             OutputConfig::Stdout
         }
         (other, _) => {
-            problem("output.kind".into(), format!("unknown kind `{other}`; use \"stdout\" or \"file\""));
+            problem(
+                "output.kind".into(),
+                format!("unknown kind `{other}`; use \"stdout\" or \"file\""),
+            );
             OutputConfig::Stdout
         }
     }
@@ -329,15 +397,28 @@ fn validate_directory(
     let field = |name: &str| format!("directories[{i}].{name}");
     let mut ok = true;
     if !dir.path.is_absolute() {
-        problem(field("path"), format!("must be an absolute path, got `{}`", dir.path.display()));
+        problem(
+            field("path"),
+            format!("must be an absolute path, got `{}`", dir.path.display()),
+        );
         ok = false;
-    } else if dir.path.components().any(|c| matches!(c, Component::ParentDir | Component::CurDir)) {
-        problem(field("path"), format!("must not contain `.` or `..`, got `{}`", dir.path.display()));
+    } else if dir
+        .path
+        .components()
+        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+    {
+        problem(
+            field("path"),
+            format!("must not contain `.` or `..`, got `{}`", dir.path.display()),
+        );
         ok = false;
     }
     let recursion_depth = dir.recursion_depth.unwrap_or(defaults::RECURSION_DEPTH);
     if recursion_depth > MAX_RECURSION_DEPTH {
-        problem(field("recursion_depth"), format!("must be at most {MAX_RECURSION_DEPTH}, got {recursion_depth}"));
+        problem(
+            field("recursion_depth"),
+            format!("must be at most {MAX_RECURSION_DEPTH}, got {recursion_depth}"),
+        );
         ok = false;
     }
     let check = match &dir.check {
@@ -352,11 +433,17 @@ fn validate_directory(
         Err((globs, regexes)) => {
             for e in globs {
                 let pattern = &dir.ignore_globs[e.index];
-                problem(format!("{}[{}]", field("ignore_globs"), e.index), format!("invalid glob `{pattern}`: {}", e.message));
+                problem(
+                    format!("{}[{}]", field("ignore_globs"), e.index),
+                    format!("invalid glob `{pattern}`: {}", e.message),
+                );
             }
             for e in regexes {
                 let pattern = &dir.ignore_regexes[e.index];
-                problem(format!("{}[{}]", field("ignore_regexes"), e.index), format!("invalid regex `{pattern}`: {}", e.message));
+                problem(
+                    format!("{}[{}]", field("ignore_regexes"), e.index),
+                    format!("invalid regex `{pattern}`: {}", e.message),
+                );
             }
             return None;
         }
@@ -401,7 +488,10 @@ fn parse_check(
             "inode" => &mut set.inode,
             other => {
                 let known = CHECK_NAMES.join(", ");
-                problem(format!("{field}[{j}]"), format!("unknown attribute `{other}`; use one of {known}"));
+                problem(
+                    format!("{field}[{j}]"),
+                    format!("unknown attribute `{other}`; use one of {known}"),
+                );
                 ok = false;
                 continue;
             }
@@ -409,7 +499,10 @@ fn parse_check(
         *flag = true;
     }
     if names.is_empty() {
-        problem(field.to_string(), "must name at least one attribute; leave it out to check all".into());
+        problem(
+            field.to_string(),
+            "must name at least one attribute; leave it out to check all".into(),
+        );
         ok = false;
     }
     ok.then_some(set)
@@ -417,7 +510,10 @@ fn parse_check(
 
 fn check_absolute(path: &Path, field: &str, problem: &mut impl FnMut(String, String)) {
     if !path.is_absolute() {
-        problem(field.to_string(), format!("must be an absolute path, got `{}`", path.display()));
+        problem(
+            field.to_string(),
+            format!("must be an absolute path, got `{}`", path.display()),
+        );
     }
 }
 
@@ -468,7 +564,9 @@ mod tests {
             ignore_globs = ["a["]
             ignore_regexes = ["("]
         "#;
-        let ConfigError::Invalid(problems) = parse(text).unwrap_err() else { panic!() };
+        let ConfigError::Invalid(problems) = parse(text).unwrap_err() else {
+            panic!()
+        };
         let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
         assert!(fields.contains(&"scan_interval_secs"));
         assert!(fields.contains(&"max_events_per_sec"));
@@ -496,7 +594,9 @@ mod tests {
     #[test]
     fn duplicate_directory_is_rejected() {
         let text = "[[directories]]\npath = \"/etc\"\n[[directories]]\npath = \"/etc\"\n";
-        let ConfigError::Invalid(problems) = parse(text).unwrap_err() else { panic!() };
+        let ConfigError::Invalid(problems) = parse(text).unwrap_err() else {
+            panic!()
+        };
         assert_eq!(problems[0].field, "directories[1].path");
     }
 }

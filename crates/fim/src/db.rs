@@ -18,7 +18,7 @@ use crate::state::{FileState, HashSkip};
 /// How long the writer collects operations before committing them.
 const BATCH_WINDOW: Duration = Duration::from_millis(100);
 
-/// Most operations in one transaction.
+/// Maximum operations in one transaction.
 const BATCH_MAX_OPS: usize = 20_000;
 
 /// Meta keys.
@@ -65,9 +65,16 @@ CREATE TABLE IF NOT EXISTS quarantine (
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("failed to create the baseline directory `{path}`")]
-    CreateDir { path: PathBuf, source: std::io::Error },
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("failed to {op} the baseline database `{path}`")]
-    Sqlite { op: &'static str, path: String, source: rusqlite::Error },
+    Sqlite {
+        op: &'static str,
+        path: String,
+        source: rusqlite::Error,
+    },
 }
 
 /// An open baseline database.
@@ -84,22 +91,36 @@ impl BaselineDb {
             DatabaseLocation::File(path) => {
                 if let Some(parent) = path.parent() {
                     crate::sys::fs::create_private_dir(parent).map_err(|source| {
-                        DbError::CreateDir { path: parent.to_path_buf(), source }
+                        DbError::CreateDir {
+                            path: parent.to_path_buf(),
+                            source,
+                        }
                     })?;
                 }
                 (Connection::open(path), path.display().to_string())
             }
         };
-        let err = |op, source| DbError::Sqlite { op, path: label.clone(), source };
+        let err = |op, source| DbError::Sqlite {
+            op,
+            path: label.clone(),
+            source,
+        };
         let conn = conn.map_err(|e| err("open", e))?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| err("configure", e))?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| err("configure", e))?;
-        conn.execute_batch(SCHEMA).map_err(|e| err("create the schema of", e))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| err("configure", e))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| err("configure", e))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(|e| err("create the schema of", e))?;
         Ok(BaselineDb { conn, label })
     }
 
     fn err(&self, op: &'static str) -> impl Fn(rusqlite::Error) -> DbError + '_ {
-        move |source| DbError::Sqlite { op, path: self.label.clone(), source }
+        move |source| DbError::Sqlite {
+            op,
+            path: self.label.clone(),
+            source,
+        }
     }
 
     pub fn meta(&self, key: &str) -> Result<Option<String>, DbError> {
@@ -111,12 +132,15 @@ impl BaselineDb {
 
     pub fn set_meta(&self, key: &str, value: &str) -> Result<(), DbError> {
         self.conn
-            .execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", [key, value])
+            .execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                [key, value],
+            )
             .map(|_| ())
             .map_err(self.err("write"))
     }
 
-    /// The recorded state of `path`, if it is in the baseline.
+    /// Returns the recorded state of `path`, if it is in the baseline.
     pub fn file(&self, path: &Path) -> Result<Option<FileState>, DbError> {
         self.conn
             .query_row(
@@ -152,7 +176,7 @@ impl BaselineDb {
         Ok(count)
     }
 
-    /// Every quarantined file, oldest first.
+    /// Returns every quarantined file, oldest first.
     pub fn quarantine_records(&self) -> Result<Vec<QuarantineRecord>, DbError> {
         let mut stmt = self
             .conn
@@ -177,12 +201,17 @@ impl BaselineDb {
                 })
             })
             .map_err(self.err("read"))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(self.err("read"))
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(self.err("read"))
     }
 
     fn apply(&mut self, ops: &[DbOp]) -> Result<(), DbError> {
         let label = self.label.clone();
-        let err = |source| DbError::Sqlite { op: "write", path: label.clone(), source };
+        let err = |source| DbError::Sqlite {
+            op: "write",
+            path: label.clone(),
+            source,
+        };
         let tx = self.conn.transaction().map_err(err)?;
         for op in ops.iter() {
             apply_op(&tx, op).map_err(err)?;
@@ -223,7 +252,7 @@ pub(crate) enum DbOp {
     Remove(Box<[u8]>),
     Meta(&'static str, String),
     Quarantine(Box<QuarantineRecord>),
-    /// Commits everything queued so far, then answers.
+    /// Commits everything queued so far, then replies on the channel.
     Flush(Sender<()>),
 }
 
@@ -252,7 +281,8 @@ fn apply_op(tx: &rusqlite::Transaction<'_>, op: &DbOp) -> rusqlite::Result<()> {
             ])?;
         }
         DbOp::Remove(path) => {
-            tx.prepare_cached("DELETE FROM files WHERE path = ?1")?.execute([&path[..]])?;
+            tx.prepare_cached("DELETE FROM files WHERE path = ?1")?
+                .execute([&path[..]])?;
         }
         DbOp::Meta(key, value) => {
             tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
@@ -299,12 +329,16 @@ impl DbWriter {
             .name("fim-baseline-writer".into())
             .spawn(move || writer_loop(db, rx, &committed_in_thread))
             .expect("spawning a thread only fails when the process is out of resources");
-        DbWriter { tx: Some(tx), thread: Some(thread), committed_id_reservation: committed }
+        DbWriter {
+            tx: Some(tx),
+            thread: Some(thread),
+            committed_id_reservation: committed,
+        }
     }
 
     pub fn send(&self, op: DbOp) {
         if let Some(tx) = &self.tx {
-            // The thread only exits after `tx` is dropped, so the send cannot fail.
+            // The thread exits only after `tx` is dropped (in `close`), so the send cannot fail.
             let _ = tx.send(op);
         }
     }

@@ -63,7 +63,10 @@ impl Emitter {
     fn take_id(&mut self, db: &DbWriter) -> u64 {
         if self.next_id + ID_BLOCK / 2 >= self.reserved_until {
             self.reserved_until += ID_BLOCK;
-            db.send(DbOp::Meta(META_NEXT_EVENT_ID, self.reserved_until.to_string()));
+            db.send(DbOp::Meta(
+                META_NEXT_EVENT_ID,
+                self.reserved_until.to_string(),
+            ));
         }
         if self.next_id >= db.committed_id_reservation() {
             // Only reachable after half a block of events within one batch window.
@@ -93,7 +96,11 @@ struct RateLimiter {
 impl RateLimiter {
     fn new(per_sec: u32) -> RateLimiter {
         let per_sec = f64::from(per_sec.max(1));
-        RateLimiter { per_sec, tokens: per_sec, last: Instant::now() }
+        RateLimiter {
+            per_sec,
+            tokens: per_sec,
+            last: Instant::now(),
+        }
     }
 
     /// Takes one token, sleeping until one is available.

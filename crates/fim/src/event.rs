@@ -26,7 +26,7 @@ pub struct Event {
     pub body: EventBody,
 }
 
-/// What the event is about; serialised as the `type` field.
+/// Event payload, serialised with a `type` field.
 // File events are the common case, so boxing them would only add an allocation per event.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -63,7 +63,7 @@ pub enum FileEventKind {
     Quarantined,
 }
 
-/// How the change was detected (Wazuh `syscheck.mode`).
+/// Detection method of a change (Wazuh `syscheck.mode`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
@@ -93,7 +93,7 @@ pub enum Attribute {
     Sha256,
 }
 
-/// Which attributes a monitored directory records and compares.
+/// Set of attributes a monitored directory records and compares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CheckSet {
     pub md5: bool,
@@ -123,7 +123,11 @@ impl CheckSet {
     };
 
     pub fn algorithms(&self) -> hashing::Algorithms {
-        hashing::Algorithms { md5: self.md5, sha1: self.sha1, sha256: self.sha256 }
+        hashing::Algorithms {
+            md5: self.md5,
+            sha1: self.sha1,
+            sha256: self.sha256,
+        }
     }
 }
 
@@ -184,12 +188,12 @@ pub struct FileEvent {
     pub sha256_before: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256_after: Option<String>,
-    /// True when the current content was not hashed; `hash_skipped_reason` says why.
+    /// True when the current content was not hashed, for the reason in `hash_skipped_reason`.
     #[serde(default, skip_serializing_if = "is_false")]
     pub hash_skipped: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hash_skipped_reason: Option<HashSkip>,
-    /// Where a quarantined file was moved to.
+    /// New path of a quarantined file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quarantine_path: Option<String>,
 }
@@ -216,8 +220,16 @@ impl Side {
             perm: check.permissions.then(|| format_perm(state.perm)),
             uid: check.owner.then(|| state.uid.to_string()),
             gid: check.group.then(|| state.gid.to_string()),
-            uname: if check.owner { names.user(state.uid) } else { None },
-            gname: if check.group { names.group(state.gid) } else { None },
+            uname: if check.owner {
+                names.user(state.uid)
+            } else {
+                None
+            },
+            gname: if check.group {
+                names.group(state.gid)
+            } else {
+                None
+            },
             mtime: check.mtime.then(|| format_time_ns(state.mtime_ns)),
             inode: check.inode.then_some(state.inode),
             md5: state.md5.filter(|_| check.md5).map(hex::encode),
@@ -245,7 +257,12 @@ impl FileEvent {
             (Some(_), Some(_)) => FileEventKind::Modified,
             (None, None) => return None,
         };
-        let mut event = FileEvent { path, event: kind, mode, ..Default::default() };
+        let mut event = FileEvent {
+            path,
+            event: kind,
+            mode,
+            ..Default::default()
+        };
         let before_side = before.map(|s| Side::of(s, check, names));
         let after_side = after.map(|s| Side::of(s, check, names));
         if let (Some(b), Some(a)) = (&before_side, &after_side) {
@@ -295,9 +312,11 @@ impl FileEvent {
         self.sha256_after = s.sha256;
     }
 
-    /// The current sha256 (after the change), or the last known one for a deletion.
+    /// Returns the current sha256 (after the change), or the last known one for a deletion.
     pub fn sha256(&self) -> Option<&str> {
-        self.sha256_after.as_deref().or(self.sha256_before.as_deref())
+        self.sha256_after
+            .as_deref()
+            .or(self.sha256_before.as_deref())
     }
 }
 
@@ -355,7 +374,7 @@ pub enum NoticeKind {
     DirectoryMissing,
 }
 
-/// Why a scan ran.
+/// Reason a scan ran.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ScanKind {
@@ -418,7 +437,12 @@ mod tests {
         assert_eq!(event.event, FileEventKind::Modified);
         assert_eq!(
             event.changed_attributes,
-            vec![Attribute::Size, Attribute::Md5, Attribute::Sha1, Attribute::Sha256]
+            vec![
+                Attribute::Size,
+                Attribute::Md5,
+                Attribute::Sha1,
+                Attribute::Sha256
+            ]
         );
         assert_eq!(event.size_before, Some(1));
         assert_eq!(event.size_after, Some(2));
@@ -445,7 +469,11 @@ mod tests {
     #[test]
     fn unchecked_attribute_is_left_out() {
         let mut names = NameCache::default();
-        let check = CheckSet { sha1: false, md5: false, ..CheckSet::ALL };
+        let check = CheckSet {
+            sha1: false,
+            md5: false,
+            ..CheckSet::ALL
+        };
         let event = FileEvent::from_change(
             "/x".into(),
             Mode::Realtime,

@@ -59,13 +59,19 @@ impl IgnoreRules {
                 Ok(glob) => {
                     names.add(glob);
                 }
-                Err(e) => glob_errors.push(RuleError { index, message: e.kind().to_string() }),
+                Err(e) => glob_errors.push(RuleError {
+                    index,
+                    message: e.kind().to_string(),
+                }),
             }
         }
         let mut regex_errors = Vec::new();
         for (index, pattern) in regexes.iter().enumerate() {
             if let Err(e) = regex::bytes::Regex::new(pattern) {
-                regex_errors.push(RuleError { index, message: e.to_string() });
+                regex_errors.push(RuleError {
+                    index,
+                    message: e.to_string(),
+                });
             }
         }
         if !glob_errors.is_empty() || !regex_errors.is_empty() {
@@ -140,7 +146,10 @@ mod tests {
         let g = vec!["a[".to_string(), "ok".to_string(), "{x".to_string()];
         let r = vec!["(".to_string()];
         let (globs, regexes) = IgnoreRules::build(&g, &r).unwrap_err();
-        assert_eq!(globs.iter().map(|e| e.index).collect::<Vec<_>>(), vec![0, 2]);
+        assert_eq!(
+            globs.iter().map(|e| e.index).collect::<Vec<_>>(),
+            vec![0, 2]
+        );
         assert_eq!(regexes.len(), 1);
     }
 }

@@ -17,7 +17,7 @@ pub(crate) const READ_BUF_BYTES: usize = 256 * 1024;
 /// How many times a file that changes during the read is hashed before giving up.
 const MAX_ATTEMPTS: usize = 4;
 
-/// What to compute for a file.
+/// Digests and size limit for probing a file.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ProbeOptions {
     pub algorithms: Algorithms,
@@ -77,13 +77,13 @@ pub(crate) fn probe(path: &Path, opts: &ProbeOptions, buf: &mut Vec<u8>) -> io::
     Ok(Probe::Unstable(state))
 }
 
-/// Whether some process has the file at `path` open for writing; `None` when unknown
+/// Checks whether some process has the file at `path` open for writing; `None` when unknown
 /// (see [`crate::sys::fs::OpenedFile::has_writers`]).
 pub(crate) fn has_writers(path: &Path, follow_symlinks: bool) -> Option<bool> {
     fs::open_regular(path, follow_symlinks).ok()?.has_writers()
 }
 
-/// One read pass over the open file, feeding every requested digest from the same buffer.
+/// Hashes the open file in one read pass, feeding every requested digest from one buffer.
 ///
 /// Stops at the size `fstat` reported; growth past it shows up in the second `fstat`.
 fn hash_open_file(
@@ -117,7 +117,11 @@ mod tests {
     use super::*;
 
     fn opts(max: u64) -> ProbeOptions {
-        ProbeOptions { algorithms: Algorithms::ALL, max_file_bytes: max, follow_symlinks: false }
+        ProbeOptions {
+            algorithms: Algorithms::ALL,
+            max_file_bytes: max,
+            follow_symlinks: false,
+        }
     }
 
     #[test]
@@ -133,7 +137,10 @@ mod tests {
             hex::encode(state.sha256.unwrap()),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-        assert_eq!(hex::encode(state.md5.unwrap()), "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(
+            hex::encode(state.md5.unwrap()),
+            "900150983cd24fb0d6963f7d28e17f72"
+        );
         assert_eq!(state.hash_skipped, None);
     }
 
@@ -154,7 +161,10 @@ mod tests {
     fn probe_reports_missing_and_directory() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("gone");
-        assert!(matches!(probe(&missing, &opts(1), &mut Vec::new()).unwrap(), Probe::Missing));
+        assert!(matches!(
+            probe(&missing, &opts(1), &mut Vec::new()).unwrap(),
+            Probe::Missing
+        ));
         assert!(matches!(
             probe(dir.path(), &opts(1), &mut Vec::new()).unwrap(),
             Probe::NotRegular

@@ -17,10 +17,10 @@ pub const QUARANTINE_DIR_MODE: u32 = 0o700;
 /// Mode of a quarantined file.
 pub const QUARANTINE_FILE_MODE: u32 = 0o400;
 
-/// Longest part of the original file name kept in the quarantined file's name, in bytes.
+/// Maximum length, in bytes, of the original name kept in the quarantined file's name.
 const MAX_NAME_BYTES: usize = 128;
 
-/// Where a quarantined file went, with its metadata and digests before the move.
+/// Record of a quarantined file: its new path, and its metadata and digests before the move.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuarantineRecord {
     /// The file's path with symlinks and `..` resolved.
@@ -38,11 +38,14 @@ pub struct QuarantineRecord {
     pub sha256: Option<String>,
 }
 
-/// Why a file was not quarantined.
+/// Reason a file was not quarantined.
 #[derive(Debug, thiserror::Error)]
 pub enum QuarantineError {
     #[error("failed to resolve `{path}`")]
-    Resolve { path: PathBuf, source: std::io::Error },
+    Resolve {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(
         "`{path}` resolves to `{resolved}`, outside every monitored directory; only monitored files can be quarantined"
     )]
@@ -54,13 +57,24 @@ pub enum QuarantineError {
     #[error("`{resolved}` is not a regular file")]
     NotRegularFile { resolved: PathBuf },
     #[error("failed to {op} `{path}`")]
-    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the agent has stopped")]
     AgentStopped,
 }
 
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> QuarantineError + 'a {
-    move |source| QuarantineError::Io { op, path: path.to_path_buf(), source }
+fn io_err<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> QuarantineError + 'a {
+    move |source| QuarantineError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Resolves `path` (symlinks, `.` and `..`) and checks that it lies inside a monitored
@@ -68,12 +82,11 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
 ///
 /// Returns the resolved path, the index of its monitored directory, and the same file's
 /// path under the monitored directory as configured (they differ when it is a symlink).
-pub fn resolve(
-    path: &Path,
-    config: &Config,
-) -> Result<(PathBuf, usize, PathBuf), QuarantineError> {
-    let resolved = sys::fs::canonicalize(path)
-        .map_err(|source| QuarantineError::Resolve { path: path.to_path_buf(), source })?;
+pub fn resolve(path: &Path, config: &Config) -> Result<(PathBuf, usize, PathBuf), QuarantineError> {
+    let resolved = sys::fs::canonicalize(path).map_err(|source| QuarantineError::Resolve {
+        path: path.to_path_buf(),
+        source,
+    })?;
     if let Ok(qdir) = sys::fs::canonicalize(&config.quarantine_dir) {
         if resolved.starts_with(&qdir) {
             return Err(QuarantineError::InsideQuarantine { resolved });
@@ -81,14 +94,21 @@ pub fn resolve(
     }
     let mut best: Option<(usize, PathBuf)> = None;
     for (i, dir) in config.directories.iter().enumerate() {
-        let Ok(root) = sys::fs::canonicalize(&dir.path) else { continue };
-        let longer = best.as_ref().is_none_or(|(_, b)| root.as_os_str().len() > b.as_os_str().len());
+        let Ok(root) = sys::fs::canonicalize(&dir.path) else {
+            continue;
+        };
+        let longer = best
+            .as_ref()
+            .is_none_or(|(_, b)| root.as_os_str().len() > b.as_os_str().len());
         if resolved != root && resolved.starts_with(&root) && longer {
             best = Some((i, root));
         }
     }
     let Some((index, root)) = best else {
-        return Err(QuarantineError::OutsideMonitored { path: path.to_path_buf(), resolved });
+        return Err(QuarantineError::OutsideMonitored {
+            path: path.to_path_buf(),
+            resolved,
+        });
     };
     let dir = &config.directories[index];
     let relative = resolved.strip_prefix(&root).unwrap_or(&resolved);
@@ -153,29 +173,44 @@ fn move_file(from: &Path, to: &Path) -> Result<(), QuarantineError> {
         Ok(()) => Ok(()),
         Err(e) if sys::fs::is_cross_device(&e) => {
             let mut src = sys::fs::open_regular(from, false).map_err(|f| match f {
-                sys::fs::OpenFailure::Io(source) => {
-                    QuarantineError::Io { op: "open", path: from.to_path_buf(), source }
-                }
-                _ => QuarantineError::NotRegularFile { resolved: from.to_path_buf() },
+                sys::fs::OpenFailure::Io(source) => QuarantineError::Io {
+                    op: "open",
+                    path: from.to_path_buf(),
+                    source,
+                },
+                _ => QuarantineError::NotRegularFile {
+                    resolved: from.to_path_buf(),
+                },
             })?;
-            src.copy_to_new(to, QUARANTINE_FILE_MODE).map_err(io_err("copy into quarantine", to))?;
+            src.copy_to_new(to, QUARANTINE_FILE_MODE)
+                .map_err(io_err("copy into quarantine", to))?;
             sys::fs::remove_file(from).map_err(io_err("remove", from))
         }
-        Err(source) => Err(QuarantineError::Io { op: "move into quarantine", path: from.to_path_buf(), source }),
+        Err(source) => Err(QuarantineError::Io {
+            op: "move into quarantine",
+            path: from.to_path_buf(),
+            source,
+        }),
     }
 }
 
 fn lock_down(dest: &Path) -> Result<(), QuarantineError> {
     let file = sys::fs::open_regular(dest, false).map_err(|f| match f {
-        sys::fs::OpenFailure::Io(source) => {
-            QuarantineError::Io { op: "open", path: dest.to_path_buf(), source }
-        }
-        _ => QuarantineError::NotRegularFile { resolved: dest.to_path_buf() },
+        sys::fs::OpenFailure::Io(source) => QuarantineError::Io {
+            op: "open",
+            path: dest.to_path_buf(),
+            source,
+        },
+        _ => QuarantineError::NotRegularFile {
+            resolved: dest.to_path_buf(),
+        },
     })?;
     if sys::host::effective_uid() == 0 {
-        file.chown_root().map_err(io_err("change the owner of", dest))?;
+        file.chown_root()
+            .map_err(io_err("change the owner of", dest))?;
     }
-    file.set_mode(QUARANTINE_FILE_MODE).map_err(io_err("change the mode of", dest))
+    file.set_mode(QUARANTINE_FILE_MODE)
+        .map_err(io_err("change the mode of", dest))
 }
 
 /// `<nanoseconds since epoch>-<original name>`, unique per call on one host in practice

@@ -31,14 +31,31 @@ pub(crate) struct ScanTarget {
 #[derive(Debug)]
 pub(crate) enum ScanMsg {
     /// A directory the scan entered; realtime roots make sure it is watched.
-    Dir { root: usize, path: PathBuf, depth: u32 },
+    Dir {
+        root: usize,
+        path: PathBuf,
+        depth: u32,
+    },
     /// A directory that could not be listed; its baseline entries are kept.
-    DirFailed { path: PathBuf, error: io::Error },
+    DirFailed {
+        path: PathBuf,
+        error: io::Error,
+    },
     /// A file whose metadata changed since the baseline, or that is not in it.
-    File { root: usize, path: PathBuf, probe: Probe },
+    File {
+        root: usize,
+        path: PathBuf,
+        probe: Probe,
+    },
     /// A file that could not be read; its baseline entry is kept.
-    FileFailed { path: PathBuf, error: io::Error },
-    Done { gen: u32, totals: ScanTotals },
+    FileFailed {
+        path: PathBuf,
+        error: io::Error,
+    },
+    Done {
+        gen: u32,
+        totals: ScanTotals,
+    },
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -82,13 +99,25 @@ impl ScanJob {
         let thread = std::thread::Builder::new()
             .name("fim-scan".into())
             .spawn(move || {
-                let ctx = ScanContext { gen, scope, baseline, tx, cancel: cancel_in_thread };
+                let ctx = ScanContext {
+                    gen,
+                    scope,
+                    baseline,
+                    tx,
+                    cancel: cancel_in_thread,
+                };
                 let totals = ctx.run(targets);
                 let _ = ctx.tx.send(ScanMsg::Done { gen, totals });
                 waker.wake();
             })
             .expect("spawning a thread only fails when the process is out of resources");
-        ScanJob { gen, kind, roots, cancel, thread: Some(thread) }
+        ScanJob {
+            gen,
+            kind,
+            roots,
+            cancel,
+            thread: Some(thread),
+        }
     }
 
     /// Stops the scan early and waits for its threads.
@@ -117,7 +146,9 @@ struct ScanContext {
 impl ScanContext {
     fn run(&self, targets: Vec<ScanTarget>) -> ScanTotals {
         let counters = Counters::default();
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         let (work_tx, work_rx) = crossbeam_channel::bounded::<(usize, PathBuf)>(WORK_QUEUE);
         std::thread::scope(|s| {
             for _ in 0..threads {
@@ -145,7 +176,9 @@ impl ScanContext {
     /// Lists directories depth-first and queues their files for the hashing threads.
     fn walk(&self, target: ScanTarget, work: &Sender<(usize, PathBuf)>) {
         let root = target.root;
-        let Ok(top) = sys::fs::stat(&target.dir) else { return };
+        let Ok(top) = sys::fs::stat(&target.dir) else {
+            return;
+        };
         if let Some(fs_type) = self.scope.skipped_fs(&target.dir, top.dev) {
             tracing::info!(path = %target.dir.display(), fs_type, "monitored directory is on a skipped file system");
             return;
@@ -157,7 +190,11 @@ impl ScanContext {
             if self.cancelled() {
                 return;
             }
-            let _ = self.tx.send(ScanMsg::Dir { root, path: dir.clone(), depth });
+            let _ = self.tx.send(ScanMsg::Dir {
+                root,
+                path: dir.clone(),
+                depth,
+            });
             let entries = match sys::fs::read_dir(&dir) {
                 Ok(entries) => entries,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -218,7 +255,11 @@ impl ScanContext {
 
     /// Marks the baseline entry seen and returns true when `stat` shows no change.
     fn unchanged(&self, path: &std::path::Path, follow: bool) -> bool {
-        let stat = if follow { sys::fs::stat(path) } else { sys::fs::lstat(path) };
+        let stat = if follow {
+            sys::fs::stat(path)
+        } else {
+            sys::fs::lstat(path)
+        };
         let Ok(stat) = stat else { return false };
         let map = self.baseline.read();
         match map.get(key(path)) {

@@ -1,5 +1,5 @@
-//! What is inside the monitoring scope: monitored directories, ignore rules, recursion depth,
-//! symlinks and file system types.
+//! Monitoring scope: monitored directories, ignore rules, recursion depth, symlinks and file
+//! system types.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -9,7 +9,7 @@ use crate::config::{Config, DirectoryConfig};
 use crate::sys::fs::{self, DirEntry, Kind};
 use crate::sys::mounts::MountTable;
 
-/// How a walk treats one directory entry.
+/// Decision of a walk about one directory entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Visit {
     Skip,
@@ -18,7 +18,7 @@ pub(crate) enum Visit {
     File,
 }
 
-/// The configuration plus the mount table, answering "is this path monitored?".
+/// The configuration plus the mount table, used to decide whether a path is monitored.
 pub(crate) struct Scope {
     pub config: Arc<Config>,
     mounts: MountTable,
@@ -27,21 +27,29 @@ pub(crate) struct Scope {
 
 impl Scope {
     pub fn new(config: Arc<Config>, mounts: MountTable) -> Scope {
-        let roots_by_path =
-            config.directories.iter().enumerate().map(|(i, d)| (d.path.clone(), i)).collect();
-        Scope { config, mounts, roots_by_path }
+        let roots_by_path = config
+            .directories
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.path.clone(), i))
+            .collect();
+        Scope {
+            config,
+            mounts,
+            roots_by_path,
+        }
     }
 
     pub fn dir(&self, root: usize) -> &DirectoryConfig {
         &self.config.directories[root]
     }
 
-    /// The monitored directory whose path is exactly `path`.
+    /// Returns the monitored directory whose path is exactly `path`.
     pub fn root_at(&self, path: &Path) -> Option<usize> {
         self.roots_by_path.get(path).copied()
     }
 
-    /// The innermost monitored directory strictly above `path`.
+    /// Returns the innermost monitored directory strictly above `path`.
     pub fn owner_root(&self, path: &Path) -> Option<usize> {
         let mut best: Option<usize> = None;
         for (i, d) in self.config.directories.iter().enumerate() {
@@ -70,14 +78,18 @@ impl Scope {
         self.root_at(path).is_some_and(|r| r != root)
     }
 
-    /// The file system type of `path` when it is one the configuration skips.
+    /// Returns the file system type of `path` when the configuration skips that type.
     pub fn skipped_fs(&self, path: &Path, dev: u64) -> Option<&str> {
         let fs_type = self.mounts.fs_type(path, dev)?;
-        self.config.skipped_fs_types.iter().any(|t| t == fs_type).then_some(fs_type)
+        self.config
+            .skipped_fs_types
+            .iter()
+            .any(|t| t == fs_type)
+            .then_some(fs_type)
     }
 
     /// Decides whether a walk descends into, hashes or skips `entry`, found in a directory
-    /// at `depth` on device `parent_dev`. `visited` holds (device, inode) of directories
+    /// at `depth` on device `parent_dev`. `visited` contains (device, inode) of directories
     /// already walked, to stop symlink loops.
     pub fn classify(
         &self,
@@ -101,7 +113,11 @@ impl Scope {
         match kind {
             Kind::File => Visit::File,
             Kind::Dir if depth < dir.recursion_depth => {
-                let stat = if dir.follow_symlinks { fs::stat(&entry.path) } else { fs::lstat(&entry.path) };
+                let stat = if dir.follow_symlinks {
+                    fs::stat(&entry.path)
+                } else {
+                    fs::lstat(&entry.path)
+                };
                 let Ok(stat) = stat else { return Visit::Skip };
                 if stat.dev != parent_dev {
                     if let Some(fs_type) = self.skipped_fs(&entry.path, stat.dev) {

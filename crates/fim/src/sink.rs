@@ -1,4 +1,4 @@
-//! Where events go: JSON lines on stdout or in a file, or a channel for in-process consumers.
+//! Event destinations: JSON lines on stdout or in a file, or a channel for in-process consumers.
 //!
 //! The manager link implements [`EventSink`] too; the agent only needs `send` and `flush`.
 
@@ -34,7 +34,9 @@ pub struct JsonLinesSink {
 
 impl JsonLinesSink {
     pub fn new(out: Box<dyn Write + Send>) -> JsonLinesSink {
-        JsonLinesSink { out: BufWriter::with_capacity(64 * 1024, out) }
+        JsonLinesSink {
+            out: BufWriter::with_capacity(64 * 1024, out),
+        }
     }
 
     pub fn stdout() -> JsonLinesSink {
@@ -44,7 +46,11 @@ impl JsonLinesSink {
     /// Appends to `path`, creating it with mode 0600 when missing.
     pub fn append_to(path: &Path) -> io::Result<JsonLinesSink> {
         use std::os::unix::fs::OpenOptionsExt;
-        let file = OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
         Ok(JsonLinesSink::new(Box::new(file)))
     }
 }

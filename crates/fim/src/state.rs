@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::sys::fs::Stat;
 
-/// Why a file's digests were not computed.
+/// Reason a file's digests were not computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HashSkip {
@@ -52,7 +52,7 @@ pub struct FileState {
 }
 
 impl FileState {
-    /// A state with the metadata of `stat` and no digests yet.
+    /// Creates a state with the metadata of `stat` and no digests yet.
     pub fn from_stat(stat: &Stat) -> FileState {
         FileState {
             size: stat.size,
@@ -131,6 +131,9 @@ mod tests {
 
     #[test]
     fn time_formats_utc_seconds() {
-        assert_eq!(format_time_ns(1_600_000_000_123_456_789), "2020-09-13T12:26:40Z");
+        assert_eq!(
+            format_time_ns(1_600_000_000_123_456_789),
+            "2020-09-13T12:26:40Z"
+        );
     }
 }

@@ -96,7 +96,10 @@ impl Watches {
     }
 
     pub fn tree_role(&self, path: &Path) -> Option<TreeRole> {
-        self.by_path.get(path).and_then(|wd| self.by_wd.get(wd)).and_then(|w| w.tree)
+        self.by_path
+            .get(path)
+            .and_then(|wd| self.by_wd.get(wd))
+            .and_then(|w| w.tree)
     }
 
     /// Watches `path` as part of monitored directory `role.root`.
@@ -104,7 +107,11 @@ impl Watches {
     /// Calls the kernel even when the path is already in the table, so a directory that was
     /// replaced behind the table's back (after a queue overflow) gets a fresh watch.
     pub fn add_tree(&mut self, path: &Path, role: TreeRole, follow: bool) -> AddOutcome {
-        let mask = if follow { TREE_MASK } else { TREE_MASK | inotify::IN_DONT_FOLLOW };
+        let mask = if follow {
+            TREE_MASK
+        } else {
+            TREE_MASK | inotify::IN_DONT_FOLLOW
+        };
         let wd = match self.add(path, mask) {
             Ok(wd) => wd,
             Err(outcome) => return outcome,
@@ -136,7 +143,11 @@ impl Watches {
 
     fn add(&mut self, path: &Path, mask: u32) -> Result<i32, AddOutcome> {
         let known = self.by_path.contains_key(path);
-        if !known && self.max_watches.is_some_and(|max| self.by_wd.len() as u64 >= max) {
+        if !known
+            && self
+                .max_watches
+                .is_some_and(|max| self.by_wd.len() as u64 >= max)
+        {
             return Err(AddOutcome::LimitReached);
         }
         let wd = match self.inotify.add_watch(path, mask) {
@@ -202,7 +213,9 @@ impl Watches {
             .map(|(wd, _)| *wd)
             .collect();
         for wd in wds {
-            let Some(entry) = self.by_wd.get_mut(&wd) else { continue };
+            let Some(entry) = self.by_wd.get_mut(&wd) else {
+                continue;
+            };
             entry.anchors.retain(|r| *r != root);
             if entry.anchors.is_empty() && entry.tree.is_none() {
                 let _ = self.inotify.rm_watch(wd);

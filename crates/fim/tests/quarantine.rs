@@ -22,7 +22,10 @@ fn quarantine_moves_file_and_records_it() {
     let file = event.as_file().unwrap();
     assert_eq!(file.event, FileEventKind::Quarantined);
     assert_eq!(file.mode, Mode::ActiveResponse);
-    assert_eq!(file.sha256_before.as_deref(), Some(sha256_hex(content).as_str()));
+    assert_eq!(
+        file.sha256_before.as_deref(),
+        Some(sha256_hex(content).as_str())
+    );
     let moved = Path::new(file.quarantine_path.as_deref().unwrap()).to_path_buf();
 
     assert!(!path.exists());
@@ -31,7 +34,9 @@ fn quarantine_moves_file_and_records_it() {
     assert_eq!(mode_of(moved.parent().unwrap()), 0o700);
     let events = h.barrier();
     assert!(
-        events.iter().all(|e| e.path != path.to_string_lossy() || e.event == FileEventKind::Quarantined),
+        events
+            .iter()
+            .all(|e| e.path != path.to_string_lossy() || e.event == FileEventKind::Quarantined),
         "the quarantine was also reported as another event: {events:?}"
     );
 
@@ -41,7 +46,10 @@ fn quarantine_moves_file_and_records_it() {
     let records = db.quarantine_records().unwrap();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].quarantine_path, moved);
-    assert_eq!(records[0].sha256.as_deref(), Some(sha256_hex(content).as_str()));
+    assert_eq!(
+        records[0].sha256.as_deref(),
+        Some(sha256_hex(content).as_str())
+    );
     assert_eq!(records[0].size, content.len() as u64);
     assert_eq!(db.file(&path).unwrap(), None);
 }
@@ -62,17 +70,27 @@ fn quarantine_rejects_paths_outside_monitored_directories() {
     );
     let root = h.root.clone();
     let base = root.parent().unwrap().parent().unwrap();
-    let escape = root.join("..").join("..").join(secret.strip_prefix(base).unwrap());
+    let escape = root
+        .join("..")
+        .join("..")
+        .join(secret.strip_prefix(base).unwrap());
 
     let outside_cases = [secret.clone(), escape, root.join("link"), root.clone()];
     for case in &outside_cases {
         let err = h.handle.quarantine(case).unwrap_err();
-        assert!(matches!(err, QuarantineError::OutsideMonitored { .. }), "{}: {err}", case.display());
+        assert!(
+            matches!(err, QuarantineError::OutsideMonitored { .. }),
+            "{}: {err}",
+            case.display()
+        );
     }
     let err = h.handle.quarantine(&root.join("skip.log")).unwrap_err();
     assert!(matches!(err, QuarantineError::Ignored { .. }), "{err}");
     let err = h.handle.quarantine(&root.join("dir")).unwrap_err();
-    assert!(matches!(err, QuarantineError::NotRegularFile { .. }), "{err}");
+    assert!(
+        matches!(err, QuarantineError::NotRegularFile { .. }),
+        "{err}"
+    );
     let err = h.handle.quarantine(&root.join("missing")).unwrap_err();
     assert!(matches!(err, QuarantineError::Resolve { .. }), "{err}");
 

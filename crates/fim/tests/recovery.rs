@@ -15,17 +15,26 @@ fn queue_overflow_triggers_rescan_and_loses_nothing() {
         return;
     };
     if max_queued > 100_000 {
-        eprintln!("skipped: max_queued_events = {max_queued} makes an overflow too slow to provoke");
+        eprintln!(
+            "skipped: max_queued_events = {max_queued} makes an overflow too slow to provoke"
+        );
         return;
     }
     // A one-slot channel: once it is full the agent blocks and stops reading inotify.
-    let mut h = Harness::start_no_wait(|root| std::fs::create_dir(root.join("burst")).unwrap(), |_| {}, Some(1));
+    let mut h = Harness::start_no_wait(
+        |root| std::fs::create_dir(root.join("burst")).unwrap(),
+        |_| {},
+        Some(1),
+    );
     h.wait_notice(NoticeKind::ScanFinished);
     write(&h.root.join("block-1"), b"1");
     write(&h.root.join("block-2"), b"2");
     let deadline = Instant::now() + common::DEADLINE;
-    while h.rx.len() < 1 {
-        assert!(Instant::now() < deadline, "the agent never filled the channel");
+    while h.rx.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the agent never filled the channel"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 
@@ -38,7 +47,9 @@ fn queue_overflow_triggers_rescan_and_loses_nothing() {
 
     h.wait_notice(NoticeKind::QueueOverflow);
     let rescan = h.wait_for("rescan finished", |e| {
-        e.as_notice().and_then(|n| n.scan.as_ref()).is_some_and(|s| s.kind == ScanKind::Rescan)
+        e.as_notice()
+            .and_then(|n| n.scan.as_ref())
+            .is_some_and(|s| s.kind == ScanKind::Rescan)
     });
     assert!(rescan.as_notice().unwrap().scan.as_ref().unwrap().files as usize >= files);
     h.barrier();
@@ -72,18 +83,30 @@ fn restart_reports_changes_made_while_stopped() {
     std::fs::remove_file(root.join("c")).unwrap();
     h = h.restart(|_| {});
     let finished = h.wait_notice(NoticeKind::ScanFinished);
-    assert_eq!(finished.as_notice().unwrap().scan.as_ref().unwrap().kind, ScanKind::Scheduled);
+    assert_eq!(
+        finished.as_notice().unwrap().scan.as_ref().unwrap().kind,
+        ScanKind::Scheduled
+    );
     let files: Vec<_> = h.seen.iter().filter_map(|e| e.as_file()).cloned().collect();
 
-    assert!(h.seen.iter().all(|e| e.id > last_id), "event ids went back after restart");
+    assert!(
+        h.seen.iter().all(|e| e.id > last_id),
+        "event ids went back after restart"
+    );
     assert!(h.seen.iter().all(|e| e.baseline_id == baseline_id));
     let kinds = |name: &str| -> Vec<FileEventKind> {
-        events_for(&files, &root.join(name)).iter().map(|e| e.event).collect()
+        events_for(&files, &root.join(name))
+            .iter()
+            .map(|e| e.event)
+            .collect()
     };
     assert_eq!(kinds("a"), vec![FileEventKind::Modified]);
     assert_eq!(kinds("b"), vec![FileEventKind::Added]);
     assert_eq!(kinds("c"), vec![FileEventKind::Deleted]);
-    assert!(kinds("early").is_empty(), "a file recorded before the restart was reported again");
+    assert!(
+        kinds("early").is_empty(),
+        "a file recorded before the restart was reported again"
+    );
     assert!(files.iter().all(|e| e.mode == Mode::Scheduled));
 }
 
@@ -96,8 +119,15 @@ fn watch_limit_warns_and_falls_back_to_scans() {
     );
     let notice = h.seen_or_wait_notice(NoticeKind::WatchLimit);
     let notice = notice.as_notice().unwrap();
-    assert_eq!(notice.path.as_deref(), Some(h.root.join("x").to_str().unwrap()));
-    assert!(notice.message.contains("max_watches = 2"), "{}", notice.message);
+    assert_eq!(
+        notice.path.as_deref(),
+        Some(h.root.join("x").to_str().unwrap())
+    );
+    assert!(
+        notice.message.contains("max_watches = 2"),
+        "{}",
+        notice.message
+    );
 
     let deep = h.root.join("x/y/z/f.txt");
     write(&deep, b"deep");

@@ -26,10 +26,15 @@ fn megabytes_per_second(algorithms: Algorithms, data: &[u8]) -> f64 {
 }
 
 fn main() {
-    let data: Vec<u8> = (0..BUFFER_BYTES as u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let data: Vec<u8> = (0..BUFFER_BYTES as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     for list in ["md5", "sha1", "sha256", "md5,sha1,sha256"] {
         let algorithms: Algorithms = list.parse().expect("valid algorithm list");
         let key = list.replace(',', "_");
-        println!("{key}_mb_per_second={:.0}", megabytes_per_second(algorithms, &data));
+        println!(
+            "{key}_mb_per_second={:.0}",
+            megabytes_per_second(algorithms, &data)
+        );
     }
 }

@@ -12,16 +12,21 @@ use crate::{Algorithms, Digests, MultiHasher, BUF_BYTES};
 /// Opens `path` for reading and returns it with its metadata, or an `InvalidInput` error when
 /// it is not a regular file.
 ///
-/// The open never blocks on a FIFO or device (`O_NONBLOCK`, which regular-file reads ignore),
-/// does not update the access time where the caller may ask for that (`O_NOATIME`, allowed to
-/// the file's owner and to root), and, unless `follow_symlinks`, fails on a symlink
+/// The open never blocks on a FIFO or device, because of `O_NONBLOCK`, which regular-file reads
+/// ignore. It leaves the access time alone where the kernel allows that (`O_NOATIME`, granted
+/// to the file's owner and to root). Unless `follow_symlinks`, it fails on a symlink
 /// (`O_NOFOLLOW`), so a file replaced by a link after a directory walk is not followed.
 pub fn open_regular(path: &Path, follow_symlinks: bool) -> io::Result<(File, Metadata)> {
     let mut flags = OFlags::NONBLOCK;
     if !follow_symlinks {
         flags |= OFlags::NOFOLLOW;
     }
-    let open = |flags: OFlags| OpenOptions::new().read(true).custom_flags(flags.bits() as i32).open(path);
+    let open = |flags: OFlags| {
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(flags.bits() as i32)
+            .open(path)
+    };
     let file = match open(flags | OFlags::NOATIME) {
         Err(e) if e.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error()) => open(flags)?,
         result => result?,
@@ -29,7 +34,10 @@ pub fn open_regular(path: &Path, follow_symlinks: bool) -> io::Result<(File, Met
 
     let metadata = file.metadata()?;
     if !metadata.is_file() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
     }
     if metadata.len() > BUF_BYTES as u64 {
         // Read-ahead hint for large files; it only matters when the file is not cached, and
@@ -46,7 +54,9 @@ pub struct FileHasher {
 
 impl Default for FileHasher {
     fn default() -> Self {
-        FileHasher { buf: vec![0u8; BUF_BYTES].into_boxed_slice() }
+        FileHasher {
+            buf: vec![0u8; BUF_BYTES].into_boxed_slice(),
+        }
     }
 }
 
@@ -62,7 +72,11 @@ impl FileHasher {
     }
 
     /// Hashes everything `reader` yields, in one pass.
-    pub fn hash_reader(&mut self, mut reader: impl Read, algorithms: Algorithms) -> io::Result<Digests> {
+    pub fn hash_reader(
+        &mut self,
+        mut reader: impl Read,
+        algorithms: Algorithms,
+    ) -> io::Result<Digests> {
         let mut hasher = MultiHasher::new(algorithms);
         loop {
             let n = match reader.read(&mut self.buf) {
@@ -87,7 +101,9 @@ mod tests {
     fn hash_file_reads_whole_content() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("data.bin");
-        let data: Vec<u8> = (0..(BUF_BYTES * 2 + 5) as u32).map(|i| (i % 253) as u8).collect();
+        let data: Vec<u8> = (0..(BUF_BYTES * 2 + 5) as u32)
+            .map(|i| (i % 253) as u8)
+            .collect();
         std::fs::write(&path, &data).unwrap();
 
         let from_file = FileHasher::new().hash_file(&path, Algorithms::ALL).unwrap();
@@ -107,8 +123,12 @@ mod tests {
     fn fifo_is_rejected_without_blocking() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("fifo");
-        rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR)
-            .unwrap();
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+        )
+        .unwrap();
         let err = open_regular(&fifo, true).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     }

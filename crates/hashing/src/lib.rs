@@ -31,8 +31,16 @@ pub struct Algorithms {
 }
 
 impl Algorithms {
-    pub const ALL: Algorithms = Algorithms { md5: true, sha1: true, sha256: true };
-    pub const NONE: Algorithms = Algorithms { md5: false, sha1: false, sha256: false };
+    pub const ALL: Algorithms = Algorithms {
+        md5: true,
+        sha1: true,
+        sha256: true,
+    };
+    pub const NONE: Algorithms = Algorithms {
+        md5: false,
+        sha1: false,
+        sha256: false,
+    };
 
     pub fn is_empty(self) -> bool {
         !(self.md5 || self.sha1 || self.sha256)
@@ -49,9 +57,13 @@ impl Algorithms {
 
     /// Names of the selected algorithms, in the order md5, sha1, sha256.
     pub fn names(self) -> impl Iterator<Item = &'static str> {
-        [("md5", self.md5), ("sha1", self.sha1), ("sha256", self.sha256)]
-            .into_iter()
-            .filter_map(|(name, on)| on.then_some(name))
+        [
+            ("md5", self.md5),
+            ("sha1", self.sha1),
+            ("sha256", self.sha256),
+        ]
+        .into_iter()
+        .filter_map(|(name, on)| on.then_some(name))
     }
 }
 
@@ -112,7 +124,8 @@ impl Digests {
         self.sha256.map(hex::encode)
     }
 
-    /// The computed digests as `(algorithm name, raw bytes)`, in the order md5, sha1, sha256.
+    /// Returns the computed digests as `(algorithm name, raw bytes)`, in the order md5, sha1,
+    /// sha256.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &[u8])> {
         let md5 = self.md5.as_ref().map(|d| ("md5", &d[..]));
         let sha1 = self.sha1.as_ref().map(|d| ("sha1", &d[..]));
@@ -141,7 +154,10 @@ mod tests {
     fn empty_input_digests() {
         let d = hash_reader(&b""[..], Algorithms::ALL).unwrap();
         assert_eq!(d.md5_hex().unwrap(), "d41d8cd98f00b204e9800998ecf8427e");
-        assert_eq!(d.sha1_hex().unwrap(), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+        assert_eq!(
+            d.sha1_hex().unwrap(),
+            "da39a3ee5e6b4b0d3255bfef95601890afd80709"
+        );
         assert_eq!(
             d.sha256_hex().unwrap(),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -152,7 +168,14 @@ mod tests {
     #[test]
     fn algorithms_parse_and_display() {
         let parsed: Algorithms = "md5, SHA256".parse().unwrap();
-        assert_eq!(parsed, Algorithms { md5: true, sha1: false, sha256: true });
+        assert_eq!(
+            parsed,
+            Algorithms {
+                md5: true,
+                sha1: false,
+                sha256: true
+            }
+        );
         assert_eq!(parsed.to_string(), "md5,sha256");
         assert_eq!(Algorithms::ALL.to_string(), "md5,sha1,sha256");
         assert_eq!(Algorithms::NONE.to_string(), "none");
@@ -162,7 +185,11 @@ mod tests {
 
     #[test]
     fn digests_iter_lists_computed_only() {
-        let algorithms = Algorithms { md5: true, sha1: false, sha256: true };
+        let algorithms = Algorithms {
+            md5: true,
+            sha1: false,
+            sha256: true,
+        };
         let d = hash_reader(&b"abc"[..], algorithms).unwrap();
         let names: Vec<&str> = d.iter().map(|(name, _)| name).collect();
         assert_eq!(names, ["md5", "sha256"]);
@@ -171,7 +198,9 @@ mod tests {
 
     #[test]
     fn multi_hasher_matches_one_shot_across_buffer_sizes() {
-        let data: Vec<u8> = (0..(3 * BUF_BYTES + 17) as u32).map(|i| (i % 251) as u8).collect();
+        let data: Vec<u8> = (0..(3 * BUF_BYTES + 17) as u32)
+            .map(|i| (i % 251) as u8)
+            .collect();
         let whole = hash_reader(&data[..], Algorithms::ALL).unwrap();
         let mut hasher = MultiHasher::new(Algorithms::ALL);
         for chunk in data.chunks(1000) {
@@ -185,7 +214,11 @@ mod tests {
 
     #[test]
     fn only_requested_digests() {
-        let algorithms = Algorithms { md5: false, sha1: false, sha256: true };
+        let algorithms = Algorithms {
+            md5: false,
+            sha1: false,
+            sha256: true,
+        };
         let d = hash_reader(&b"abc"[..], algorithms).unwrap();
         assert!(d.md5.is_none());
         assert!(d.sha1.is_none());

@@ -31,11 +31,17 @@ macro_rules! step {
     };
     (H, $a:ident, $b:ident, $c:ident, $d:ident, $m:expr, $k:expr, $s:expr) => {
         let t = $a.wrapping_add($m).wrapping_add($k);
-        $a = t.wrapping_add($b ^ ($c ^ $d)).rotate_left($s).wrapping_add($b);
+        $a = t
+            .wrapping_add($b ^ ($c ^ $d))
+            .rotate_left($s)
+            .wrapping_add($b);
     };
     (I, $a:ident, $b:ident, $c:ident, $d:ident, $m:expr, $k:expr, $s:expr) => {
         let t = $a.wrapping_add($m).wrapping_add($k);
-        $a = t.wrapping_add($c ^ ($b | !$d)).rotate_left($s).wrapping_add($b);
+        $a = t
+            .wrapping_add($c ^ ($b | !$d))
+            .rotate_left($s)
+            .wrapping_add($b);
     };
 }
 
@@ -50,43 +56,78 @@ pub(crate) fn compress(state: &mut [u32; 4], block: &[u8; 64]) {
         }
         let (aa, bb, cc, dd) = (a, b, c, d);
         let r = &K;
-        step!(F, a, b, c, d, m[0], r[0], 7); step!(F, d, a, b, c, m[1], r[1], 12);
-        step!(F, c, d, a, b, m[2], r[2], 17); step!(F, b, c, d, a, m[3], r[3], 22);
-        step!(F, a, b, c, d, m[4], r[4], 7); step!(F, d, a, b, c, m[5], r[5], 12);
-        step!(F, c, d, a, b, m[6], r[6], 17); step!(F, b, c, d, a, m[7], r[7], 22);
-        step!(F, a, b, c, d, m[8], r[8], 7); step!(F, d, a, b, c, m[9], r[9], 12);
-        step!(F, c, d, a, b, m[10], r[10], 17); step!(F, b, c, d, a, m[11], r[11], 22);
-        step!(F, a, b, c, d, m[12], r[12], 7); step!(F, d, a, b, c, m[13], r[13], 12);
-        step!(F, c, d, a, b, m[14], r[14], 17); step!(F, b, c, d, a, m[15], r[15], 22);
+        step!(F, a, b, c, d, m[0], r[0], 7);
+        step!(F, d, a, b, c, m[1], r[1], 12);
+        step!(F, c, d, a, b, m[2], r[2], 17);
+        step!(F, b, c, d, a, m[3], r[3], 22);
+        step!(F, a, b, c, d, m[4], r[4], 7);
+        step!(F, d, a, b, c, m[5], r[5], 12);
+        step!(F, c, d, a, b, m[6], r[6], 17);
+        step!(F, b, c, d, a, m[7], r[7], 22);
+        step!(F, a, b, c, d, m[8], r[8], 7);
+        step!(F, d, a, b, c, m[9], r[9], 12);
+        step!(F, c, d, a, b, m[10], r[10], 17);
+        step!(F, b, c, d, a, m[11], r[11], 22);
+        step!(F, a, b, c, d, m[12], r[12], 7);
+        step!(F, d, a, b, c, m[13], r[13], 12);
+        step!(F, c, d, a, b, m[14], r[14], 17);
+        step!(F, b, c, d, a, m[15], r[15], 22);
 
-        step!(G, a, b, c, d, m[1], r[16], 5); step!(G, d, a, b, c, m[6], r[17], 9);
-        step!(G, c, d, a, b, m[11], r[18], 14); step!(G, b, c, d, a, m[0], r[19], 20);
-        step!(G, a, b, c, d, m[5], r[20], 5); step!(G, d, a, b, c, m[10], r[21], 9);
-        step!(G, c, d, a, b, m[15], r[22], 14); step!(G, b, c, d, a, m[4], r[23], 20);
-        step!(G, a, b, c, d, m[9], r[24], 5); step!(G, d, a, b, c, m[14], r[25], 9);
-        step!(G, c, d, a, b, m[3], r[26], 14); step!(G, b, c, d, a, m[8], r[27], 20);
-        step!(G, a, b, c, d, m[13], r[28], 5); step!(G, d, a, b, c, m[2], r[29], 9);
-        step!(G, c, d, a, b, m[7], r[30], 14); step!(G, b, c, d, a, m[12], r[31], 20);
+        step!(G, a, b, c, d, m[1], r[16], 5);
+        step!(G, d, a, b, c, m[6], r[17], 9);
+        step!(G, c, d, a, b, m[11], r[18], 14);
+        step!(G, b, c, d, a, m[0], r[19], 20);
+        step!(G, a, b, c, d, m[5], r[20], 5);
+        step!(G, d, a, b, c, m[10], r[21], 9);
+        step!(G, c, d, a, b, m[15], r[22], 14);
+        step!(G, b, c, d, a, m[4], r[23], 20);
+        step!(G, a, b, c, d, m[9], r[24], 5);
+        step!(G, d, a, b, c, m[14], r[25], 9);
+        step!(G, c, d, a, b, m[3], r[26], 14);
+        step!(G, b, c, d, a, m[8], r[27], 20);
+        step!(G, a, b, c, d, m[13], r[28], 5);
+        step!(G, d, a, b, c, m[2], r[29], 9);
+        step!(G, c, d, a, b, m[7], r[30], 14);
+        step!(G, b, c, d, a, m[12], r[31], 20);
 
-        step!(H, a, b, c, d, m[5], r[32], 4); step!(H, d, a, b, c, m[8], r[33], 11);
-        step!(H, c, d, a, b, m[11], r[34], 16); step!(H, b, c, d, a, m[14], r[35], 23);
-        step!(H, a, b, c, d, m[1], r[36], 4); step!(H, d, a, b, c, m[4], r[37], 11);
-        step!(H, c, d, a, b, m[7], r[38], 16); step!(H, b, c, d, a, m[10], r[39], 23);
-        step!(H, a, b, c, d, m[13], r[40], 4); step!(H, d, a, b, c, m[0], r[41], 11);
-        step!(H, c, d, a, b, m[3], r[42], 16); step!(H, b, c, d, a, m[6], r[43], 23);
-        step!(H, a, b, c, d, m[9], r[44], 4); step!(H, d, a, b, c, m[12], r[45], 11);
-        step!(H, c, d, a, b, m[15], r[46], 16); step!(H, b, c, d, a, m[2], r[47], 23);
+        step!(H, a, b, c, d, m[5], r[32], 4);
+        step!(H, d, a, b, c, m[8], r[33], 11);
+        step!(H, c, d, a, b, m[11], r[34], 16);
+        step!(H, b, c, d, a, m[14], r[35], 23);
+        step!(H, a, b, c, d, m[1], r[36], 4);
+        step!(H, d, a, b, c, m[4], r[37], 11);
+        step!(H, c, d, a, b, m[7], r[38], 16);
+        step!(H, b, c, d, a, m[10], r[39], 23);
+        step!(H, a, b, c, d, m[13], r[40], 4);
+        step!(H, d, a, b, c, m[0], r[41], 11);
+        step!(H, c, d, a, b, m[3], r[42], 16);
+        step!(H, b, c, d, a, m[6], r[43], 23);
+        step!(H, a, b, c, d, m[9], r[44], 4);
+        step!(H, d, a, b, c, m[12], r[45], 11);
+        step!(H, c, d, a, b, m[15], r[46], 16);
+        step!(H, b, c, d, a, m[2], r[47], 23);
 
-        step!(I, a, b, c, d, m[0], r[48], 6); step!(I, d, a, b, c, m[7], r[49], 10);
-        step!(I, c, d, a, b, m[14], r[50], 15); step!(I, b, c, d, a, m[5], r[51], 21);
-        step!(I, a, b, c, d, m[12], r[52], 6); step!(I, d, a, b, c, m[3], r[53], 10);
-        step!(I, c, d, a, b, m[10], r[54], 15); step!(I, b, c, d, a, m[1], r[55], 21);
-        step!(I, a, b, c, d, m[8], r[56], 6); step!(I, d, a, b, c, m[15], r[57], 10);
-        step!(I, c, d, a, b, m[6], r[58], 15); step!(I, b, c, d, a, m[13], r[59], 21);
-        step!(I, a, b, c, d, m[4], r[60], 6); step!(I, d, a, b, c, m[11], r[61], 10);
-        step!(I, c, d, a, b, m[2], r[62], 15); step!(I, b, c, d, a, m[9], r[63], 21);
+        step!(I, a, b, c, d, m[0], r[48], 6);
+        step!(I, d, a, b, c, m[7], r[49], 10);
+        step!(I, c, d, a, b, m[14], r[50], 15);
+        step!(I, b, c, d, a, m[5], r[51], 21);
+        step!(I, a, b, c, d, m[12], r[52], 6);
+        step!(I, d, a, b, c, m[3], r[53], 10);
+        step!(I, c, d, a, b, m[10], r[54], 15);
+        step!(I, b, c, d, a, m[1], r[55], 21);
+        step!(I, a, b, c, d, m[8], r[56], 6);
+        step!(I, d, a, b, c, m[15], r[57], 10);
+        step!(I, c, d, a, b, m[6], r[58], 15);
+        step!(I, b, c, d, a, m[13], r[59], 21);
+        step!(I, a, b, c, d, m[4], r[60], 6);
+        step!(I, d, a, b, c, m[11], r[61], 10);
+        step!(I, c, d, a, b, m[2], r[62], 15);
+        step!(I, b, c, d, a, m[9], r[63], 21);
 
-        a = a.wrapping_add(aa); b = b.wrapping_add(bb); c = c.wrapping_add(cc); d = d.wrapping_add(dd);
+        a = a.wrapping_add(aa);
+        b = b.wrapping_add(bb);
+        c = c.wrapping_add(cc);
+        d = d.wrapping_add(dd);
     }
     *state = [a, b, c, d];
 }
@@ -97,7 +138,11 @@ mod tests {
 
     use crate::{hash_reader, Algorithms, MultiHasher};
 
-    const MD5_ONLY: Algorithms = Algorithms { md5: true, sha1: false, sha256: false };
+    const MD5_ONLY: Algorithms = Algorithms {
+        md5: true,
+        sha1: false,
+        sha256: false,
+    };
 
     fn hex_digest(data: &[u8]) -> String {
         hash_reader(data, MD5_ONLY).unwrap().md5_hex().unwrap()
@@ -110,7 +155,10 @@ mod tests {
             ("a", "0cc175b9c0f1b6a831c399e269772661"),
             ("abc", "900150983cd24fb0d6963f7d28e17f72"),
             ("message digest", "f96b697d7cb7938d525a2f31aaf161d0"),
-            ("abcdefghijklmnopqrstuvwxyz", "c3fcd3d76192e4007dfb496cca67e13b"),
+            (
+                "abcdefghijklmnopqrstuvwxyz",
+                "c3fcd3d76192e4007dfb496cca67e13b",
+            ),
             (
                 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
                 "d174ab98d277d9f5a5611c2c9f419d9f",
@@ -127,7 +175,9 @@ mod tests {
 
     #[test]
     fn split_updates_match_reference() {
-        let data: Vec<u8> = (0..5000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+        let data: Vec<u8> = (0..5000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+            .collect();
         for len in [0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 128, 1000, 5000] {
             let input = &data[..len];
             let expected: [u8; 16] = md5_reference::Md5::digest(input).into();
@@ -136,7 +186,11 @@ mod tests {
                 let mut hasher = MultiHasher::new(MD5_ONLY);
                 hasher.update(&input[..split]);
                 hasher.update(&input[split..]);
-                assert_eq!(hasher.finish().md5, Some(expected), "len {len} split {split}");
+                assert_eq!(
+                    hasher.finish().md5,
+                    Some(expected),
+                    "len {len} split {split}"
+                );
             }
         }
     }

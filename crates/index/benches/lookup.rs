@@ -81,7 +81,11 @@ fn queries(n: u64) -> Vec<Query> {
     (0..QUERIES)
         .map(|_| {
             let r = rng.next();
-            let seed = if r & 1 == 0 { (r >> 8) % n } else { n + (r >> 8) % (1 << 40) };
+            let seed = if r & 1 == 0 {
+                (r >> 8) % n
+            } else {
+                n + (r >> 8) % (1 << 40)
+            };
             if r & 2 == 0 {
                 Query::Sha256(sha256(seed))
             } else {
@@ -105,7 +109,11 @@ fn measure(mut round: impl FnMut() -> usize) -> (f64, usize) {
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     pages * 4096
 }
 
@@ -119,17 +127,28 @@ fn main() {
     let (sha_only, build_secs) = build(n, false);
     println!("sha256_only_digests={}", sha_only.len());
     println!("sha256_only_build_seconds={build_secs:.2}");
-    println!("heap_bytes_per_sha256={:.1}", sha_only.heap_bytes() as f64 / sha_only.len() as f64);
+    println!(
+        "heap_bytes_per_sha256={:.1}",
+        sha_only.heap_bytes() as f64 / sha_only.len() as f64
+    );
     drop(sha_only);
 
     let (index, build_secs) = build(n, true);
     println!("digests={}", index.len());
     println!("build_seconds={build_secs:.2}");
-    println!("heap_bytes_per_digest={:.1}", index.heap_bytes() as f64 / index.len() as f64);
+    println!(
+        "heap_bytes_per_digest={:.1}",
+        index.heap_bytes() as f64 / index.len() as f64
+    );
     println!("rss_mib={:.0}", rss_bytes() as f64 / (1 << 20) as f64);
 
     let queries = queries(n);
-    let (single, hits) = measure(|| queries.iter().filter(|q| !index.get(q.as_ref()).is_empty()).count());
+    let (single, hits) = measure(|| {
+        queries
+            .iter()
+            .filter(|q| !index.get(q.as_ref()).is_empty())
+            .count()
+    });
     println!("queries={QUERIES} hits={hits}");
     println!("get_lookups_per_second={single:.0}");
 

@@ -64,7 +64,11 @@ impl DigestIndexBuilder {
             }
         }
         multi.shrink_to_fit();
-        DigestIndex { tables, by_len, multi: multi.into_boxed_slice() }
+        DigestIndex {
+            tables,
+            by_len,
+            multi: multi.into_boxed_slice(),
+        }
     }
 
     fn pending_for(&mut self, digest_len: usize) -> &mut Pending {
@@ -165,7 +169,14 @@ impl DigestIndex {
             let prefix = table::prefix(key.as_slice());
             let bucket = table.bucket(prefix);
             prefetch(table.directory_ptr(bucket));
-            *probe = Some(Probe { table, key, prefix, bucket, lo: 0, hi: 0 });
+            *probe = Some(Probe {
+                table,
+                key,
+                prefix,
+                bucket,
+                lo: 0,
+                hi: 0,
+            });
         }
 
         for probe in probes.iter_mut().flatten() {
@@ -196,7 +207,10 @@ struct Probe<'a> {
 
 /// A digest as the zero-padded 32-bit words a table compares.
 enum KeyWords {
-    Inline { words: [u32; INLINE_KEY_BYTES / 4], len: usize },
+    Inline {
+        words: [u32; INLINE_KEY_BYTES / 4],
+        len: usize,
+    },
     Heap(Vec<u32>),
 }
 
@@ -219,7 +233,10 @@ impl KeyWords {
             last[..rest.len()].copy_from_slice(rest);
             words[digest.len() / 4] = u32::from_ne_bytes(last);
         }
-        KeyWords::Inline { words, len: key_words }
+        KeyWords::Inline {
+            words,
+            len: key_words,
+        }
     }
 
     #[inline]

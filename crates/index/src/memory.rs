@@ -29,7 +29,11 @@ fn advise_huge_pages(words: &mut [u32]) {
     // madvise requires, and MADV_HUGEPAGE changes only how pages are backed, never their
     // content. A failure (THP disabled) leaves ordinary pages, so its result is ignored.
     unsafe {
-        libc::madvise(aligned as *mut libc::c_void, end - aligned, libc::MADV_HUGEPAGE);
+        libc::madvise(
+            aligned as *mut libc::c_void,
+            end - aligned,
+            libc::MADV_HUGEPAGE,
+        );
     }
 }
 

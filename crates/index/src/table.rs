@@ -1,7 +1,7 @@
 //! One sorted table of fixed-length digests with its bucket directory, and how it is built.
 //!
 //! A record is the digest zero-padded to whole 32-bit words, then one value word. Records are
-//! sorted by [`cmp_keys`], and bucket `b` of the directory holds the records
+//! sorted by [`cmp_keys`], and bucket `b` of the directory contains the records
 //! `directory[b]..directory[b + 1]`, where `b` is the top `bits` bits of the digest's first
 //! eight bytes read big-endian.
 
@@ -22,7 +22,11 @@ pub(crate) struct Pending {
 
 impl Pending {
     pub(crate) fn new(key_len: usize) -> Self {
-        Pending { key_len, key_words: key_len.div_ceil(4), records: Vec::new() }
+        Pending {
+            key_len,
+            key_words: key_len.div_ceil(4),
+            records: Vec::new(),
+        }
     }
 
     pub(crate) fn stride(&self) -> usize {
@@ -49,17 +53,23 @@ pub(crate) fn push_key_words(out: &mut Vec<u32>, digest: &[u8]) {
     }
 }
 
-/// The first eight bytes of a key, big-endian, so that prefixes order like the digest bytes.
+/// Returns the first eight bytes of a key as a big-endian number, so that prefixes sort like the
+/// digest bytes.
 #[inline]
 pub(crate) fn prefix(key: &[u32]) -> u64 {
-    let word = |i: usize| key.get(i).map_or(0, |w| u32::from_be_bytes(w.to_ne_bytes()));
+    let word = |i: usize| {
+        key.get(i)
+            .map_or(0, |w| u32::from_be_bytes(w.to_ne_bytes()))
+    };
     (u64::from(word(0)) << 32) | u64::from(word(1))
 }
 
 /// Total order of keys: the prefix first, then the remaining words.
 pub(crate) fn cmp_keys(a: &[u32], b: &[u32]) -> Ordering {
     let rest = 2.min(a.len());
-    prefix(a).cmp(&prefix(b)).then_with(|| a[rest..].cmp(&b[rest..]))
+    prefix(a)
+        .cmp(&prefix(b))
+        .then_with(|| a[rest..].cmp(&b[rest..]))
 }
 
 #[inline]
@@ -97,7 +107,10 @@ impl Table {
         let n = merge_duplicates(&mut records, key_words, multi);
         records.truncate(n * stride);
         records.shrink_to_fit();
-        assert!(u32::try_from(n).is_ok(), "digest index holds at most 2^32 - 1 digests per length");
+        assert!(
+            u32::try_from(n).is_ok(),
+            "digest index holds at most 2^32 - 1 digests per length"
+        );
         let bits = directory_bits(n);
         let directory = build_directory(&records, stride, key_words, bits);
         Table {
@@ -149,7 +162,11 @@ impl Table {
     pub(crate) fn bucket_range(&self, b: usize) -> (usize, usize, *const u32) {
         let lo = self.directory[b] as usize;
         let hi = self.directory[b + 1] as usize;
-        (lo, hi, self.records[(lo * self.stride).min(self.records.len())..].as_ptr())
+        (
+            lo,
+            hi,
+            self.records[(lo * self.stride).min(self.records.len())..].as_ptr(),
+        )
     }
 
     /// Returns the record index of `key`, whose prefix is `prefix`.
@@ -160,7 +177,13 @@ impl Table {
     }
 
     #[inline]
-    pub(crate) fn find_in(&self, key: &[u32], key_prefix: u64, lo: usize, hi: usize) -> Option<usize> {
+    pub(crate) fn find_in(
+        &self,
+        key: &[u32],
+        key_prefix: u64,
+        lo: usize,
+        hi: usize,
+    ) -> Option<usize> {
         if hi - lo > LINEAR_SCAN_MAX {
             return self.find_binary(key, lo, hi);
         }
@@ -221,7 +244,12 @@ fn bucket_sort(pending: Pending) -> Vec<u32> {
     for b in 0..starts.len() - 1 {
         let (lo, hi) = (starts[b], starts[b + 1]);
         if hi - lo > 1 {
-            sort_records(&mut sorted[lo * stride..hi * stride], stride, key_words, &mut scratch);
+            sort_records(
+                &mut sorted[lo * stride..hi * stride],
+                stride,
+                key_words,
+                &mut scratch,
+            );
         }
     }
     sorted
@@ -236,7 +264,13 @@ fn sort_records(block: &mut [u32], stride: usize, key_words: usize, scratch: &mu
             scratch.clear();
             scratch.extend_from_slice(&block[i * stride..(i + 1) * stride]);
             let mut j = i;
-            while j > 0 && cmp_keys(&block[(j - 1) * stride..][..key_words], &scratch[..key_words]).is_gt() {
+            while j > 0
+                && cmp_keys(
+                    &block[(j - 1) * stride..][..key_words],
+                    &scratch[..key_words],
+                )
+                .is_gt()
+            {
                 block.copy_within((j - 1) * stride..j * stride, j * stride);
                 j -= 1;
             }

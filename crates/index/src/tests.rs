@@ -12,7 +12,9 @@ fn model(entries: &[(Vec<u8>, u32)]) -> HashMap<Vec<u8>, Vec<u32>> {
     for (digest, id) in entries {
         sets.entry(digest.clone()).or_default().insert(*id);
     }
-    sets.into_iter().map(|(digest, ids)| (digest, ids.into_iter().collect())).collect()
+    sets.into_iter()
+        .map(|(digest, ids)| (digest, ids.into_iter().collect()))
+        .collect()
 }
 
 fn build(entries: &[(Vec<u8>, u32)]) -> DigestIndex {
@@ -31,7 +33,12 @@ fn assert_matches_model(entries: &[(Vec<u8>, u32)], absent: &[Vec<u8>]) {
     assert_eq!(index.is_empty(), expected.is_empty());
 
     let mut queries: Vec<Vec<u8>> = expected.keys().cloned().collect();
-    queries.extend(absent.iter().filter(|d| !expected.contains_key(*d)).cloned());
+    queries.extend(
+        absent
+            .iter()
+            .filter(|d| !expected.contains_key(*d))
+            .cloned(),
+    );
     let mut batch = Vec::new();
     index.get_batch(&queries, &mut batch);
     assert_eq!(batch.len(), queries.len());
@@ -74,13 +81,21 @@ fn single_digest_roundtrip() {
     let index = build(&[(sha256.clone(), 7)]);
     assert_eq!(index.get(&sha256), &[7]);
     assert!(index.get(&digest(2, 32)).is_empty());
-    assert!(index.get(&sha256[..16]).is_empty(), "a prefix of a known digest is a different key");
+    assert!(
+        index.get(&sha256[..16]).is_empty(),
+        "a prefix of a known digest is a different key"
+    );
 }
 
 #[test]
 fn duplicate_ids_are_merged_and_sorted() {
     let md5 = digest(3, 16);
-    let entries = [(md5.clone(), 9), (md5.clone(), 2), (md5.clone(), 9), (md5.clone(), 5)];
+    let entries = [
+        (md5.clone(), 9),
+        (md5.clone(), 2),
+        (md5.clone(), 9),
+        (md5.clone(), 5),
+    ];
     let index = build(&entries);
     assert_eq!(index.len(), 1);
     assert_eq!(index.get(&md5), &[2, 5, 9]);
@@ -90,7 +105,11 @@ fn duplicate_ids_are_merged_and_sorted() {
 fn ids_with_top_bit_set_roundtrip() {
     let a = digest(4, 20);
     let b = digest(5, 20);
-    let index = build(&[(a.clone(), u32::MAX), (b.clone(), MULTI_TAG), (b.clone(), 1)]);
+    let index = build(&[
+        (a.clone(), u32::MAX),
+        (b.clone(), MULTI_TAG),
+        (b.clone(), 1),
+    ]);
     assert_eq!(index.get(&a), &[u32::MAX]);
     assert_eq!(index.get(&b), &[1, MULTI_TAG]);
 }
@@ -98,8 +117,10 @@ fn ids_with_top_bit_set_roundtrip() {
 #[test]
 fn lengths_are_separate_keys() {
     let long = digest(6, 64);
-    let entries: Vec<(Vec<u8>, u32)> =
-        [16, 20, 28, 32, 48, 64].iter().map(|&len| (long[..len].to_vec(), len as u32)).collect();
+    let entries: Vec<(Vec<u8>, u32)> = [16, 20, 28, 32, 48, 64]
+        .iter()
+        .map(|&len| (long[..len].to_vec(), len as u32))
+        .collect();
     assert_matches_model(&entries, &[long[..24].to_vec(), long[..33].to_vec()]);
 }
 
@@ -114,9 +135,9 @@ fn unusual_lengths_work() {
 }
 
 #[test]
-fn shared_leading_bytes_use_large_bucket() {
-    // Every digest starts with the same 12 bytes, so all fall into one bucket and the lookup
-    // takes the binary-search path.
+fn shared_leading_bytes_use_binary_search() {
+    // Every digest starts with the same 12 bytes, so all fall into one bucket, which lookups
+    // binary-search.
     let entries: Vec<(Vec<u8>, u32)> = (0..500u32)
         .map(|i| {
             let mut d = vec![0xab; 12];
@@ -127,6 +148,23 @@ fn shared_leading_bytes_use_large_bucket() {
     let mut absent = vec![0xab; 12];
     absent.extend_from_slice(&digest(10_000, 20));
     assert_matches_model(&entries, &[absent, vec![0; 32], vec![0xff; 32]]);
+}
+
+#[test]
+fn first_and_last_buckets_work() {
+    // Digests starting with 0xff all fall into the last bucket, all-zero ones into the first.
+    let mut entries: Vec<(Vec<u8>, u32)> = (0..100u32)
+        .map(|i| {
+            let mut d = vec![0xff; 4];
+            d.extend_from_slice(&digest(u64::from(i), 12));
+            (d, i)
+        })
+        .collect();
+    entries.push((vec![0; 16], 1000));
+    entries.push((vec![0xff; 16], 1001));
+    let mut absent = vec![0xff; 4];
+    absent.extend_from_slice(&digest(5_000, 12));
+    assert_matches_model(&entries, &[absent, vec![0xfe; 16], vec![0x01; 16]]);
 }
 
 #[test]
@@ -165,7 +203,10 @@ fn entry_strategy() -> impl Strategy<Value = (Vec<u8>, u32)> {
     let len = prop_oneof![Just(0usize), Just(1), Just(4), Just(9), Just(16), Just(32)];
     let id = prop_oneof![0u32..8, any::<u32>()];
     (len, id).prop_flat_map(|(len, id)| {
-        (prop::collection::vec(prop_oneof![Just(0u8), Just(0xff), any::<u8>()], len), Just(id))
+        (
+            prop::collection::vec(prop_oneof![Just(0u8), Just(0xff), any::<u8>()], len),
+            Just(id),
+        )
     })
 }
 

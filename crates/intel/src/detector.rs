@@ -141,8 +141,14 @@ impl Detector {
         }
         let mut seen = std::collections::HashSet::new();
         ids.retain(|id| seen.insert(*id));
-        let matched = if is_hex(query) { query.to_ascii_lowercase() } else { query.to_owned() };
-        ids.into_iter().map(|id| self.to_match(id, &matched)).collect()
+        let matched = if is_hex(query) {
+            query.to_ascii_lowercase()
+        } else {
+            query.to_owned()
+        };
+        ids.into_iter()
+            .map(|id| self.to_match(id, &matched))
+            .collect()
     }
 
     fn ids_for(&self, query: &str) -> Vec<u32> {
@@ -257,9 +263,9 @@ impl Loader {
     }
 
     fn load_events(&mut self, store: &Store) -> Result<(), Error> {
-        let mut stmt = store
-            .conn()
-            .prepare("SELECT id, uuid, info, threat_level_id, date, tags FROM events ORDER BY id")?;
+        let mut stmt = store.conn().prepare(
+            "SELECT id, uuid, info, threat_level_id, date, tags FROM events ORDER BY id",
+        )?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
             let tags_json: String = r.get(5)?;

@@ -6,22 +6,35 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("failed to create the data directory `{path}`")]
-    CreateDir { path: PathBuf, source: std::io::Error },
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     #[error("failed to open the intel store `{path}`")]
-    Open { path: PathBuf, source: rusqlite::Error },
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
 
     #[error(
         "the intel store `{path}` has schema version {found}, newer than the {supported} this \
          build knows; use a newer iocwatch"
     )]
-    SchemaTooNew { path: PathBuf, found: i64, supported: i64 },
+    SchemaTooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
 
     #[error("intel store query failed")]
     Sqlite(#[from] rusqlite::Error),
 
     #[error("failed to read `{path}`")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     #[error("failed to import `{path}`: {error}")]
     Parse { path: PathBuf, error: misp::Error },
@@ -30,7 +43,11 @@ pub enum Error {
         "`{path}` is {size} bytes, over the {limit}-byte limit for one file; split it or raise \
          --max-file-bytes"
     )]
-    TooLarge { path: PathBuf, size: u64, limit: u64 },
+    TooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
 
     #[error("failed to import `{path}`: {message}")]
     Invalid { path: PathBuf, message: String },

@@ -24,7 +24,9 @@ impl std::str::FromStr for ExportFormat {
             "misp-json" => Ok(ExportFormat::MispJson),
             "csv" => Ok(ExportFormat::Csv),
             "text" => Ok(ExportFormat::Text),
-            _ => Err(format!("unknown export format `{s}`; use misp-json, csv or text")),
+            _ => Err(format!(
+                "unknown export format `{s}`; use misp-json, csv or text"
+            )),
         }
     }
 }
@@ -57,7 +59,12 @@ pub const CSV_HEADER: [&str; 13] = [
 ];
 
 /// Writes the export to `out`; returns how many events (misp-json) or rows were written.
-pub fn export(store: &Store, format: ExportFormat, filter: &ExportFilter, out: &mut dyn Write) -> Result<u64, Error> {
+pub fn export(
+    store: &Store,
+    format: ExportFormat,
+    filter: &ExportFilter,
+    out: &mut dyn Write,
+) -> Result<u64, Error> {
     match format {
         ExportFormat::MispJson => export_json(store, out),
         ExportFormat::Csv => export_csv(store, filter, out),
@@ -121,7 +128,9 @@ fn export_csv(store: &Store, filter: &ExportFilter, out: &mut dyn Write) -> Resu
             text(4)?,
             text(5)?,
             r.get::<_, i64>(6)?.to_string(),
-            r.get::<_, Option<i64>>(7)?.map(|t| t.to_string()).unwrap_or_default(),
+            r.get::<_, Option<i64>>(7)?
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
             text(8)?,
             tags.join(","),
             text(10)?,

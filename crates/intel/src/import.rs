@@ -86,10 +86,18 @@ pub fn import_path(
         }
         let files = match list_files(path, options.format) {
             Ok(files) => files,
-            Err(e) => return vec![FileReport { path: path.to_owned(), outcome: Err(e) }],
+            Err(e) => {
+                return vec![FileReport {
+                    path: path.to_owned(),
+                    outcome: Err(e),
+                }]
+            }
         };
         progress(Progress::Files(files.len()));
-        return files.iter().map(|f| import_file(store, f, options.format, options, progress)).collect();
+        return files
+            .iter()
+            .map(|f| import_file(store, f, options.format, options, progress))
+            .collect();
     }
     progress(Progress::Files(1));
     vec![import_file(store, path, options.format, options, progress)]
@@ -103,7 +111,10 @@ fn import_file(
     progress: &mut dyn FnMut(Progress),
 ) -> FileReport {
     let outcome = import_file_inner(store, path, format, options, progress).map(|(s, _)| s);
-    FileReport { path: path.to_owned(), outcome }
+    FileReport {
+        path: path.to_owned(),
+        outcome,
+    }
 }
 
 fn import_file_inner(
@@ -115,8 +126,11 @@ fn import_file_inner(
 ) -> Result<(FileSummary, Parsed), Error> {
     let (bytes, meta) = read_limited(path, options.max_file_bytes)?;
     progress(Progress::Start(path, bytes.len() as u64));
-    let parsed = misp::parse_bytes(&bytes, format, &meta, &options.csv)
-        .map_err(|error| Error::Parse { path: path.to_owned(), error })?;
+    let parsed =
+        misp::parse_bytes(&bytes, format, &meta, &options.csv).map_err(|error| Error::Parse {
+            path: path.to_owned(),
+            error,
+        })?;
     drop(bytes);
 
     if options.strict && !parsed.rejected.is_empty() {
@@ -134,7 +148,11 @@ fn import_file_inner(
         });
     }
 
-    let write = store.write_parsed(&parsed, &path.display().to_string(), options.warninglist_action)?;
+    let write = store.write_parsed(
+        &parsed,
+        &path.display().to_string(),
+        options.warninglist_action,
+    )?;
     progress(Progress::Done(path));
     tracing::info!(
         path = %path.display(),
@@ -156,10 +174,17 @@ fn import_file_inner(
 
 /// Reads a file after checking its size, and describes it for the list importers.
 fn read_limited(path: &Path, limit: u64) -> Result<(Vec<u8>, FileMeta), Error> {
-    let read_err = |source| Error::Read { path: path.to_owned(), source };
+    let read_err = |source| Error::Read {
+        path: path.to_owned(),
+        source,
+    };
     let metadata = std::fs::metadata(path).map_err(read_err)?;
     if metadata.len() > limit {
-        return Err(Error::TooLarge { path: path.to_owned(), size: metadata.len(), limit });
+        return Err(Error::TooLarge {
+            path: path.to_owned(),
+            size: metadata.len(),
+            limit,
+        });
     }
     let bytes = std::fs::read(path).map_err(read_err)?;
     let mtime = metadata
@@ -169,7 +194,10 @@ fn read_limited(path: &Path, limit: u64) -> Result<(Vec<u8>, FileMeta), Error> {
         .map_or(0, |d| d.as_secs() as i64);
     let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
     let meta = FileMeta {
-        name: path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned()),
+        name: path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        ),
         source_key: absolute.display().to_string(),
         mtime,
     };
@@ -178,20 +206,33 @@ fn read_limited(path: &Path, limit: u64) -> Result<(Vec<u8>, FileMeta), Error> {
 
 /// Lists the files of a folder to import, sorted, skipping hidden entries.
 fn list_files(dir: &Path, format: Option<Format>) -> Result<Vec<PathBuf>, Error> {
-    let json_only = matches!(format, None | Some(Format::MispJson | Format::Stix2 | Format::Warninglist));
+    let json_only = matches!(
+        format,
+        None | Some(Format::MispJson | Format::Stix2 | Format::Warninglist)
+    );
     let mut out = Vec::new();
     let mut pending = vec![dir.to_owned()];
     while let Some(current) = pending.pop() {
-        let entries = std::fs::read_dir(&current).map_err(|source| Error::Read { path: current.clone(), source })?;
+        let entries = std::fs::read_dir(&current).map_err(|source| Error::Read {
+            path: current.clone(),
+            source,
+        })?;
         for entry in entries {
-            let entry = entry.map_err(|source| Error::Read { path: current.clone(), source })?;
+            let entry = entry.map_err(|source| Error::Read {
+                path: current.clone(),
+                source,
+            })?;
             let path = entry.path();
             if entry.file_name().to_string_lossy().starts_with('.') {
                 continue;
             }
             if path.is_dir() {
                 pending.push(path);
-            } else if !json_only || path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+            } else if !json_only
+                || path
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+            {
                 out.push(path);
             }
         }
@@ -211,7 +252,12 @@ fn import_feed(
     let manifest_path = dir.join("manifest.json");
     let entries = match read_manifest(&manifest_path, options.max_file_bytes) {
         Ok(entries) => entries,
-        Err(e) => return vec![FileReport { path: manifest_path, outcome: Err(e) }],
+        Err(e) => {
+            return vec![FileReport {
+                path: manifest_path,
+                outcome: Err(e),
+            }]
+        }
     };
     progress(Progress::Files(entries.len()));
 
@@ -219,13 +265,18 @@ fn import_feed(
     let mut md5s = HashSet::new();
     for entry in &entries {
         let path = dir.join(format!("{}.json", entry.uuid));
-        reports.push(import_feed_event(store, &path, entry, options, progress, &mut md5s));
+        reports.push(import_feed_event(
+            store, &path, entry, options, progress, &mut md5s,
+        ));
     }
 
     let hashes_path = dir.join("hashes.csv");
     if hashes_path.is_file() {
         let outcome = check_hashes_csv(&hashes_path, &md5s, options.max_file_bytes);
-        reports.push(FileReport { path: hashes_path, outcome });
+        reports.push(FileReport {
+            path: hashes_path,
+            outcome,
+        });
     }
     reports
 }
@@ -233,7 +284,10 @@ fn import_feed(
 fn read_manifest(path: &Path, limit: u64) -> Result<Vec<ManifestEntry>, Error> {
     let (bytes, _) = read_limited(path, limit)?;
     let text = String::from_utf8_lossy(&bytes);
-    parse_manifest(&text).map_err(|error| Error::Parse { path: path.to_owned(), error })
+    parse_manifest(&text).map_err(|error| Error::Parse {
+        path: path.to_owned(),
+        error,
+    })
 }
 
 fn import_feed_event(
@@ -245,33 +299,57 @@ fn import_feed_event(
     md5s: &mut HashSet<String>,
 ) -> FileReport {
     if !path.is_file() {
-        let message = format!("manifest.json lists event {} but this file is missing", entry.uuid);
-        return FileReport { path: path.to_owned(), outcome: Err(Error::Invalid { path: path.to_owned(), message }) };
+        let message = format!(
+            "manifest.json lists event {} but this file is missing",
+            entry.uuid
+        );
+        return FileReport {
+            path: path.to_owned(),
+            outcome: Err(Error::Invalid {
+                path: path.to_owned(),
+                message,
+            }),
+        };
     }
     let stored = store.event_timestamp(&entry.uuid);
     if let (Ok(Some(stored)), Some(listed)) = (&stored, entry.timestamp) {
         if *stored >= listed {
             progress(Progress::Done(path));
-            let write = WriteSummary { events_unchanged: 1, ..WriteSummary::default() };
-            let summary = FileSummary { format: Some(Format::MispJson), write, ..FileSummary::default() };
-            return FileReport { path: path.to_owned(), outcome: Ok(summary) };
+            let write = WriteSummary {
+                events_unchanged: 1,
+                ..WriteSummary::default()
+            };
+            let summary = FileSummary {
+                format: Some(Format::MispJson),
+                write,
+                ..FileSummary::default()
+            };
+            return FileReport {
+                path: path.to_owned(),
+                outcome: Ok(summary),
+            };
         }
     }
-    let outcome = import_file_inner(store, path, Some(Format::MispJson), options, progress).map(|(mut summary, parsed)| {
-        for event in &parsed.events {
-            if event.event.uuid != entry.uuid {
-                summary.notes.push(format!(
-                    "the file holds event {} but manifest.json names it {}",
-                    event.event.uuid, entry.uuid
-                ));
+    let outcome = import_file_inner(store, path, Some(Format::MispJson), options, progress).map(
+        |(mut summary, parsed)| {
+            for event in &parsed.events {
+                if event.event.uuid != entry.uuid {
+                    summary.notes.push(format!(
+                        "the file holds event {} but manifest.json names it {}",
+                        event.event.uuid, entry.uuid
+                    ));
+                }
+                for (_, a) in event.event.all_attributes() {
+                    md5s.extend(value_md5s(&a.r#type, &a.value));
+                }
             }
-            for (_, a) in event.event.all_attributes() {
-                md5s.extend(value_md5s(&a.r#type, &a.value));
-            }
-        }
-        summary
-    });
-    FileReport { path: path.to_owned(), outcome }
+            summary
+        },
+    );
+    FileReport {
+        path: path.to_owned(),
+        outcome,
+    }
 }
 
 fn check_hashes_csv(path: &Path, md5s: &HashSet<String>, limit: u64) -> Result<FileSummary, Error> {
@@ -282,7 +360,10 @@ fn check_hashes_csv(path: &Path, md5s: &HashSet<String>, limit: u64) -> Result<F
         notes.push("columns are event_uuid,md5; MISP writes md5,event_uuid".to_owned());
     }
     if !csv.bad_lines.is_empty() {
-        notes.push(format!("{} lines are not an md5 and event uuid pair", csv.bad_lines.len()));
+        notes.push(format!(
+            "{} lines are not an md5 and event uuid pair",
+            csv.bad_lines.len()
+        ));
     }
     let missing = md5s.iter().filter(|m| !csv.md5s.contains(*m)).count();
     if missing > 0 {
@@ -292,6 +373,15 @@ fn check_hashes_csv(path: &Path, md5s: &HashSet<String>, limit: u64) -> Result<F
             md5s.len()
         ));
     }
-    notes.insert(0, format!("hashes.csv: {} rows checked, used only as a cross-check", csv.rows));
-    Ok(FileSummary { notes, ..FileSummary::default() })
+    notes.insert(
+        0,
+        format!(
+            "hashes.csv: {} rows checked, used only as a cross-check",
+            csv.rows
+        ),
+    );
+    Ok(FileSummary {
+        notes,
+        ..FileSummary::default()
+    })
 }

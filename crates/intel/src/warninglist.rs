@@ -41,7 +41,9 @@ impl FromStr for Action {
         match s {
             "suppress" => Ok(Action::Suppress),
             "annotate" => Ok(Action::Annotate),
-            _ => Err(format!("unknown warninglist action `{s}`; use suppress or annotate")),
+            _ => Err(format!(
+                "unknown warninglist action `{s}`; use suppress or annotate"
+            )),
         }
     }
 }
@@ -60,12 +62,18 @@ pub fn default_action(list: &Warninglist) -> Action {
 /// The warninglists shipped in `warninglists/` (CC0, from MISP/misp-warninglists), loaded
 /// into every new store.
 pub const DEFAULT_LISTS: &[(&str, &str)] = &[
-    ("empty-hashes", include_str!("../warninglists/empty-hashes/list.json")),
+    (
+        "empty-hashes",
+        include_str!("../warninglists/empty-hashes/list.json"),
+    ),
     (
         "common-ioc-false-positive",
         include_str!("../warninglists/common-ioc-false-positive/list.json"),
     ),
-    ("eicar.com", include_str!("../warninglists/eicar.com/list.json")),
+    (
+        "eicar.com",
+        include_str!("../warninglists/eicar.com/list.json"),
+    ),
 ];
 
 /// A warninglist ready for matching.
@@ -103,11 +111,20 @@ pub struct Matcher {
 
 impl Matcher {
     pub fn new(lists: &[StoredList]) -> Matcher {
-        let mut matcher = Matcher { lists: Vec::new(), by_type: HashMap::new(), all_types: Vec::new() };
+        let mut matcher = Matcher {
+            lists: Vec::new(),
+            by_type: HashMap::new(),
+            all_types: Vec::new(),
+        };
         for list in lists {
             let index = matcher.lists.len();
-            let hit = WarninglistHit { name: list.name.clone(), action: list.action };
-            matcher.lists.push((hit, compile(&list.list_type, &list.entries)));
+            let hit = WarninglistHit {
+                name: list.name.clone(),
+                action: list.action,
+            };
+            matcher
+                .lists
+                .push((hit, compile(&list.list_type, &list.entries)));
             if list.matching_attributes.is_empty() {
                 matcher.all_types.push(index);
             }
@@ -120,7 +137,11 @@ impl Matcher {
 
     /// Returns the lists that `value` (of MISP type `type_name`) is on, in list order.
     pub fn check(&self, type_name: &str, value: &str) -> Vec<WarninglistHit> {
-        let typed = self.by_type.get(type_name).map(Vec::as_slice).unwrap_or(&[]);
+        let typed = self
+            .by_type
+            .get(type_name)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         if typed.is_empty() && self.all_types.is_empty() {
             return Vec::new();
         }
@@ -168,7 +189,10 @@ fn compile(list_type: &str, entries: &[String]) -> Entries {
 
 /// MISP writes regex entries PHP-style, as `/pattern/flags`.
 fn strip_regex_delimiters(entry: &str) -> &str {
-    match entry.strip_prefix('/').and_then(|rest| rest.rsplit_once('/')) {
+    match entry
+        .strip_prefix('/')
+        .and_then(|rest| rest.rsplit_once('/'))
+    {
         Some((pattern, flags)) if flags.chars().all(|c| c.is_ascii_alphabetic()) => pattern,
         _ => entry,
     }
@@ -215,7 +239,8 @@ fn matches(entries: &Entries, value: &str) -> bool {
         }
         Entries::Cidr(nets) => {
             let addr = value.split('/').next().unwrap_or(value);
-            addr.parse::<IpAddr>().is_ok_and(|ip| nets.iter().any(|&n| in_network(ip, n)))
+            addr.parse::<IpAddr>()
+                .is_ok_and(|ip| nets.iter().any(|&n| in_network(ip, n)))
         }
         Entries::Regex(list) => list.iter().any(|r| r.is_match(value)),
     }
@@ -225,7 +250,11 @@ fn matches(entries: &Entries, value: &str) -> bool {
 fn host_of(value: &str) -> &str {
     let rest = value.split_once("://").map_or(value, |(_, r)| r);
     let host = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-    host.rsplit_once('@').map_or(host, |(_, h)| h).split(':').next().unwrap_or(host)
+    host.rsplit_once('@')
+        .map_or(host, |(_, h)| h)
+        .split(':')
+        .next()
+        .unwrap_or(host)
 }
 
 #[cfg(test)]
@@ -244,10 +273,21 @@ mod tests {
 
     #[test]
     fn exact_hash_entries_any_case_and_composites() {
-        let m = Matcher::new(&[list("empty", "string", &["md5", "filename|md5"], &["D41D8CD98F00B204E9800998ECF8427E"])]);
+        let m = Matcher::new(&[list(
+            "empty",
+            "string",
+            &["md5", "filename|md5"],
+            &["D41D8CD98F00B204E9800998ECF8427E"],
+        )]);
         assert_eq!(m.check("md5", "d41d8cd98f00b204e9800998ecf8427e").len(), 1);
-        assert_eq!(m.check("filename|md5", "a.txt|d41d8cd98f00b204e9800998ecf8427e").len(), 1);
-        assert!(m.check("sha1", "d41d8cd98f00b204e9800998ecf8427e").is_empty());
+        assert_eq!(
+            m.check("filename|md5", "a.txt|d41d8cd98f00b204e9800998ecf8427e")
+                .len(),
+            1
+        );
+        assert!(m
+            .check("sha1", "d41d8cd98f00b204e9800998ecf8427e")
+            .is_empty());
     }
 
     #[test]
@@ -263,14 +303,21 @@ mod tests {
         assert_eq!(m.check("ip-dst", "10.1.2.3")[0].name, "nets");
         assert!(m.check("ip-dst", "11.1.2.3").is_empty());
         assert_eq!(m.check("text", "EVIL42")[0].name, "re");
-        assert_eq!(m.check("domain", "download.windowsupdate.com")[0].name, "sub");
+        assert_eq!(
+            m.check("domain", "download.windowsupdate.com")[0].name,
+            "sub"
+        );
     }
 
     #[test]
     fn default_actions() {
         for (name, text) in DEFAULT_LISTS {
             let list = misp::import::warninglist::parse_warninglist(text).unwrap();
-            let expected = if *name == "eicar.com" { Action::Annotate } else { Action::Suppress };
+            let expected = if *name == "eicar.com" {
+                Action::Annotate
+            } else {
+                Action::Suppress
+            };
             assert_eq!(default_action(&list), expected, "{name}");
         }
     }

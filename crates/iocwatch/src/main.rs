@@ -2,6 +2,11 @@
 
 mod cmd;
 
+// glibc malloc spent about a third of the manager pipeline's time on the many
+// small JSON values of each event; mimalloc cuts that cost.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../misp/tests/fixtures").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../misp/tests/fixtures")
+        .join(rel)
 }
 
 struct Cli {
@@ -13,7 +15,9 @@ struct Cli {
 
 impl Cli {
     fn new() -> Cli {
-        Cli { dir: tempfile::tempdir().unwrap() }
+        Cli {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     fn data_dir(&self) -> PathBuf {
@@ -31,7 +35,10 @@ impl Cli {
     }
 
     fn import(&self, rels: &[&str]) -> Output {
-        let paths: Vec<String> = rels.iter().map(|r| fixture(r).display().to_string()).collect();
+        let paths: Vec<String> = rels
+            .iter()
+            .map(|r| fixture(r).display().to_string())
+            .collect();
         let mut args = vec!["intel", "import", "--no-progress"];
         args.extend(paths.iter().map(String::as_str));
         self.run(&args)
@@ -41,7 +48,10 @@ impl Cli {
         let mut args = vec!["intel", "lookup"];
         args.extend(values);
         let out = self.run(&args);
-        let lines = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines = stdout(&out)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         (out.status.code().unwrap(), lines)
     }
 
@@ -67,7 +77,10 @@ fn import_then_lookup_filename_sha256() {
     assert!(out.status.success(), "{}", stderr(&out));
     let summary = stdout(&out);
     assert!(summary.contains("1 events added"), "{summary}");
-    assert!(summary.contains("370 attributes, 219 hashes indexed"), "{summary}");
+    assert!(
+        summary.contains("370 attributes, 219 hashes indexed"),
+        "{summary}"
+    );
 
     let (code, lines) =
         cli.lookup(&["7A200C4DF99887991C638FE625D07A4A3FC2BDC887112437752B3DF5C8DA79B6"]);
@@ -82,17 +95,28 @@ fn import_then_lookup_filename_sha256() {
     assert_eq!(m["suppressed"], false);
     assert_eq!(m["warninglists"], serde_json::json!([]));
     assert!(m["event_id"].is_string());
-    assert!(m["tags"].as_array().unwrap().iter().any(|t| t == "tlp:white"));
+    assert!(m["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t == "tlp:white"));
 }
 
 #[test]
 fn lookup_exit_codes() {
     let cli = Cli::new();
-    assert!(cli.import(&["misp/57c4445b-c548-4654-af0b-4be3950d210f.json"]).status.success());
+    assert!(cli
+        .import(&["misp/57c4445b-c548-4654-af0b-4be3950d210f.json"])
+        .status
+        .success());
     assert_eq!(cli.lookup(&["0749bae92ca336a02c83d126e04ec628"]).0, 0);
     assert_eq!(cli.lookup(&["ffffffffffffffffffffffffffffffff"]).0, 1);
     // A to_ids false attribute (a link) is not in the index at all.
-    assert_eq!(cli.lookup(&["http://www.xylibox.com/2011/06/have-fun-with-trojan-ransomwin32xorist.html"]).0, 1);
+    assert_eq!(
+        cli.lookup(&["http://www.xylibox.com/2011/06/have-fun-with-trojan-ransomwin32xorist.html"])
+            .0,
+        1
+    );
 
     let file = cli.dir.path().join("not-a-dir");
     std::fs::write(&file, "x").unwrap();
@@ -108,7 +132,8 @@ fn lookup_exit_codes() {
 fn object_hashes_found() {
     let cli = Cli::new();
     assert!(cli.import(&["misp/mainly_objects_1.json"]).status.success());
-    let (code, lines) = cli.lookup(&["9b23bfc35b18ed80104c496b2aa722b3e56ff9ceb9dae60d1aff7230321c1d12"]);
+    let (code, lines) =
+        cli.lookup(&["9b23bfc35b18ed80104c496b2aa722b3e56ff9ceb9dae60d1aff7230321c1d12"]);
     assert_eq!(code, 0);
     assert_eq!(lines[0]["object_name"], "file");
     assert_eq!(lines[0]["object_relation"], "sha256");
@@ -118,16 +143,27 @@ fn object_hashes_found() {
 fn empty_file_md5_suppressed() {
     let cli = Cli::new();
     let list = cli.dir.path().join("list.md5");
-    std::fs::write(&list, "d41d8cd98f00b204e9800998ecf8427e\n0749bae92ca336a02c83d126e04ec628\n").unwrap();
+    std::fs::write(
+        &list,
+        "d41d8cd98f00b204e9800998ecf8427e\n0749bae92ca336a02c83d126e04ec628\n",
+    )
+    .unwrap();
     let out = cli.run(&["intel", "import", list.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let (code, lines) = cli.lookup(&["D41D8CD98F00B204E9800998ECF8427E"]);
     assert_eq!(code, 1, "a suppressed match is not a detection");
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["suppressed"], true);
-    let lists: Vec<&str> =
-        lines[0]["warninglists"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
-    assert!(lists.contains(&"List of known hashes for empty files"), "{lists:?}");
+    let lists: Vec<&str> = lines[0]["warninglists"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        lists.contains(&"List of known hashes for empty files"),
+        "{lists:?}"
+    );
     assert_eq!(lines[0]["warninglists"][0]["action"], "suppress");
 }
 
@@ -137,9 +173,18 @@ fn hash_list_rejections_reported() {
     let out = cli.import(&["feeds/eset-modiloader-samples.sha1", "feeds/hash-iocs.txt"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("12 attributes, 12 hashes indexed, 1 rejected"), "{text}");
-    assert!(text.contains("rejected line 13: `f0295f2e46cebffaf7892a5b33ba54122781c20bs`"), "{text}");
-    assert!(text.contains("3053 attributes, 3053 hashes indexed, 0 rejected, 171 duplicates"), "{text}");
+    assert!(
+        text.contains("12 attributes, 12 hashes indexed, 1 rejected"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rejected line 13: `f0295f2e46cebffaf7892a5b33ba54122781c20bs`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("3053 attributes, 3053 hashes indexed, 0 rejected, 171 duplicates"),
+        "{text}"
+    );
     assert_eq!(cli.stats()["detections"], 12 + 3053);
 }
 
@@ -158,33 +203,55 @@ fn bad_files_fail_and_store_nothing() {
 
     let out = cli.import(&["misp-feed/malvuln/feed"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("not a valid MISP feed manifest"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a valid MISP feed manifest"),
+        "{}",
+        stderr(&out)
+    );
 
     let out = cli.run(&["intel", "import", "--format", "nonsense", "x"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("unknown format `nonsense`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unknown format `nonsense`"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(cli.stats()["attributes"], 0);
 }
 
 #[test]
 fn stix_and_feed_imports() {
     let cli = Cli::new();
-    let out = cli.import(&["stix/issue-271.json", "misp-feed/redblue232-threat-feed-publisher"]);
+    let out = cli.import(&[
+        "stix/issue-271.json",
+        "misp-feed/redblue232-threat-feed-publisher",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("note: columns are event_uuid,md5"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("note: columns are event_uuid,md5"),
+        "{}",
+        stdout(&out)
+    );
     let (code, lines) = cli.lookup(&["EBE2F8DF39B4A94FB408580A728D351F"]);
     assert_eq!(code, 0);
     assert_eq!(lines[0]["object_name"], "file");
     assert_eq!(cli.lookup(&["104.28.235.59"]).0, 0);
 
     let again = cli.import(&["stix/issue-271.json"]);
-    assert!(stdout(&again).contains("0 events added, 0 updated, 1 unchanged"), "{}", stdout(&again));
+    assert!(
+        stdout(&again).contains("0 events added, 0 updated, 1 unchanged"),
+        "{}",
+        stdout(&again)
+    );
 }
 
 #[test]
 fn exports() {
     let cli = Cli::new();
-    assert!(cli.import(&["misp/57c4445b-c548-4654-af0b-4be3950d210f.json"]).status.success());
+    assert!(cli
+        .import(&["misp/57c4445b-c548-4654-af0b-4be3950d210f.json"])
+        .status
+        .success());
     let text = cli.run(&["intel", "export", "--format", "text"]);
     let values: Vec<String> = stdout(&text).lines().map(str::to_owned).collect();
     // 5 of the 9 attributes have to_ids.
@@ -193,9 +260,10 @@ fn exports() {
 
     let json = cli.run(&["intel", "export", "--format", "misp-json"]);
     let exported: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    let original: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fixture("misp/57c4445b-c548-4654-af0b-4be3950d210f.json")).unwrap())
-            .unwrap();
+    let original: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(fixture("misp/57c4445b-c548-4654-af0b-4be3950d210f.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(exported["response"][0], original);
 
     let csv = cli.run(&["intel", "export", "--format", "csv", "--include-non-ids"]);

@@ -17,7 +17,9 @@ const AGENT_ENV: &str = "IOCWATCH_E2E_AGENT";
 
 fn iocwatch() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_iocwatch"));
-    command.env_remove("IOCWATCH_DATA_DIR").env_remove("IOCWATCH_ENROLLMENT_SECRET");
+    command
+        .env_remove("IOCWATCH_DATA_DIR")
+        .env_remove("IOCWATCH_ENROLLMENT_SECRET");
     command
 }
 
@@ -26,7 +28,10 @@ struct Process(Child);
 
 impl Process {
     fn terminate(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.0.try_wait() {
@@ -70,7 +75,11 @@ struct Manager {
 impl Manager {
     fn start(root: &Path) -> Manager {
         std::fs::write(root.join("secret"), SECRET).unwrap();
-        let mut manager = Manager { root: root.to_path_buf(), process: None, enrollment: String::new() };
+        let mut manager = Manager {
+            root: root.to_path_buf(),
+            process: None,
+            enrollment: String::new(),
+        };
         manager.write_config("127.0.0.1:0", "127.0.0.1:0");
         manager.restart();
         manager
@@ -95,7 +104,11 @@ impl Manager {
     fn restart(&mut self) {
         let listen = self.data().join("listen.json");
         let _ = std::fs::remove_file(&listen);
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.root.join("manager.log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.join("manager.log"))
+            .unwrap();
         let child = iocwatch()
             .args(["--log", "info", "server", "--config"])
             .arg(self.root.join("server.toml"))
@@ -104,8 +117,11 @@ impl Manager {
             .spawn()
             .unwrap();
         self.process = Some(Process(child));
-        wait_until("the manager to listen", Duration::from_secs(20), || listen.exists());
-        let addresses: Value = serde_json::from_str(&std::fs::read_to_string(&listen).unwrap()).unwrap();
+        wait_until("the manager to listen", Duration::from_secs(20), || {
+            listen.exists()
+        });
+        let addresses: Value =
+            serde_json::from_str(&std::fs::read_to_string(&listen).unwrap()).unwrap();
         self.enrollment = addresses["enrollment"].as_str().unwrap().to_string();
         // A restart must listen where the agents already connect.
         self.write_config(&self.enrollment, addresses["agents"].as_str().unwrap());
@@ -124,20 +140,34 @@ impl Manager {
     fn alerts(&self) -> Vec<Value> {
         let path = self.data().join("logs/alerts/alerts.json");
         let text = std::fs::read_to_string(path).unwrap_or_default();
-        text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect()
+        text.lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
     }
 
     /// Enrolls an agent named `name`; its identity goes to `root/<name>/enrollment`.
     fn enroll(&self, name: &str) -> PathBuf {
         let dir = self.root.join(name).join("enrollment");
         let output = iocwatch()
-            .args(["agent", "enroll", "--manager", &self.enrollment, "--name", name, "--secret-file"])
+            .args([
+                "agent",
+                "enroll",
+                "--manager",
+                &self.enrollment,
+                "--name",
+                name,
+                "--secret-file",
+            ])
             .arg(self.root.join("secret"))
             .arg("--dir")
             .arg(&dir)
             .output()
             .unwrap();
-        assert!(output.status.success(), "enroll failed: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "enroll failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         dir
     }
 
@@ -147,16 +177,33 @@ impl Manager {
             .arg(self.data())
             .output()
             .unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 }
 
 /// Starts an agent process watching `watch`, with its state under `root/<name>`.
 fn start_agent(root: &Path, name: &str, watch: &Path) -> Process {
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(root.join(format!("{name}.log"))).unwrap();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(root.join(format!("{name}.log")))
+        .unwrap();
     let child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "agent_process", "--nocapture", "--test-threads", "1"])
+        .args([
+            "--exact",
+            "agent_process",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env(AGENT_ENV, root.join(name))
         .env("IOCWATCH_E2E_WATCH", watch)
         .stdout(Stdio::null())
@@ -170,11 +217,20 @@ fn start_agent(root: &Path, name: &str, watch: &Path) -> Process {
 /// nothing unless this binary was started by [`start_agent`].
 #[test]
 fn agent_process() {
-    let Some(state) = std::env::var_os(AGENT_ENV).map(PathBuf::from) else { return };
-    tracing_subscriber::fmt().with_env_filter("info").with_writer(std::io::stderr).init();
+    let Some(state) = std::env::var_os(AGENT_ENV).map(PathBuf::from) else {
+        return;
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter("info")
+        .with_writer(std::io::stderr)
+        .init();
     let watch = PathBuf::from(std::env::var_os("IOCWATCH_E2E_WATCH").unwrap());
     let identity = link::Identity::load(&state.join("enrollment")).unwrap();
-    let section = link::ManagerSection { reconnect_max_secs: 1, keepalive_secs: 1, ..Default::default() };
+    let section = link::ManagerSection {
+        reconnect_max_secs: 1,
+        keepalive_secs: 1,
+        ..Default::default()
+    };
     let link = link::Link::start(link::LinkConfig {
         identity,
         spool_path: state.join("spool.db"),
@@ -195,9 +251,34 @@ struct LinkSink(link::EventSink);
 impl fim::EventSink for LinkSink {
     fn send(&mut self, event: fim::Event) -> Result<(), fim::SinkError> {
         let value = serde_json::to_value(&event).map_err(|e| fim::SinkError::Io(e.into()))?;
-        self.0.send(&value).map_err(|e| fim::SinkError::Io(std::io::Error::other(e)))?;
+        self.0
+            .send(&value)
+            .map_err(|e| fim::SinkError::Io(std::io::Error::other(e)))?;
         Ok(())
     }
+}
+
+/// Waits until the agent is connected and past its first baseline scan: a
+/// probe file written in `watch` has raised its alert.
+fn wait_ready(manager: &Manager, watch: &Path) {
+    wait_until("the agent to connect", Duration::from_secs(20), || {
+        manager
+            .agents()
+            .first()
+            .is_some_and(|a| a["status"] == "active")
+    });
+    let probe = watch.join("ready.probe");
+    let mut n = 0u32;
+    wait_until("the probe alert", Duration::from_secs(30), || {
+        n += 1;
+        std::fs::write(&probe, format!("probe {n}")).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let path = probe.display().to_string();
+        manager
+            .alerts()
+            .iter()
+            .any(|a| a.pointer("/syscheck/path").and_then(Value::as_str) == Some(path.as_str()))
+    });
 }
 
 /// Counts alerts per `syscheck.path` for files under `dir`.
@@ -205,8 +286,10 @@ fn alerts_by_path(alerts: &[Value], dir: &Path) -> HashMap<String, usize> {
     let prefix = dir.display().to_string();
     let mut counts = HashMap::new();
     for alert in alerts {
-        let Some(path) = alert.pointer("/syscheck/path").and_then(Value::as_str) else { continue };
-        if path.starts_with(&prefix) {
+        let Some(path) = alert.pointer("/syscheck/path").and_then(Value::as_str) else {
+            continue;
+        };
+        if path.starts_with(&prefix) && !path.ends_with(".probe") {
             *counts.entry(path.to_string()).or_insert(0) += 1;
         }
     }
@@ -215,7 +298,11 @@ fn alerts_by_path(alerts: &[Value], dir: &Path) -> HashMap<String, usize> {
 
 fn write_files(dir: &Path, prefix: &str, count: usize) {
     for n in 0..count {
-        std::fs::write(dir.join(format!("{prefix}-{n:05}.txt")), format!("{prefix} {n}\n")).unwrap();
+        std::fs::write(
+            dir.join(format!("{prefix}-{n:05}.txt")),
+            format!("{prefix} {n}\n"),
+        )
+        .unwrap();
     }
 }
 
@@ -244,11 +331,18 @@ fn import_indicator(manager: &Manager, sha256: &str) {
         .arg(&file)
         .output()
         .unwrap();
-    assert!(output.status.success(), "import failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "import failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    hashing::hash_reader(bytes, hashing::Algorithms::ALL).unwrap().sha256_hex().unwrap()
+    hashing::hash_reader(bytes, hashing::Algorithms::ALL)
+        .unwrap()
+        .sha256_hex()
+        .unwrap()
 }
 
 #[test]
@@ -264,84 +358,103 @@ fn known_hash_gives_alert_with_misp_fields() {
     manager.restart();
     manager.enroll("web-01");
     let _agent = start_agent(root.path(), "web-01", &watch);
-    wait_until("the agent to connect", Duration::from_secs(20), || {
-        manager.agents().first().is_some_and(|a| a["status"] == "active")
-    });
+    wait_ready(&manager, &watch);
 
     std::fs::write(watch.join("dropper.bin"), &sample).unwrap();
     wait_until("the intel alert", Duration::from_secs(20), || {
         manager.alerts().iter().any(|a| a["rule"]["level"] == 12)
     });
-    let alert = manager.alerts().into_iter().find(|a| a["rule"]["level"] == 12).unwrap();
+    let alert = manager
+        .alerts()
+        .into_iter()
+        .find(|a| a["rule"]["level"] == 12)
+        .unwrap();
     assert_eq!(alert["agent"]["id"], "001");
     assert_eq!(alert["agent"]["name"], "web-01");
-    assert_eq!(alert["data"]["misp"]["event_info"], "iocwatch end-to-end sample");
+    assert_eq!(
+        alert["data"]["misp"]["event_info"],
+        "iocwatch end-to-end sample"
+    );
     assert_eq!(alert["data"]["misp"]["value"], sha256_hex(&sample));
-    assert!(alert["syscheck"]["path"].as_str().unwrap().ends_with("dropper.bin"));
+    assert!(alert["syscheck"]["path"]
+        .as_str()
+        .unwrap()
+        .ends_with("dropper.bin"));
 
     let log = std::fs::read_to_string(manager.data().join("logs/integrations.json")).unwrap();
-    assert!(log.lines().any(|l| l.contains("\"result\":\"match\"")), "{log}");
+    assert!(
+        log.lines().any(|l| l.contains("\"result\":\"match\"")),
+        "{log}"
+    );
 }
 
 #[test]
 fn events_spooled_while_manager_down_arrive_once() {
     let root = tempfile::tempdir().unwrap();
-    let root = root.keep();
-    eprintln!("ROOT {}", root.display());
-    let root = &TmpRoot(root);
+
     let watch = root.path().join("watched");
     std::fs::create_dir_all(&watch).unwrap();
     let mut manager = Manager::start(root.path());
     manager.enroll("web-01");
     let _agent = start_agent(root.path(), "web-01", &watch);
-    wait_until("the agent to connect", Duration::from_secs(20), || {
-        manager.agents().first().is_some_and(|a| a["status"] == "active")
-    });
+    wait_ready(&manager, &watch);
 
     manager.stop();
     write_files(&watch, "down", 5000);
     let spool = root.path().join("web-01/spool.db");
-    wait_until("5000 spooled events", Duration::from_secs(120), || spooled(&spool) >= 5000);
+    wait_until("5000 spooled events", Duration::from_secs(120), || {
+        spooled(&spool) >= 5000
+    });
 
     manager.restart();
-    wait_until("5000 alerts", Duration::from_secs(120), || alerts_by_path(&manager.alerts(), &watch).len() >= 5000);
+    wait_until("5000 alerts", Duration::from_secs(120), || {
+        alerts_by_path(&manager.alerts(), &watch).len() >= 5000
+    });
     std::thread::sleep(Duration::from_secs(2));
     let counts = alerts_by_path(&manager.alerts(), &watch);
     assert_eq!(counts.len(), 5000);
     let doubled: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(doubled.is_empty(), "duplicate alerts: {:?}", &doubled[..doubled.len().min(5)]);
+    assert!(
+        doubled.is_empty(),
+        "duplicate alerts: {:?}",
+        &doubled[..doubled.len().min(5)]
+    );
 }
 
 #[test]
 fn agent_killed_midway_loses_and_doubles_nothing() {
     let root = tempfile::tempdir().unwrap();
-    let root = root.keep();
-    eprintln!("ROOT {}", root.display());
-    let root = &TmpRoot(root);
+
     let watch = root.path().join("watched");
     std::fs::create_dir_all(&watch).unwrap();
     let manager = Manager::start(root.path());
     manager.enroll("web-01");
     let mut agent = start_agent(root.path(), "web-01", &watch);
-    wait_until("the agent to connect", Duration::from_secs(20), || {
-        manager.agents().first().is_some_and(|a| a["status"] == "active")
-    });
+    wait_ready(&manager, &watch);
 
     let writer = {
         let watch = watch.clone();
         std::thread::spawn(move || write_files(&watch, "kill", 5000))
     };
-    wait_until("the first alerts", Duration::from_secs(60), || alerts_by_path(&manager.alerts(), &watch).len() >= 500);
+    wait_until("the first alerts", Duration::from_secs(60), || {
+        alerts_by_path(&manager.alerts(), &watch).len() >= 500
+    });
     agent.kill();
     writer.join().unwrap();
     let _agent = start_agent(root.path(), "web-01", &watch);
 
-    wait_until("5000 alerts", Duration::from_secs(120), || alerts_by_path(&manager.alerts(), &watch).len() >= 5000);
+    wait_until("5000 alerts", Duration::from_secs(120), || {
+        alerts_by_path(&manager.alerts(), &watch).len() >= 5000
+    });
     std::thread::sleep(Duration::from_secs(2));
     let counts = alerts_by_path(&manager.alerts(), &watch);
     assert_eq!(counts.len(), 5000);
     let doubled: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(doubled.is_empty(), "duplicate alerts: {:?}", &doubled[..doubled.len().min(5)]);
+    assert!(
+        doubled.is_empty(),
+        "duplicate alerts: {:?}",
+        &doubled[..doubled.len().min(5)]
+    );
 }
 
 /// Events waiting in an agent's spool, read while the agent runs.
@@ -349,7 +462,9 @@ fn spooled(spool: &Path) -> u64 {
     if !spool.exists() {
         return 0;
     }
-    link::Spool::open(spool, u64::MAX).map(|s| s.len()).unwrap_or(0)
+    link::Spool::open(spool, u64::MAX)
+        .map(|s| s.len())
+        .unwrap_or(0)
 }
 
 #[test]
@@ -361,8 +476,16 @@ fn removed_and_foreign_agents_are_refused_and_logged() {
     manager.enroll("web-01");
     manager.enroll("web-02");
 
-    let output = iocwatch().args(["agents", "remove", "002", "--data-dir"]).arg(manager.data()).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = iocwatch()
+        .args(["agents", "remove", "002", "--data-dir"])
+        .arg(manager.data())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let agents = manager.agents();
     assert_eq!(agents.len(), 2);
     assert_eq!(agents[1]["removed"], true);
@@ -387,11 +510,11 @@ fn removed_and_foreign_agents_are_refused_and_logged() {
         let log = manager.log();
         log.contains("agent_removed") && log.contains("TLS handshake failed")
     });
-    assert!(manager.alerts().is_empty(), "a refused agent's event was alerted");
+    assert!(
+        manager.alerts().is_empty(),
+        "a refused agent's event was alerted"
+    );
 }
-
-struct TmpRoot(PathBuf);
-impl TmpRoot { fn path(&self) -> &Path { &self.0 } }
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -399,4 +522,55 @@ fn copy_dir(from: &Path, to: &Path) {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
     }
+}
+
+/// Benchmark, not a test: detection latency from a file's close on the agent
+/// to its line in alerts.json, for files written one at a time. Run with
+/// `cargo test --release -p iocwatch --test manager_e2e -- --ignored --nocapture detection_latency`.
+#[test]
+#[ignore = "benchmark; prints measurements"]
+fn detection_latency() {
+    use std::io::{Read, Seek, SeekFrom};
+
+    let root = tempfile::tempdir().unwrap();
+    let watch = root.path().join("watched");
+    std::fs::create_dir_all(&watch).unwrap();
+    let manager = Manager::start(root.path());
+    manager.enroll("web-01");
+    let _agent = start_agent(root.path(), "web-01", &watch);
+    wait_ready(&manager, &watch);
+
+    let alerts_path = manager.data().join("logs/alerts/alerts.json");
+    let mut alerts = std::fs::File::open(&alerts_path).unwrap();
+    let mut offset = alerts.seek(SeekFrom::End(0)).unwrap();
+    let mut latencies = Vec::new();
+    for n in 0..300 {
+        let path = watch.join(format!("latency-{n}.bin"));
+        let needle = format!("\"path\":\"{}\"", path.display());
+        std::fs::write(&path, format!("latency sample {n}")).unwrap();
+        let closed = Instant::now();
+
+        let mut seen = String::new();
+        loop {
+            alerts.seek(SeekFrom::Start(offset)).unwrap();
+            let mut fresh = String::new();
+            offset += alerts.read_to_string(&mut fresh).unwrap() as u64;
+            seen.push_str(&fresh);
+            if seen.contains(&needle) {
+                latencies.push(closed.elapsed());
+                break;
+            }
+            assert!(closed.elapsed() < Duration::from_secs(10), "no alert for {}", path.display());
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    latencies.sort();
+    let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
+    println!(
+        "detection latency over {} files: p50 {:?}, p99 {:?}, max {:?}",
+        latencies.len(),
+        pick(0.50),
+        pick(0.99),
+        latencies[latencies.len() - 1]
+    );
 }

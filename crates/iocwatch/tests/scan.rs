@@ -14,13 +14,16 @@ struct Setup {
 impl Setup {
     /// Builds `tree/` with one file whose sha256 and one whose md5 are in the intel store.
     fn new() -> Setup {
-        let setup = Setup { dir: tempfile::tempdir().unwrap() };
+        let setup = Setup {
+            dir: tempfile::tempdir().unwrap(),
+        };
         let tree = setup.tree();
         write(&tree.join("clean.txt"), b"nothing to see");
         write(&tree.join("sub/deep/malware.bin"), b"not really malware\n");
         write(&tree.join("sub/dropper.exe"), b"dropper stand-in");
 
-        let malware = hashing::hash_file(&tree.join("sub/deep/malware.bin"), hashing::Algorithms::ALL);
+        let malware =
+            hashing::hash_file(&tree.join("sub/deep/malware.bin"), hashing::Algorithms::ALL);
         let dropper = hashing::hash_file(&tree.join("sub/dropper.exe"), hashing::Algorithms::ALL);
         let list = format!(
             "{}\n{}\n",
@@ -29,8 +32,17 @@ impl Setup {
         );
         let list_path = setup.dir.path().join("iocs.txt");
         fs::write(&list_path, list).unwrap();
-        let import = setup.iocwatch(&["intel", "import", "--no-progress", list_path.to_str().unwrap()]);
-        assert!(import.status.success(), "import failed: {}", String::from_utf8_lossy(&import.stderr));
+        let import = setup.iocwatch(&[
+            "intel",
+            "import",
+            "--no-progress",
+            list_path.to_str().unwrap(),
+        ]);
+        assert!(
+            import.status.success(),
+            "import failed: {}",
+            String::from_utf8_lossy(&import.stderr)
+        );
         setup
     }
 
@@ -84,13 +96,19 @@ fn matches_print_json_and_exit_1() {
     assert_eq!(lines.len(), 2, "{lines:?}");
 
     let tree = setup.tree();
-    assert_eq!(lines[0]["path"], tree.join("sub/deep/malware.bin").to_str().unwrap());
+    assert_eq!(
+        lines[0]["path"],
+        tree.join("sub/deep/malware.bin").to_str().unwrap()
+    );
     assert_eq!(lines[0]["size"], 19);
     assert_eq!(lines[0]["algorithm"], "sha256");
     assert_eq!(lines[0]["type"], "sha256");
     assert_eq!(lines[0]["to_ids"], true);
     assert_eq!(lines[0]["matched"].as_str().unwrap().len(), 64);
-    assert_eq!(lines[1]["path"], tree.join("sub/dropper.exe").to_str().unwrap());
+    assert_eq!(
+        lines[1]["path"],
+        tree.join("sub/dropper.exe").to_str().unwrap()
+    );
     assert_eq!(lines[1]["algorithm"], "md5");
     assert_eq!(lines[1]["type"], "md5");
 }
@@ -107,7 +125,11 @@ fn summary_on_stderr_unless_quiet() {
 
     let quiet = setup.scan(&["--quiet"]);
     assert_eq!(quiet.status.code(), Some(1));
-    assert!(!stderr(&quiet).contains("SCAN SUMMARY"), "{}", stderr(&quiet));
+    assert!(
+        !stderr(&quiet).contains("SCAN SUMMARY"),
+        "{}",
+        stderr(&quiet)
+    );
 }
 
 #[test]
@@ -130,8 +152,16 @@ fn unreadable_path_exits_2_unless_matched() {
     assert!(message.contains(missing.to_str().unwrap()), "{message}");
     assert!(message.contains("Errors: 1"), "{message}");
 
-    let with_match = setup.iocwatch(&["scan", setup.tree().to_str().unwrap(), missing.to_str().unwrap()]);
-    assert_eq!(with_match.status.code(), Some(1), "a match takes precedence over errors");
+    let with_match = setup.iocwatch(&[
+        "scan",
+        setup.tree().to_str().unwrap(),
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        with_match.status.code(),
+        Some(1),
+        "a match takes precedence over errors"
+    );
 }
 
 #[test]
@@ -140,7 +170,11 @@ fn max_file_bytes_skips_large_files() {
     let output = setup.scan(&["--max-file-bytes", "18"]);
     assert_eq!(output.status.code(), Some(1));
     let lines = json_lines(&output);
-    assert_eq!(lines.len(), 1, "the 19-byte file must be skipped: {lines:?}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "the 19-byte file must be skipped: {lines:?}"
+    );
     assert!(stderr(&output).contains("Skipped (over --max-file-bytes): 1"));
 }
 
@@ -167,5 +201,9 @@ fn empty_store_scans_clean() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert!(stderr(&output).contains("Known digests: 0"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("Known digests: 0"),
+        "{}",
+        stderr(&output)
+    );
 }

@@ -70,12 +70,24 @@ type Writer = WriteHalf<TlsStream<TcpStream>>;
 
 impl Sender {
     pub(crate) fn new(config: LinkConfig, tls: Arc<ClientConfig>, shared: Arc<Shared>) -> Sender {
-        let quarantine = config.quarantine.clone().map(|q| Arc::new(Quarantine::new(q)));
-        Sender { config, tls, shared, quarantine }
+        let quarantine = config
+            .quarantine
+            .clone()
+            .map(|q| Arc::new(Quarantine::new(q)));
+        Sender {
+            config,
+            tls,
+            shared,
+            quarantine,
+        }
     }
 
     fn address(&self) -> String {
-        self.config.section.address.clone().unwrap_or_else(|| self.config.identity.events_address())
+        self.config
+            .section
+            .address
+            .clone()
+            .unwrap_or_else(|| self.config.identity.events_address())
     }
 
     /// Connects, sends and reconnects until the task is cancelled.
@@ -97,7 +109,9 @@ impl Sender {
                     tracing::warn!(%address, error = %err, "connection to the manager lost, reconnecting");
                     backoff = FIRST_RETRY;
                 }
-                Err(err) => tracing::warn!(%address, error = %err, retry_in = ?backoff, "cannot reach the manager"),
+                Err(err) => {
+                    tracing::warn!(%address, error = %err, retry_in = ?backoff, "cannot reach the manager")
+                }
                 Ok(()) => backoff = FIRST_RETRY,
             }
             tokio::time::sleep(jittered(backoff)).await;
@@ -111,15 +125,23 @@ impl Sender {
         let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&address))
             .await
             .map_err(|_| SessionError::ConnectTimeout(address.clone()))?
-            .map_err(|source| SessionError::Connect { address: address.clone(), source })?;
+            .map_err(|source| SessionError::Connect {
+                address: address.clone(),
+                source,
+            })?;
         let _ = tcp.set_nodelay(true);
 
-        let host = address.rsplit_once(':').map_or(address.as_str(), |(host, _)| host);
+        let host = address
+            .rsplit_once(':')
+            .map_or(address.as_str(), |(host, _)| host);
         let connector = TlsConnector::from(self.tls.clone());
-        tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(tls::server_name(host)?, tcp))
-            .await
-            .map_err(|_| SessionError::ConnectTimeout(address.clone()))?
-            .map_err(|source| SessionError::Connect { address, source })
+        tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            connector.connect(tls::server_name(host)?, tcp),
+        )
+        .await
+        .map_err(|_| SessionError::ConnectTimeout(address.clone()))?
+        .map_err(|source| SessionError::Connect { address, source })
     }
 
     async fn session(&self, connected: &mut bool) -> Result<(), SessionError> {
@@ -155,12 +177,14 @@ impl Sender {
         tracing::info!(address = %self.address(), agent_id = %self.config.identity.info.agent_id, "connected to the manager");
 
         let keepalive_every = Duration::from_secs(self.config.section.keepalive_secs.max(1));
-        let mut keepalive = tokio::time::interval_at(Instant::now() + keepalive_every, keepalive_every);
+        let mut keepalive =
+            tokio::time::interval_at(Instant::now() + keepalive_every, keepalive_every);
         let mut inflight: VecDeque<InFlight> = VecDeque::new();
         let (mut cursor, mut next_batch) = (0u64, 1u64);
 
         loop {
-            self.fill_window(writer, &mut inflight, &mut cursor, &mut next_batch).await?;
+            self.fill_window(writer, &mut inflight, &mut cursor, &mut next_batch)
+                .await?;
             let ack_deadline = inflight.front().map(|f| f.sent_at + ACK_TIMEOUT);
 
             tokio::select! {
@@ -189,41 +213,77 @@ impl Sender {
         let max_events = self.config.section.batch_max_events.max(1);
         let max_bytes = wire::DEFAULT_MAX_FRAME_BYTES / 2;
         while inflight.len() < WINDOW_BATCHES {
-            let events = self.shared.spool().read_after(*cursor, max_events, max_bytes)?;
+            let events = self
+                .shared
+                .spool()
+                .read_after(*cursor, max_events, max_bytes)?;
             let Some(last) = events.last() else { break };
             let last_seq = last.id.seq;
 
-            let batch = EventBatch { batch: *next_batch, events };
+            let batch = EventBatch {
+                batch: *next_batch,
+                events,
+            };
             let message = Message::EventBatch(batch);
             wire::write_message(writer, &message, wire::DEFAULT_MAX_FRAME_BYTES).await?;
 
-            inflight.push_back(InFlight { batch: *next_batch, last_seq, sent_at: Instant::now() });
+            inflight.push_back(InFlight {
+                batch: *next_batch,
+                last_seq,
+                sent_at: Instant::now(),
+            });
             *cursor = last_seq;
             *next_batch += 1;
-            self.shared.stats.sent_batches.fetch_add(1, Ordering::Relaxed);
+            self.shared
+                .stats
+                .sent_batches
+                .fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
 
-    fn handle(&self, message: Message, inflight: &mut VecDeque<InFlight>) -> Result<(), SessionError> {
+    fn handle(
+        &self,
+        message: Message,
+        inflight: &mut VecDeque<InFlight>,
+    ) -> Result<(), SessionError> {
         match message {
             Message::Ack(ack) => {
                 let Some(front) = inflight.pop_front() else {
-                    return Err(SessionError::AckOutOfOrder { got: ack.batch, expected: 0 });
+                    return Err(SessionError::AckOutOfOrder {
+                        got: ack.batch,
+                        expected: 0,
+                    });
                 };
                 if front.batch != ack.batch {
-                    return Err(SessionError::AckOutOfOrder { got: ack.batch, expected: front.batch });
+                    return Err(SessionError::AckOutOfOrder {
+                        got: ack.batch,
+                        expected: front.batch,
+                    });
                 }
                 self.shared.spool().ack_through(front.last_seq)?;
                 let acked = u64::from(ack.accepted) + u64::from(ack.duplicates);
-                self.shared.stats.acked_events.fetch_add(acked, Ordering::Relaxed);
-                tracing::debug!(batch = ack.batch, accepted = ack.accepted, duplicates = ack.duplicates, "batch acknowledged");
+                self.shared
+                    .stats
+                    .acked_events
+                    .fetch_add(acked, Ordering::Relaxed);
+                tracing::debug!(
+                    batch = ack.batch,
+                    accepted = ack.accepted,
+                    duplicates = ack.duplicates,
+                    "batch acknowledged"
+                );
             }
             Message::Rejection(rejection) => {
-                return Err(SessionError::Rejected { code: rejection.code, message: rejection.message })
+                return Err(SessionError::Rejected {
+                    code: rejection.code,
+                    message: rejection.message,
+                })
             }
             Message::ActiveResponseCommand(command) => self.start_action(command),
-            other => tracing::warn!(kind = ?other.kind(), "ignored an unexpected message from the manager"),
+            other => {
+                tracing::warn!(kind = ?other.kind(), "ignored an unexpected message from the manager")
+            }
         }
         Ok(())
     }
@@ -238,7 +298,9 @@ impl Sender {
             let event = json!({ "active_response": result });
             match shared.spool().push(&event) {
                 Ok(_) => shared.wake.notify_one(),
-                Err(err) => tracing::error!(command_id = %command.command_id, error = %err, "failed to spool an active-response result"),
+                Err(err) => {
+                    tracing::error!(command_id = %command.command_id, error = %err, "failed to spool an active-response result")
+                }
             }
         });
     }

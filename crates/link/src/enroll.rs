@@ -67,19 +67,29 @@ async fn enroll_inner(options: &EnrollOptions<'_>) -> Result<Identity, EnrollErr
     let key = KeyPair::generate().map_err(EnrollError::Key)?;
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
-    params.distinguished_name.push(DnType::CommonName, options.name);
-    let csr_pem = params.serialize_request(&key).and_then(|csr| csr.pem()).map_err(EnrollError::Key)?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, options.name);
+    let csr_pem = params
+        .serialize_request(&key)
+        .and_then(|csr| csr.pem())
+        .map_err(EnrollError::Key)?;
 
     let config = tls::enrollment_config(options.ca_pem)?;
-    let tcp = TcpStream::connect(options.manager).await.map_err(|source| EnrollError::Connect {
-        address: options.manager.to_string(),
-        source,
-    })?;
+    let tcp = TcpStream::connect(options.manager)
+        .await
+        .map_err(|source| EnrollError::Connect {
+            address: options.manager.to_string(),
+            source,
+        })?;
     let connector = TlsConnector::from(Arc::new(config));
     let mut stream = connector
         .connect(tls::server_name(host)?, tcp)
         .await
-        .map_err(|source| EnrollError::Connect { address: options.manager.to_string(), source })?;
+        .map_err(|source| EnrollError::Connect {
+            address: options.manager.to_string(),
+            source,
+        })?;
 
     let request = Message::EnrollRequest(EnrollRequest {
         secret: options.secret.to_string(),
@@ -91,7 +101,10 @@ async fn enroll_inner(options: &EnrollOptions<'_>) -> Result<Identity, EnrollErr
     let response = match wire::read_message(&mut stream, ENROLL_MAX_FRAME_BYTES).await? {
         Some(Message::EnrollResponse(response)) => response,
         Some(Message::Rejection(r)) => {
-            return Err(EnrollError::Rejected { code: r.code, message: r.message })
+            return Err(EnrollError::Rejected {
+                code: r.code,
+                message: r.message,
+            })
         }
         Some(other) => return Err(EnrollError::Unexpected(other.kind())),
         None => return Err(EnrollError::NoAnswer),
@@ -117,8 +130,9 @@ pub fn ca_fingerprint(ca_pem: &str) -> Option<String> {
 }
 
 fn split_host(address: &str) -> Result<&str, EnrollError> {
-    let (host, port) =
-        address.rsplit_once(':').ok_or_else(|| EnrollError::Address(address.to_string()))?;
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| EnrollError::Address(address.to_string()))?;
     if host.is_empty() || port.parse::<u16>().is_err() {
         return Err(EnrollError::Address(address.to_string()));
     }

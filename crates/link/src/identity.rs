@@ -15,7 +15,9 @@ const INFO_FILE: &str = "enrollment.json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
-    #[error("failed to read or write `{path}`: run `iocwatch agent enroll` first if it is missing")]
+    #[error(
+        "failed to read or write `{path}`: run `iocwatch agent enroll` first if it is missing"
+    )]
     Io {
         path: PathBuf,
         #[source]
@@ -51,7 +53,9 @@ pub struct Identity {
 
 impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Identity").field("info", &self.info).finish_non_exhaustive()
+        f.debug_struct("Identity")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
     }
 }
 
@@ -60,8 +64,10 @@ impl Identity {
     pub fn load(dir: &Path) -> Result<Identity, IdentityError> {
         let info_path = dir.join(INFO_FILE);
         let info_text = read(&info_path)?;
-        let info = serde_json::from_str(&info_text)
-            .map_err(|source| IdentityError::Json { path: info_path, source })?;
+        let info = serde_json::from_str(&info_text).map_err(|source| IdentityError::Json {
+            path: info_path,
+            source,
+        })?;
         Ok(Identity {
             info,
             key_pem: read(&dir.join(KEY_FILE))?,
@@ -72,7 +78,10 @@ impl Identity {
 
     /// Writes the identity into `dir`; the private key is readable by its owner only.
     pub fn save(&self, dir: &Path) -> Result<(), IdentityError> {
-        fs::create_dir_all(dir).map_err(|source| IdentityError::Io { path: dir.into(), source })?;
+        fs::create_dir_all(dir).map_err(|source| IdentityError::Io {
+            path: dir.into(),
+            source,
+        })?;
         write(&dir.join(KEY_FILE), &self.key_pem, 0o600)?;
         write(&dir.join(CERT_FILE), &self.cert_pem, 0o644)?;
         write(&dir.join(CA_FILE), &self.ca_pem, 0o644)?;
@@ -97,11 +106,17 @@ pub fn join_host_port(host: &str, port: u16) -> String {
 }
 
 fn read(path: &Path) -> Result<String, IdentityError> {
-    fs::read_to_string(path).map_err(|source| IdentityError::Io { path: path.into(), source })
+    fs::read_to_string(path).map_err(|source| IdentityError::Io {
+        path: path.into(),
+        source,
+    })
 }
 
 fn write(path: &Path, contents: &str, mode: u32) -> Result<(), IdentityError> {
-    let io_err = |source| IdentityError::Io { path: path.into(), source };
+    let io_err = |source| IdentityError::Io {
+        path: path.into(),
+        source,
+    };
     let tmp = path.with_extension("tmp");
     let mut file = fs::OpenOptions::new()
         .write(true)
@@ -138,7 +153,10 @@ mod tests {
         let loaded = Identity::load(dir.path()).unwrap();
         assert_eq!(loaded.info, identity.info);
         assert_eq!(loaded.events_address(), "[::1]:1514");
-        let mode = fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.path().join(KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 }

@@ -25,7 +25,7 @@ pub use enroll::{ca_fingerprint, enroll, EnrollError, EnrollOptions};
 pub use identity::{join_host_port, EnrollmentInfo, Identity, IdentityError};
 pub use quarantine::{Quarantine, QuarantineConfig};
 pub use spool::{Pushed, Spool, SpoolError};
-pub use tls::TlsError;
+pub use tls::{agent_config, TlsError};
 pub use wire::EventId;
 
 /// The `[manager]` section of an agent configuration.
@@ -42,7 +42,7 @@ pub struct ManagerSection {
     pub keepalive_secs: u64,
     /// Events per batch sent to the manager.
     pub batch_max_events: usize,
-    /// Longest wait between two connection attempts.
+    /// Maximum wait between two connection attempts.
     pub reconnect_max_secs: u64,
 }
 
@@ -60,7 +60,7 @@ impl Default for ManagerSection {
 }
 
 impl ManagerSection {
-    /// One message per invalid field.
+    /// Checks the values and returns one message per invalid field.
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if self.spool_max_bytes < 64 * 1024 {
@@ -119,11 +119,13 @@ pub(crate) struct Shared {
 
 impl Shared {
     fn spool(&self) -> std::sync::MutexGuard<'_, Spool> {
-        self.spool.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.spool
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
-/// Where the agent puts events; cheap to clone and usable from any thread.
+/// Handle the agent sends events to. It is cheap to clone and usable from any thread.
 #[derive(Clone)]
 pub struct EventSink {
     shared: Arc<Shared>,
@@ -196,11 +198,17 @@ impl Link {
             })
             .map_err(LinkError::Runtime)?;
 
-        Ok(Link { shared, shutdown, thread: Some(thread) })
+        Ok(Link {
+            shared,
+            shutdown,
+            thread: Some(thread),
+        })
     }
 
     pub fn sink(&self) -> EventSink {
-        EventSink { shared: self.shared.clone() }
+        EventSink {
+            shared: self.shared.clone(),
+        }
     }
 
     pub fn stats(&self) -> &LinkStats {

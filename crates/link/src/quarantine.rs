@@ -39,11 +39,18 @@ impl Quarantine {
         let digests = hashing::hash_file(&source, hashing::Algorithms::ALL)
             .map_err(|e| Refusal::Failed(format!("failed to hash `{}`: {e}", source.display())))?;
         let sha256 = digests.sha256_hex().unwrap_or_default();
-        let name = source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = source
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let target = dir.join(format!("{}-{}-{}", unix_now(), &sha256, name));
 
-        move_file(&source, &target)
-            .map_err(|e| Refusal::Failed(format!("failed to move `{}` into quarantine: {e}", source.display())))?;
+        move_file(&source, &target).map_err(|e| {
+            Refusal::Failed(format!(
+                "failed to move `{}` into quarantine: {e}",
+                source.display()
+            ))
+        })?;
         let moved = Moved {
             original: source,
             target,
@@ -59,20 +66,28 @@ impl Quarantine {
 
     fn check_path(&self, path: &Path) -> Result<PathBuf, Refusal> {
         if !path.is_absolute() {
-            return Err(Refusal::Rejected(format!("`{}` is not an absolute path", path.display())));
+            return Err(Refusal::Rejected(format!(
+                "`{}` is not an absolute path",
+                path.display()
+            )));
         }
         let meta = fs::symlink_metadata(path)
             .map_err(|e| Refusal::Failed(format!("cannot stat `{}`: {e}", path.display())))?;
         if !meta.file_type().is_file() {
-            return Err(Refusal::Rejected(format!("`{}` is not a regular file", path.display())));
+            return Err(Refusal::Rejected(format!(
+                "`{}` is not a regular file",
+                path.display()
+            )));
         }
         // Canonical paths: `..` and symbolic links in parent folders cannot
         // lead out of a monitored folder.
         let canonical = fs::canonicalize(path)
             .map_err(|e| Refusal::Failed(format!("cannot resolve `{}`: {e}", path.display())))?;
-        let inside = self.config.allowed_roots.iter().any(|root| {
-            fs::canonicalize(root).is_ok_and(|root| canonical.starts_with(root))
-        });
+        let inside = self
+            .config
+            .allowed_roots
+            .iter()
+            .any(|root| fs::canonicalize(root).is_ok_and(|root| canonical.starts_with(root)));
         if !inside {
             return Err(Refusal::Rejected(format!(
                 "`{}` is outside the monitored folders",
@@ -80,7 +95,9 @@ impl Quarantine {
             )));
         }
         if fs::canonicalize(&self.config.dir).is_ok_and(|q| canonical.starts_with(q)) {
-            return Err(Refusal::Rejected("the file is already in quarantine".into()));
+            return Err(Refusal::Rejected(
+                "the file is already in quarantine".into(),
+            ));
         }
         Ok(canonical)
     }
@@ -88,9 +105,16 @@ impl Quarantine {
     fn prepare_dir(&self) -> Result<PathBuf, Refusal> {
         let dir = &self.config.dir;
         let fail = |e: std::io::Error| {
-            Refusal::Failed(format!("cannot prepare quarantine folder `{}`: {e}", dir.display()))
+            Refusal::Failed(format!(
+                "cannot prepare quarantine folder `{}`: {e}",
+                dir.display()
+            ))
         };
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(fail)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(fail)?;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(fail)?;
         Ok(dir.clone())
     }
@@ -135,7 +159,10 @@ pub enum Refusal {
 }
 
 /// Carries out `command` and describes the outcome for the manager.
-pub fn execute(quarantine: Option<&Quarantine>, command: &ActiveResponseCommand) -> ActiveResponseResult {
+pub fn execute(
+    quarantine: Option<&Quarantine>,
+    command: &ActiveResponseCommand,
+) -> ActiveResponseResult {
     let mut result = ActiveResponseResult {
         command_id: command.command_id.clone(),
         action: command.action.clone(),
@@ -149,7 +176,9 @@ pub fn execute(quarantine: Option<&Quarantine>, command: &ActiveResponseCommand)
     };
     let outcome = match (command.action.as_str(), quarantine) {
         ("quarantine", Some(q)) => q.quarantine(Path::new(&command.path), &command.command_id),
-        ("quarantine", None) => Err(Refusal::Rejected("quarantine is not configured on this agent".into())),
+        ("quarantine", None) => Err(Refusal::Rejected(
+            "quarantine is not configured on this agent".into(),
+        )),
         (action, _) => Err(Refusal::Rejected(format!("unknown action `{action}`"))),
     };
     match outcome {
@@ -179,7 +208,11 @@ fn move_file(source: &Path, target: &Path) -> std::io::Result<()> {
         Err(err) if err.raw_os_error() == Some(18) => {
             // EXDEV: a rename cannot cross file systems.
             let mut from = fs::File::open(source)?;
-            let mut to = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(target)?;
+            let mut to = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(target)?;
             std::io::copy(&mut from, &mut to)?;
             to.sync_all()?;
             fs::remove_file(source)?;
@@ -235,7 +268,10 @@ mod tests {
             result.sha256.as_deref(),
             Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         );
-        let mode = fs::metadata(dir.path().join("quarantine")).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.path().join("quarantine"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o700);
         let record = fs::read_to_string(dir.path().join("quarantine").join(RECORD_FILE)).unwrap();
         assert!(record.contains("bad.bin"), "{record}");
@@ -251,7 +287,10 @@ mod tests {
         assert!(outside.exists());
 
         let sneaky = dir.path().join("watched/../other.bin");
-        assert_eq!(execute(Some(&q), &command(&sneaky)).status, ActionStatus::Rejected);
+        assert_eq!(
+            execute(Some(&q), &command(&sneaky)).status,
+            ActionStatus::Rejected
+        );
     }
 
     #[test]
@@ -261,7 +300,10 @@ mod tests {
         fs::write(&outside, b"x").unwrap();
         let link = dir.path().join("watched/link");
         std::os::unix::fs::symlink(&outside, &link).unwrap();
-        assert_eq!(execute(Some(&q), &command(&link)).status, ActionStatus::Rejected);
+        assert_eq!(
+            execute(Some(&q), &command(&link)).status,
+            ActionStatus::Rejected
+        );
         assert!(outside.exists());
     }
 
@@ -271,6 +313,9 @@ mod tests {
         let mut cmd = command(&dir.path().join("watched/x"));
         cmd.action = "delete".into();
         assert_eq!(execute(Some(&q), &cmd).status, ActionStatus::Rejected);
-        assert_eq!(execute(None, &command(Path::new("/x"))).status, ActionStatus::Rejected);
+        assert_eq!(
+            execute(None, &command(Path::new("/x"))).status,
+            ActionStatus::Rejected
+        );
     }
 }

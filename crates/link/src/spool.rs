@@ -56,11 +56,16 @@ impl Spool {
     /// the agent being killed (the data is in the operating system's cache),
     /// but the last commits may be lost if the host itself loses power.
     pub fn open(path: &Path, max_bytes: u64) -> Result<Spool, SpoolError> {
-        let db = |source| SpoolError::Db { path: path.to_path_buf(), source };
+        let db = |source| SpoolError::Db {
+            path: path.to_path_buf(),
+            source,
+        };
         let conn = Connection::open(path).map_err(db)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(db)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(db)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
 
         let stream = match meta(&conn, "stream").map_err(db)? {
@@ -71,11 +76,16 @@ impl Spool {
                 stream
             }
         };
-        let dropped = meta(&conn, "dropped").map_err(db)?.and_then(|v| v.parse().ok()).unwrap_or(0);
+        let dropped = meta(&conn, "dropped")
+            .map_err(db)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         let (events, used_bytes): (i64, i64) = conn
-            .query_row("SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM events", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                "SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM events",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .map_err(db)?;
 
         Ok(Spool {
@@ -90,7 +100,10 @@ impl Spool {
     }
 
     fn db_err(&self, source: rusqlite::Error) -> SpoolError {
-        SpoolError::Db { path: self.path.clone(), source }
+        SpoolError::Db {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     /// The stream id of this spool, the first half of every [`EventId`] it issues.
@@ -131,33 +144,48 @@ impl Spool {
             bodies.push(serde_json::to_vec(event).map_err(SpoolError::Encode)?);
         }
 
-        let tx = self.conn.transaction().map_err(|e| SpoolError::Db { path: self.path.clone(), source: e })?;
+        let tx = self.conn.transaction().map_err(|e| SpoolError::Db {
+            path: self.path.clone(),
+            source: e,
+        })?;
         let mut results = Vec::with_capacity(bodies.len());
         let (mut used, mut count, mut dropped) = (self.used_bytes, self.events, self.dropped);
         {
             let mut insert = tx
                 .prepare_cached("INSERT INTO events (body) VALUES (?1)")
-                .map_err(|e| SpoolError::Db { path: self.path.clone(), source: e })?;
+                .map_err(|e| SpoolError::Db {
+                    path: self.path.clone(),
+                    source: e,
+                })?;
             for body in &bodies {
                 if used + body.len() as u64 > self.max_bytes {
                     dropped += 1;
                     results.push(Pushed::Dropped);
                     continue;
                 }
-                insert
-                    .execute([body])
-                    .map_err(|e| SpoolError::Db { path: self.path.clone(), source: e })?;
+                insert.execute([body]).map_err(|e| SpoolError::Db {
+                    path: self.path.clone(),
+                    source: e,
+                })?;
                 let seq = tx.last_insert_rowid() as u64;
                 used += body.len() as u64;
                 count += 1;
-                results.push(Pushed::Stored(EventId { stream: self.stream.clone(), seq }));
+                results.push(Pushed::Stored(EventId {
+                    stream: self.stream.clone(),
+                    seq,
+                }));
             }
         }
         if dropped != self.dropped {
-            set_meta(&tx, "dropped", &dropped.to_string())
-                .map_err(|e| SpoolError::Db { path: self.path.clone(), source: e })?;
+            set_meta(&tx, "dropped", &dropped.to_string()).map_err(|e| SpoolError::Db {
+                path: self.path.clone(),
+                source: e,
+            })?;
         }
-        tx.commit().map_err(|e| SpoolError::Db { path: self.path.clone(), source: e })?;
+        tx.commit().map_err(|e| SpoolError::Db {
+            path: self.path.clone(),
+            source: e,
+        })?;
 
         if dropped != self.dropped {
             tracing::warn!(
@@ -200,24 +228,42 @@ impl Spool {
             // than blocking the spool; the manager logs it as undecodable.
             let event = serde_json::from_slice(&body)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
-            events.push(WireEvent { id: EventId { stream: self.stream.clone(), seq: seq as u64 }, event });
+            events.push(WireEvent {
+                id: EventId {
+                    stream: self.stream.clone(),
+                    seq: seq as u64,
+                },
+                event,
+            });
         }
         Ok(events)
     }
 
     /// Deletes every event up to and including `seq`, after the manager acknowledged them.
     pub fn ack_through(&mut self, seq: u64) -> Result<(), SpoolError> {
-        let tx = self.conn.transaction().map_err(|e| SpoolError::Db { path: self.path.clone(), source: e })?;
+        let tx = self.conn.transaction().map_err(|e| SpoolError::Db {
+            path: self.path.clone(),
+            source: e,
+        })?;
         let (count, bytes): (i64, i64) = tx
             .query_row(
                 "SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM events WHERE seq <= ?1",
                 [seq as i64],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .map_err(|e| SpoolError::Db { path: self.path.clone(), source: e })?;
+            .map_err(|e| SpoolError::Db {
+                path: self.path.clone(),
+                source: e,
+            })?;
         tx.execute("DELETE FROM events WHERE seq <= ?1", [seq as i64])
-            .map_err(|e| SpoolError::Db { path: self.path.clone(), source: e })?;
-        tx.commit().map_err(|e| SpoolError::Db { path: self.path.clone(), source: e })?;
+            .map_err(|e| SpoolError::Db {
+                path: self.path.clone(),
+                source: e,
+            })?;
+        tx.commit().map_err(|e| SpoolError::Db {
+            path: self.path.clone(),
+            source: e,
+        })?;
 
         self.events = self.events.saturating_sub(count as u64);
         self.used_bytes = self.used_bytes.saturating_sub(bytes as u64);
@@ -226,7 +272,8 @@ impl Spool {
 }
 
 fn meta(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
-    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()
 }
 
 fn set_meta(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
@@ -262,7 +309,10 @@ mod tests {
         assert_eq!(spool.stream(), stream);
         assert_eq!(spool.len(), 5);
         let events = spool.read_after(0, 100, usize::MAX).unwrap();
-        let ns: Vec<i64> = events.iter().map(|e| e.event["n"].as_i64().unwrap()).collect();
+        let ns: Vec<i64> = events
+            .iter()
+            .map(|e| e.event["n"].as_i64().unwrap())
+            .collect();
         assert_eq!(ns, vec![0, 1, 2, 3, 4]);
         assert!(events.windows(2).all(|w| w[0].id.seq < w[1].id.seq));
     }
@@ -278,7 +328,9 @@ mod tests {
         drop(spool);
 
         let mut spool = open(dir.path(), 1 << 20);
-        let Pushed::Stored(id) = spool.push(&json!(4)).unwrap() else { panic!("dropped") };
+        let Pushed::Stored(id) = spool.push(&json!(4)).unwrap() else {
+            panic!("dropped")
+        };
         assert_eq!(id.seq, 4);
     }
 
@@ -286,7 +338,9 @@ mod tests {
     fn full_spool_drops_and_counts_persistently() {
         let dir = tempfile::tempdir().unwrap();
         let mut spool = open(dir.path(), 10);
-        let results = spool.push_many(&[json!("abcd"), json!("efgh"), json!("ijkl")]).unwrap();
+        let results = spool
+            .push_many(&[json!("abcd"), json!("efgh"), json!("ijkl")])
+            .unwrap();
         assert!(matches!(results[0], Pushed::Stored(_)));
         assert!(matches!(results[1], Pushed::Dropped));
         assert!(matches!(results[2], Pushed::Dropped));
@@ -299,7 +353,9 @@ mod tests {
     fn read_after_respects_limits() {
         let dir = tempfile::tempdir().unwrap();
         let mut spool = open(dir.path(), 1 << 20);
-        spool.push_many(&(0..10).map(|n| json!(n)).collect::<Vec<_>>()).unwrap();
+        spool
+            .push_many(&(0..10).map(|n| json!(n)).collect::<Vec<_>>())
+            .unwrap();
         assert_eq!(spool.read_after(0, 4, usize::MAX).unwrap().len(), 4);
         assert_eq!(spool.read_after(8, 4, usize::MAX).unwrap().len(), 2);
         assert_eq!(spool.read_after(0, 100, 1).unwrap().len(), 1);

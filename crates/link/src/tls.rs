@@ -51,7 +51,9 @@ pub fn enrollment_config(ca_pem: Option<&str>) -> Result<ClientConfig, TlsError>
     let builder = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?;
     let config = match ca_pem {
-        Some(pem) => builder.with_root_certificates(roots(pem)?).with_no_client_auth(),
+        Some(pem) => builder
+            .with_root_certificates(roots(pem)?)
+            .with_no_client_auth(),
         None => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(TrustOnFirstUse(provider())))
@@ -64,8 +66,11 @@ pub fn enrollment_config(ca_pem: Option<&str>) -> Result<ClientConfig, TlsError>
 /// enrollment, and the agent presents its own certificate.
 pub fn agent_config(ca_pem: &str, cert_pem: &str, key_pem: &str) -> Result<ClientConfig, TlsError> {
     let cert = certificate_from_pem(cert_pem, "agent certificate")?;
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
-        .map_err(|source| TlsError::Pem { what: "agent key", source })?;
+    let key =
+        PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|source| TlsError::Pem {
+            what: "agent key",
+            source,
+        })?;
     let config = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_root_certificates(roots(ca_pem)?)
@@ -96,7 +101,12 @@ impl ServerCertVerifier for TrustOnFirstUse {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -105,7 +115,12 @@ impl ServerCertVerifier for TrustOnFirstUse {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

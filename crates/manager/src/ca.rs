@@ -61,10 +61,14 @@ impl CertificateAuthority {
 
         let ca_pem = read(&cert_path)?;
         let key_pem = read(&key_path)?;
-        let key = KeyPair::from_pem(&key_pem)
-            .map_err(|source| CaError::Invalid { path: key_path.clone(), source })?;
-        let issuer = Issuer::from_ca_cert_pem(&ca_pem, key)
-            .map_err(|source| CaError::Invalid { path: cert_path.clone(), source })?;
+        let key = KeyPair::from_pem(&key_pem).map_err(|source| CaError::Invalid {
+            path: key_path.clone(),
+            source,
+        })?;
+        let issuer = Issuer::from_ca_cert_pem(&ca_pem, key).map_err(|source| CaError::Invalid {
+            path: cert_path.clone(),
+            source,
+        })?;
         Ok(CertificateAuthority { ca_pem, issuer })
     }
 
@@ -83,8 +87,13 @@ impl CertificateAuthority {
         set_leaf_validity(&mut params);
 
         let key = KeyPair::generate().map_err(CaError::Issue)?;
-        let cert = params.signed_by(&key, &self.issuer).map_err(CaError::Issue)?;
-        Ok(IssuedCertificate { certificate_pem: cert.pem(), key_pem: key.serialize_pem() })
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .map_err(CaError::Issue)?;
+        Ok(IssuedCertificate {
+            certificate_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
     }
 
     /// Signs an agent's CSR as a client certificate whose common name is `agent_id`.
@@ -92,7 +101,8 @@ impl CertificateAuthority {
     /// Only the CSR's public key is used: subject and extensions come from the
     /// manager, so an agent cannot ask for another identity or for CA rights.
     pub fn sign_agent_csr(&self, csr_pem: &str, agent_id: &str) -> Result<String, CaError> {
-        let mut csr = CertificateSigningRequestParams::from_pem(csr_pem).map_err(CaError::InvalidCsr)?;
+        let mut csr =
+            CertificateSigningRequestParams::from_pem(csr_pem).map_err(CaError::InvalidCsr)?;
         let mut params = CertificateParams::default();
         params.distinguished_name = common_name(agent_id);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
@@ -111,7 +121,10 @@ pub fn certificate_fingerprint(der: &[u8]) -> String {
 }
 
 fn create(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<(), CaError> {
-    fs::create_dir_all(dir).map_err(|source| CaError::Io { path: dir.to_path_buf(), source })?;
+    fs::create_dir_all(dir).map_err(|source| CaError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
 
     let mut params = CertificateParams::default();
     params.distinguished_name = common_name("iocwatch manager CA");
@@ -127,8 +140,10 @@ fn create(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<(), CaError> 
     // The key is written first with owner-only permissions: a CA certificate
     // without its key is never left behind by a crash.
     write_private(key_path, &key.serialize_pem())?;
-    fs::write(cert_path, cert.pem())
-        .map_err(|source| CaError::Io { path: cert_path.to_path_buf(), source })
+    fs::write(cert_path, cert.pem()).map_err(|source| CaError::Io {
+        path: cert_path.to_path_buf(),
+        source,
+    })
 }
 
 fn common_name(name: &str) -> DistinguishedName {
@@ -152,14 +167,20 @@ fn random_serial() -> SerialNumber {
 }
 
 fn read(path: &Path) -> Result<String, CaError> {
-    fs::read_to_string(path).map_err(|source| CaError::Io { path: path.to_path_buf(), source })
+    fs::read_to_string(path).map_err(|source| CaError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Writes `contents` to a new file readable by its owner only.
 pub(crate) fn write_private(path: &Path, contents: &str) -> Result<(), CaError> {
     use std::os::unix::fs::OpenOptionsExt;
 
-    let io_err = |source| CaError::Io { path: path.to_path_buf(), source };
+    let io_err = |source| CaError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -182,7 +203,9 @@ mod tests {
         let second = CertificateAuthority::load_or_create(dir.path()).unwrap();
         assert_eq!(first.ca_pem(), second.ca_pem());
 
-        let mode = fs::metadata(dir.path().join("ca.key")).unwrap().permissions();
+        let mode = fs::metadata(dir.path().join("ca.key"))
+            .unwrap()
+            .permissions();
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(mode.mode() & 0o777, 0o600);
     }
@@ -201,7 +224,13 @@ mod tests {
         let pem = ca.sign_agent_csr(&csr, "007").unwrap();
         let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
         let cert = pem.parse_x509().unwrap();
-        let cn = cert.subject().iter_common_name().next().unwrap().as_str().unwrap();
+        let cn = cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .unwrap()
+            .as_str()
+            .unwrap();
         assert_eq!(cn, "007");
         assert!(!cert.is_ca());
         assert!(cert.subject_alternative_name().unwrap().is_none());
@@ -211,6 +240,9 @@ mod tests {
     fn garbage_csr_is_rejected() {
         let dir = tempfile::tempdir().unwrap();
         let ca = CertificateAuthority::load_or_create(dir.path()).unwrap();
-        assert!(matches!(ca.sign_agent_csr("not a csr", "001"), Err(CaError::InvalidCsr(_))));
+        assert!(matches!(
+            ca.sign_agent_csr("not a csr", "001"),
+            Err(CaError::InvalidCsr(_))
+        ));
     }
 }

@@ -162,7 +162,11 @@ impl Default for ListenConfig {
 
 impl Default for AgentsConfig {
     fn default() -> Self {
-        AgentsConfig { disconnect_after_secs: 90, disconnect_alert_secs: 600, status_check_secs: 10 }
+        AgentsConfig {
+            disconnect_after_secs: 90,
+            disconnect_alert_secs: 600,
+            status_check_secs: 10,
+        }
     }
 }
 
@@ -179,7 +183,10 @@ impl Default for AlertsConfig {
 
 impl Default for IntegrationLogConfig {
     fn default() -> Self {
-        IntegrationLogConfig { enabled: true, path: None }
+        IntegrationLogConfig {
+            enabled: true,
+            path: None,
+        }
     }
 }
 
@@ -194,15 +201,22 @@ pub struct ConfigError {
 impl ServerConfig {
     /// Reads, parses and validates a configuration file.
     pub fn load(path: &Path) -> Result<ServerConfig, ConfigError> {
-        let fail = |problem: String| ConfigError { path: path.to_path_buf(), problems: vec![problem] };
-        let text = std::fs::read_to_string(path).map_err(|err| fail(format!("cannot read: {err}")))?;
+        let fail = |problem: String| ConfigError {
+            path: path.to_path_buf(),
+            problems: vec![problem],
+        };
+        let text =
+            std::fs::read_to_string(path).map_err(|err| fail(format!("cannot read: {err}")))?;
         let config: ServerConfig = toml::from_str(&text).map_err(|err| fail(err.to_string()))?;
 
         let problems = config.problems();
         if problems.is_empty() {
             Ok(config)
         } else {
-            Err(ConfigError { path: path.to_path_buf(), problems })
+            Err(ConfigError {
+                path: path.to_path_buf(),
+                problems,
+            })
         }
     }
 
@@ -230,8 +244,9 @@ impl ServerConfig {
     fn check_enrollment(&self, problems: &mut Vec<String>) {
         let e = &self.enrollment;
         match (&e.secret_file, &e.secret_sha256) {
-            (None, None) => problems
-                .push("enrollment: set `secret_file` or `secret_sha256` to allow enrollment".into()),
+            (None, None) => problems.push(
+                "enrollment: set `secret_file` or `secret_sha256` to allow enrollment".into(),
+            ),
             (Some(_), Some(_)) => problems
                 .push("enrollment: set only one of `secret_file` and `secret_sha256`".into()),
             (None, Some(hash)) => {
@@ -294,9 +309,11 @@ impl ServerConfig {
         }
     }
 
-    /// The data folder: the file's `data_dir`, else `fallback`.
+    /// Returns the data folder: the file's `data_dir`, else `fallback`.
     pub fn data_dir_or(&self, fallback: &Path) -> PathBuf {
-        self.data_dir.clone().unwrap_or_else(|| fallback.to_path_buf())
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| fallback.to_path_buf())
     }
 }
 
@@ -319,6 +336,12 @@ mod tests {
         let config = parse("[enrollment]\nsecret_file = \"/etc/iocwatch/secret\"\n").unwrap();
         assert!(config.problems().is_empty(), "{:?}", config.problems());
         assert_eq!(config.alerts.min_level, 3);
+    }
+
+    #[test]
+    fn shipped_example_is_valid() {
+        let config = parse(include_str!("../../../examples/server.toml")).unwrap();
+        assert!(config.problems().is_empty(), "{:?}", config.problems());
     }
 
     #[test]

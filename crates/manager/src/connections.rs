@@ -49,6 +49,8 @@ impl Connections {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, mpsc::Sender<Message>)>> {
-        self.senders.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.senders
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

@@ -38,6 +38,12 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (timestamp);
 CREATE INDEX IF NOT EXISTS alerts_by_agent ON alerts (agent_id, seq);
 CREATE INDEX IF NOT EXISTS alerts_by_rule ON alerts (rule_id, seq);
+CREATE TABLE IF NOT EXISTS file_states (
+    agent_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    fingerprint BLOB NOT NULL,
+    PRIMARY KEY (agent_id, path)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS output_cursors (
     name TEXT PRIMARY KEY,
     seq INTEGER NOT NULL

@@ -72,9 +72,12 @@ async fn handle(
         .await
         .map_err(|_| EnrollError::HandshakeTimeout)?
         .map_err(EnrollError::Handshake)?;
-    let request = match tokio::time::timeout(HANDSHAKE_TIMEOUT, wire::read_message(&mut stream, MAX_FRAME_BYTES))
-        .await
-        .map_err(|_| EnrollError::HandshakeTimeout)??
+    let request = match tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        wire::read_message(&mut stream, MAX_FRAME_BYTES),
+    )
+    .await
+    .map_err(|_| EnrollError::HandshakeTimeout)??
     {
         Some(Message::EnrollRequest(request)) => request,
         Some(other) => return Err(EnrollError::Unexpected(other.kind())),
@@ -91,7 +94,10 @@ async fn handle(
 }
 
 fn reject(code: &str, message: impl Into<String>) -> Message {
-    Message::Rejection(Rejection { code: code.into(), message: message.into() })
+    Message::Rejection(Rejection {
+        code: code.into(),
+        message: message.into(),
+    })
 }
 
 async fn decide(enroller: &Enroller, request: &EnrollRequest, peer: SocketAddr) -> Message {
@@ -129,11 +135,17 @@ async fn decide(enroller: &Enroller, request: &EnrollRequest, peer: SocketAddr) 
         }
         Ok(Err(IssueError::Registry(err))) => {
             tracing::error!(error = %err, "enrollment failed: agent registry error");
-            reject("internal_error", "the manager failed to store the enrollment")
+            reject(
+                "internal_error",
+                "the manager failed to store the enrollment",
+            )
         }
         Err(err) => {
             tracing::error!(error = %err, "enrollment task failed");
-            reject("internal_error", "the manager failed to store the enrollment")
+            reject(
+                "internal_error",
+                "the manager failed to store the enrollment",
+            )
         }
     }
 }
@@ -153,8 +165,9 @@ fn issue(
     let enrolled = registry
         .enroll(name, |agent_id| {
             let pem = ca.sign_agent_csr(csr_pem, agent_id)?;
-            let der = rustls_pki_types::pem::PemObject::from_pem_slice(pem.as_bytes())
-                .map(|der: rustls_pki_types::CertificateDer<'static>| certificate_fingerprint(&der));
+            let der = rustls_pki_types::pem::PemObject::from_pem_slice(pem.as_bytes()).map(
+                |der: rustls_pki_types::CertificateDer<'static>| certificate_fingerprint(&der),
+            );
             certificate = pem;
             der.map_err(|_| CaError::Issue(rcgen::Error::CouldNotParseCertificate))
         })
@@ -165,7 +178,9 @@ fn issue(
 
 /// Agent names are host names: 1 to 128 letters, digits, `.`, `_` and `-`.
 fn check_name(name: &str) -> Result<(), String> {
-    let valid_chars = name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    let valid_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if name.is_empty() || name.len() > 128 || !valid_chars {
         return Err(format!(
             "invalid agent name `{}`: use 1 to 128 letters, digits, `.`, `_` or `-`",

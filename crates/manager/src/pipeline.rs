@@ -16,8 +16,10 @@ use wire::{Ack, EventBatch};
 use crate::connections::Connections;
 use crate::outputs::alerts_file::{self, AlertsFile};
 use crate::outputs::integration_log::{IntegrationLog, LookupRecord};
+use crate::outputs::writer::{FileWriter, LookupLine};
 
 mod emit;
+mod file_state;
 
 /// Jobs merged into one transaction at most.
 const MAX_JOBS_PER_COMMIT: usize = 64;
@@ -32,7 +34,7 @@ pub struct AgentRef {
     pub ip: String,
 }
 
-/// What analysing one event produced.
+/// Alerts and lookups produced by analysing one event.
 #[derive(Debug, Default)]
 pub struct Analysis {
     /// Alert documents in Wazuh 4.x form; the pipeline sets their `id`.
@@ -54,7 +56,11 @@ pub enum PipelineError {
 }
 
 enum Job {
-    Batch { agent: AgentRef, batch: EventBatch, reply: oneshot::Sender<Result<Ack, PipelineError>> },
+    Batch {
+        agent: AgentRef,
+        batch: EventBatch,
+        reply: oneshot::Sender<Result<Ack, PipelineError>>,
+    },
     /// An alert the manager raised itself, such as an agent disconnection.
     Alert(Value),
 }
@@ -69,18 +75,28 @@ impl PipelineHandle {
     /// Hands a batch over and waits until it is committed.
     pub async fn submit(&self, agent: AgentRef, batch: EventBatch) -> Result<Ack, PipelineError> {
         let (reply, answer) = oneshot::channel();
-        let job = Job::Batch { agent, batch, reply };
-        self.jobs.send(job).await.map_err(|_| PipelineError::Stopped)?;
+        let job = Job::Batch {
+            agent,
+            batch,
+            reply,
+        };
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| PipelineError::Stopped)?;
         answer.await.map_err(|_| PipelineError::Stopped)?
     }
 
     /// Stores and writes an alert the manager raised.
     pub async fn raise(&self, alert: Value) -> Result<(), PipelineError> {
-        self.jobs.send(Job::Alert(alert)).await.map_err(|_| PipelineError::Stopped)
+        self.jobs
+            .send(Job::Alert(alert))
+            .await
+            .map_err(|_| PipelineError::Stopped)
     }
 }
 
-/// Where the pipeline writes and whom it tells.
+/// Output paths, the alert level and the active-response triggers of the pipeline.
 pub struct PipelineConfig {
     pub db_path: PathBuf,
     pub alerts_path: PathBuf,
@@ -100,12 +116,13 @@ pub struct Pipeline {
     /// Highest committed sequence number per `(agent id, stream)`.
     streams: HashMap<(String, String), u64>,
     next_alert_seq: i64,
-    alerts_file: AlertsFile,
-    integration: Option<IntegrationLog>,
+    writer: FileWriter,
+    /// Whether lookups go to the integration log.
+    integration_log: bool,
     forward: Option<mpsc::Sender<Arc<Value>>>,
     connections: Arc<Connections>,
-    /// alerts.json position to store with the next commit.
-    pending_cursor: Option<i64>,
+    /// alerts.json position last stored in the database.
+    stored_cursor: i64,
     forward_dropped: u64,
 }
 
@@ -133,29 +150,32 @@ impl Pipeline {
         forward: Option<mpsc::Sender<Arc<Value>>>,
     ) -> Result<Pipeline, Box<dyn std::error::Error + Send + Sync>> {
         let conn = crate::db::open(&config.db_path)?;
-        let alerts_file =
-            AlertsFile::open(&config.alerts_path, config.alerts_rotate_max_bytes, config.alerts_rotate_daily)?;
+        let mut alerts_file = AlertsFile::open(
+            &config.alerts_path,
+            config.alerts_rotate_max_bytes,
+            config.alerts_rotate_daily,
+        )?;
         let integration = match &config.integration_log {
             Some(path) => Some(IntegrationLog::open(path)?),
             None => None,
         };
-        let max_seq: Option<i64> = conn.query_row("SELECT MAX(seq) FROM alerts", [], |r| r.get(0))?;
+        let max_seq: Option<i64> =
+            conn.query_row("SELECT MAX(seq) FROM alerts", [], |r| r.get(0))?;
+        let stored_cursor = recover_alerts_file(&conn, &mut alerts_file)?;
 
-        let mut pipeline = Pipeline {
+        Ok(Pipeline {
             conn,
             analyzer,
+            integration_log: integration.is_some(),
+            writer: FileWriter::start(alerts_file, integration)?,
             config,
             streams: HashMap::new(),
             next_alert_seq: max_seq.unwrap_or(0) + 1,
-            alerts_file,
-            integration,
             forward,
             connections,
-            pending_cursor: None,
+            stored_cursor,
             forward_dropped: 0,
-        };
-        pipeline.recover_alerts_file()?;
-        Ok(pipeline)
+        })
     }
 
     /// Starts the pipeline thread and returns its handle.
@@ -189,8 +209,16 @@ impl Pipeline {
         let mut inputs = Vec::new();
         for job in jobs {
             match job {
-                Job::Batch { agent, batch, reply } => {
-                    let ack = Ack { batch: batch.batch, accepted: 0, duplicates: 0 };
+                Job::Batch {
+                    agent,
+                    batch,
+                    reply,
+                } => {
+                    let ack = Ack {
+                        batch: batch.batch,
+                        accepted: 0,
+                        duplicates: 0,
+                    };
                     inputs.push(batch);
                     batches.push(BatchWork { agent, ack, reply });
                 }
@@ -198,10 +226,17 @@ impl Pipeline {
             }
         }
 
-        let committed = self.commit(&inputs, &mut batches, raised, now, &mut stored, &mut lookups);
+        let committed = self.commit(
+            &inputs,
+            &mut batches,
+            raised,
+            now,
+            &mut stored,
+            &mut lookups,
+        );
         match committed {
             Ok(()) => {
-                self.emit(&stored, &lookups, now);
+                self.emit(stored, lookups, now);
                 for work in batches {
                     let _ = work.reply.send(Ok(work.ack));
                 }
@@ -224,11 +259,12 @@ impl Pipeline {
         raised: Vec<Value>,
         now: SystemTime,
         stored: &mut Vec<StoredAlert>,
-        lookups: &mut Vec<(AgentRef, String, LookupRecord)>,
+        lookups: &mut Vec<LookupLine>,
     ) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
-        if let Some(seq) = self.pending_cursor.take() {
-            store_cursor(&tx, seq)?;
+        let written = self.writer.written_seq();
+        if written > self.stored_cursor {
+            store_cursor(&tx, written)?;
         }
 
         let mut positions: HashMap<(String, String), u64> = HashMap::new();
@@ -245,20 +281,47 @@ impl Pipeline {
                     continue;
                 }
                 positions.insert(key, event.id.seq);
+                if file_state::apply(&tx, &work.agent.id, &event.event)?
+                    == file_state::Change::Unchanged
+                {
+                    work.ack.duplicates += 1;
+                    continue;
+                }
                 work.ack.accepted += 1;
 
-                self.analyzer.analyze(&work.agent, &event.event, now, &mut analysis);
-                let path = event.event.get("path").and_then(Value::as_str).unwrap_or_default();
+                self.analyzer
+                    .analyze(&work.agent, &event.event, now, &mut analysis);
+                let path = event
+                    .event
+                    .get("path")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 for lookup in analysis.lookups.drain(..) {
-                    lookups.push((work.agent.clone(), path.to_string(), lookup));
+                    lookups.push((work.agent.id.clone(), path.to_string(), lookup));
                 }
                 for alert in analysis.alerts.drain(..) {
-                    insert_alert(&tx, &mut self.next_alert_seq, self.config.min_level, Some(&work.agent), alert, now, stored)?;
+                    insert_alert(
+                        &tx,
+                        &mut self.next_alert_seq,
+                        self.config.min_level,
+                        Some(&work.agent),
+                        alert,
+                        now,
+                        stored,
+                    )?;
                 }
             }
         }
         for alert in raised {
-            insert_alert(&tx, &mut self.next_alert_seq, self.config.min_level, None, alert, now, stored)?;
+            insert_alert(
+                &tx,
+                &mut self.next_alert_seq,
+                self.config.min_level,
+                None,
+                alert,
+                now,
+                stored,
+            )?;
         }
         for ((agent_id, stream), seq) in &positions {
             tx.execute(
@@ -268,55 +331,30 @@ impl Pipeline {
             )?;
         }
         tx.commit()?;
+        self.stored_cursor = self.stored_cursor.max(written);
         self.streams.extend(positions);
         Ok(())
     }
 
     fn max_alert_seq(&self) -> i64 {
         self.conn
-            .query_row("SELECT MAX(seq) FROM alerts", [], |r| r.get::<_, Option<i64>>(0))
+            .query_row("SELECT MAX(seq) FROM alerts", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
             .ok()
             .flatten()
             .unwrap_or(0)
     }
 
-    /// Appends to alerts.json the stored alerts written after its last recorded
-    /// position, skipping those already at the end of the file.
-    fn recover_alerts_file(&mut self) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let cursor: i64 = self
-            .conn
-            .query_row("SELECT seq FROM output_cursors WHERE name = ?1", [ALERTS_JSON_CURSOR], |r| r.get(0))
-            .optional()?
-            .unwrap_or(0);
-        let present = alerts_file::ids_in_tail(self.alerts_file.path())?;
-        let mut stmt = self.conn.prepare("SELECT seq, id, body FROM alerts WHERE seq > ?1 ORDER BY seq")?;
-        let rows = stmt.query_map([cursor], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
-
-        let now = time::OffsetDateTime::now_utc();
-        let (mut last, mut written) = (cursor, 0usize);
-        for row in rows {
-            let (seq, id, body) = row?;
-            if !present.contains(&id) {
-                self.alerts_file.write_line(&body, now)?;
-                written += 1;
-            }
-            last = seq;
-        }
-        drop(stmt);
-        self.alerts_file.flush()?;
-        if last != cursor {
-            store_cursor(&self.conn, last)?;
-        }
-        if written > 0 {
-            tracing::warn!(alerts = written, "wrote stored alerts missing from alerts.json");
-        }
-        Ok(())
-    }
-
+    /// Stores the alerts.json position the writer reached, when it moved.
     fn store_cursor_now(&mut self) {
-        if let Some(seq) = self.pending_cursor.take() {
-            if let Err(err) = store_cursor(&self.conn, seq) {
-                tracing::warn!(error = %err, "failed to store the alerts.json position");
+        let written = self.writer.written_seq();
+        if written > self.stored_cursor {
+            match store_cursor(&self.conn, written) {
+                Ok(()) => self.stored_cursor = written,
+                Err(err) => {
+                    tracing::warn!(error = %err, "failed to store the alerts.json position")
+                }
             }
         }
     }
@@ -325,26 +363,37 @@ impl Pipeline {
 /// Stores an alert at or above `min_level` under the next sequence number and id.
 #[allow(clippy::too_many_arguments)]
 fn insert_alert(
-tx: &rusqlite::Transaction<'_>,
-next_seq: &mut i64,
-min_level: u8,
+    tx: &rusqlite::Transaction<'_>,
+    next_seq: &mut i64,
+    min_level: u8,
     agent: Option<&AgentRef>,
     mut alert: Value,
     now: SystemTime,
     stored: &mut Vec<StoredAlert>,
 ) -> rusqlite::Result<()> {
-    let level = alert.pointer("/rule/level").and_then(Value::as_u64).unwrap_or(0);
+    let level = alert
+        .pointer("/rule/level")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
     if level < u64::from(min_level) {
         return Ok(());
     }
     let seq = *next_seq;
-    let secs = now.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let id = format!("{secs}.{seq}");
     if let Some(object) = alert.as_object_mut() {
         object.insert("id".into(), Value::String(id.clone()));
     }
     let line = alert.to_string();
-    let text = |pointer: &str| alert.pointer(pointer).and_then(Value::as_str).map(str::to_string);
+    let text = |pointer: &str| {
+        alert
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
 
     tx.prepare_cached(
         "INSERT INTO alerts (seq, id, timestamp, agent_id, rule_id, level, body) \
@@ -360,11 +409,66 @@ min_level: u8,
         line,
     ])?;
     *next_seq += 1;
-    stored.push(StoredAlert { seq, agent: agent.cloned(), body: alert, line });
+    stored.push(StoredAlert {
+        seq,
+        agent: agent.cloned(),
+        body: alert,
+        line,
+    });
     Ok(())
 }
 
-fn stream_position(tx: &rusqlite::Transaction<'_>, key: &(String, String)) -> rusqlite::Result<u64> {
+/// Appends to alerts.json the stored alerts written after its last recorded
+/// position, skipping those already at the end of the file; returns the new position.
+fn recover_alerts_file(
+    conn: &Connection,
+    alerts_file: &mut AlertsFile,
+) -> Result<i64, Box<dyn std::error::Error + Send + Sync>> {
+    let cursor: i64 = conn
+        .query_row(
+            "SELECT seq FROM output_cursors WHERE name = ?1",
+            [ALERTS_JSON_CURSOR],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0);
+    let present = alerts_file::ids_in_tail(alerts_file.path())?;
+    let mut stmt = conn.prepare("SELECT seq, id, body FROM alerts WHERE seq > ?1 ORDER BY seq")?;
+    let rows = stmt.query_map([cursor], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+
+    let now = time::OffsetDateTime::now_utc();
+    let (mut last, mut written) = (cursor, 0usize);
+    for row in rows {
+        let (seq, id, body) = row?;
+        if !present.contains(&id) {
+            alerts_file.write_line(&body, now)?;
+            written += 1;
+        }
+        last = seq;
+    }
+    alerts_file.flush()?;
+    if last != cursor {
+        store_cursor(conn, last)?;
+    }
+    if written > 0 {
+        tracing::warn!(
+            alerts = written,
+            "wrote stored alerts missing from alerts.json"
+        );
+    }
+    Ok(last)
+}
+
+fn stream_position(
+    tx: &rusqlite::Transaction<'_>,
+    key: &(String, String),
+) -> rusqlite::Result<u64> {
     let last: Option<i64> = tx
         .prepare_cached("SELECT last_seq FROM event_streams WHERE agent_id = ?1 AND stream = ?2")?
         .query_row(params![key.0, key.1], |r| r.get(0))
@@ -381,7 +485,7 @@ fn store_cursor(conn: &Connection, seq: i64) -> rusqlite::Result<()> {
     .map(drop)
 }
 
-/// `rule.id` as text, whether the document holds a string (Wazuh) or a number.
+/// Returns `rule.id` as text, whether the document contains a string (Wazuh) or a number.
 pub(crate) fn rule_id(alert: &Value) -> Option<String> {
     match alert.pointer("/rule/id")? {
         Value::String(id) => Some(id.clone()),

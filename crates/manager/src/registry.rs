@@ -79,17 +79,28 @@ const AGENT_COLUMNS: &str = "id, name, status, removed, enrolled_at, last_seen, 
 
 impl Registry {
     pub fn open(path: &Path) -> Result<Registry, RegistryError> {
-        let conn = db::open(path)
-            .map_err(|source| RegistryError::Db { path: path.to_path_buf(), source })?;
-        Ok(Registry { path: path.to_path_buf(), conn: Arc::new(Mutex::new(conn)) })
+        let conn = db::open(path).map_err(|source| RegistryError::Db {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Registry {
+            path: path.to_path_buf(),
+            conn: Arc::new(Mutex::new(conn)),
+        })
     }
 
     fn with<T>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, RegistryError> {
-        let conn = self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        f(&conn).map_err(|source| RegistryError::Db { path: self.path.clone(), source })
+        let conn = self
+            .conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&conn).map_err(|source| RegistryError::Db {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     /// Adds an agent and returns its new id ("001", "002", ...; "000" is the manager).
@@ -101,19 +112,34 @@ impl Registry {
         name: &str,
         prepare: impl FnOnce(&str) -> Result<String, E>,
     ) -> Result<Result<String, E>, RegistryError> {
-        let mut conn = self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let db_err = |source| RegistryError::Db { path: self.path.clone(), source };
+        let mut conn = self
+            .conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let db_err = |source| RegistryError::Db {
+            path: self.path.clone(),
+            source,
+        };
         let tx = conn.transaction().map_err(db_err)?;
 
         let existing: Option<String> = tx
-            .query_row("SELECT id FROM agents WHERE name = ?1 AND removed = 0", [name], |r| r.get(0))
+            .query_row(
+                "SELECT id FROM agents WHERE name = ?1 AND removed = 0",
+                [name],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(db_err)?;
         if let Some(id) = existing {
-            return Err(RegistryError::DuplicateName { name: name.to_string(), id });
+            return Err(RegistryError::DuplicateName {
+                name: name.to_string(),
+                id,
+            });
         }
         let max: Option<i64> = tx
-            .query_row("SELECT MAX(CAST(id AS INTEGER)) FROM agents", [], |r| r.get(0))
+            .query_row("SELECT MAX(CAST(id AS INTEGER)) FROM agents", [], |r| {
+                r.get(0)
+            })
             .map_err(db_err)?;
         let id = format!("{:03}", max.unwrap_or(0) + 1);
 
@@ -141,9 +167,13 @@ impl Registry {
         self.with(|c| c.query_row(&sql, [id], agent_from_row).optional())
     }
 
-    /// All agents ordered by id; removed ones only when `include_removed`.
+    /// Lists agents ordered by id, including removed ones only when `include_removed` is set.
     pub fn list(&self, include_removed: bool) -> Result<Vec<Agent>, RegistryError> {
-        let filter = if include_removed { "" } else { "WHERE removed = 0" };
+        let filter = if include_removed {
+            ""
+        } else {
+            "WHERE removed = 0"
+        };
         let sql = format!("SELECT {AGENT_COLUMNS} FROM agents {filter} ORDER BY id");
         self.with(|c| {
             let mut stmt = c.prepare(&sql)?;
@@ -155,7 +185,10 @@ impl Registry {
     /// Marks an agent removed: its certificate is rejected from then on.
     pub fn remove(&self, id: &str) -> Result<(), RegistryError> {
         let changed = self.with(|c| {
-            c.execute("UPDATE agents SET removed = 1 WHERE id = ?1 AND removed = 0", [id])
+            c.execute(
+                "UPDATE agents SET removed = 1 WHERE id = ?1 AND removed = 0",
+                [id],
+            )
         })?;
         if changed == 0 {
             return Err(RegistryError::NotFound(id.to_string()));
@@ -192,8 +225,13 @@ impl Registry {
 
     /// Updates the last-seen time of an agent that sent events.
     pub fn touch(&self, id: &str) -> Result<(), RegistryError> {
-        self.with(|c| c.execute("UPDATE agents SET last_seen = ?2 WHERE id = ?1", params![id, now_secs()]))
-            .map(drop)
+        self.with(|c| {
+            c.execute(
+                "UPDATE agents SET last_seen = ?2 WHERE id = ?1",
+                params![id, now_secs()],
+            )
+        })
+        .map(drop)
     }
 
     /// Marks an agent disconnected unless it already is.
@@ -214,7 +252,11 @@ impl Registry {
             "SELECT {AGENT_COLUMNS} FROM agents WHERE removed = 0 AND status = 'active' \
              AND COALESCE(last_seen, 0) < ?1"
         );
-        self.with(|c| c.prepare(&sql)?.query_map([cutoff], agent_from_row)?.collect())
+        self.with(|c| {
+            c.prepare(&sql)?
+                .query_map([cutoff], agent_from_row)?
+                .collect()
+        })
     }
 
     /// Disconnected agents, not yet alerted on, disconnected before `cutoff`.
@@ -223,12 +265,21 @@ impl Registry {
             "SELECT {AGENT_COLUMNS} FROM agents WHERE removed = 0 AND status = 'disconnected' \
              AND disconnect_alerted = 0 AND COALESCE(disconnected_at, 0) <= ?1"
         );
-        self.with(|c| c.prepare(&sql)?.query_map([cutoff], agent_from_row)?.collect())
+        self.with(|c| {
+            c.prepare(&sql)?
+                .query_map([cutoff], agent_from_row)?
+                .collect()
+        })
     }
 
     pub fn mark_disconnect_alerted(&self, id: &str) -> Result<(), RegistryError> {
-        self.with(|c| c.execute("UPDATE agents SET disconnect_alerted = 1 WHERE id = ?1", [id]))
-            .map(drop)
+        self.with(|c| {
+            c.execute(
+                "UPDATE agents SET disconnect_alerted = 1 WHERE id = ?1",
+                [id],
+            )
+        })
+        .map(drop)
     }
 
     /// Marks every agent disconnected, used at start since no connection survives a restart.
@@ -267,11 +318,14 @@ mod tests {
 
     fn enroll(registry: &Registry, name: &str, fingerprint: &str) -> String {
         let fingerprint = fingerprint.to_string();
-        registry.enroll(name, |_| Ok::<_, ()>(fingerprint)).unwrap().unwrap()
+        registry
+            .enroll(name, |_| Ok::<_, ()>(fingerprint))
+            .unwrap()
+            .unwrap()
     }
 
     #[test]
-    fn ids_grow_and_removed_agents_stay_listed_with_all() {
+    fn removed_agents_listed_with_all() {
         let dir = tempfile::tempdir().unwrap();
         let registry = Registry::open(&dir.path().join("m.db")).unwrap();
         assert_eq!(enroll(&registry, "a", "fa"), "001");
@@ -281,7 +335,10 @@ mod tests {
         assert_eq!(registry.list(false).unwrap().len(), 1);
         assert_eq!(registry.list(true).unwrap().len(), 2);
         assert!(registry.by_certificate("fa").unwrap().unwrap().removed);
-        assert!(matches!(registry.remove("001"), Err(RegistryError::NotFound(_))));
+        assert!(matches!(
+            registry.remove("001"),
+            Err(RegistryError::NotFound(_))
+        ));
 
         // A removed agent's name may be enrolled again, under a new id.
         assert_eq!(enroll(&registry, "a", "fa2"), "003");
@@ -292,7 +349,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let registry = Registry::open(&dir.path().join("m.db")).unwrap();
         enroll(&registry, "a", "fa");
-        let err = registry.enroll("a", |_| Ok::<_, ()>("fz".into())).unwrap_err();
+        let err = registry
+            .enroll("a", |_| Ok::<_, ()>("fz".into()))
+            .unwrap_err();
         assert!(matches!(err, RegistryError::DuplicateName { .. }), "{err}");
     }
 
@@ -301,7 +360,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let registry = Registry::open(&dir.path().join("m.db")).unwrap();
         let id = enroll(&registry, "a", "fa");
-        assert_eq!(registry.get(&id).unwrap().unwrap().status, AgentStatus::NeverConnected);
+        assert_eq!(
+            registry.get(&id).unwrap().unwrap().status,
+            AgentStatus::NeverConnected
+        );
 
         registry.mark_connected(&id, "127.0.0.1:5000").unwrap();
         assert!(registry.keepalive(&id, "0.1.0", 4).unwrap());
@@ -313,8 +375,17 @@ mod tests {
         registry.mark_disconnected(&id).unwrap();
         let agent = registry.get(&id).unwrap().unwrap();
         assert_eq!(agent.status, AgentStatus::Disconnected);
-        assert_eq!(registry.due_disconnect_alerts(now_secs() + 1).unwrap().len(), 1);
+        assert_eq!(
+            registry
+                .due_disconnect_alerts(now_secs() + 1)
+                .unwrap()
+                .len(),
+            1
+        );
         registry.mark_disconnect_alerted(&id).unwrap();
-        assert!(registry.due_disconnect_alerts(now_secs() + 1).unwrap().is_empty());
+        assert!(registry
+            .due_disconnect_alerts(now_secs() + 1)
+            .unwrap()
+            .is_empty());
     }
 }

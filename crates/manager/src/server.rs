@@ -30,14 +30,16 @@ pub struct ServerPaths {
 
 impl ServerPaths {
     pub fn new(data_dir: &Path) -> ServerPaths {
-        ServerPaths { data_dir: data_dir.to_path_buf() }
+        ServerPaths {
+            data_dir: data_dir.to_path_buf(),
+        }
     }
 
     pub fn ca_dir(&self) -> PathBuf {
         self.data_dir.join("ca")
     }
 
-    /// The SQLite database: agents, alerts and event-stream positions.
+    /// Returns the path of the SQLite database: agents, alerts and event-stream positions.
     pub fn database(&self) -> PathBuf {
         self.data_dir.join("manager.db")
     }
@@ -48,7 +50,10 @@ impl ServerPaths {
     }
 
     pub fn default_alerts_json(&self) -> PathBuf {
-        self.data_dir.join("logs").join("alerts").join("alerts.json")
+        self.data_dir
+            .join("logs")
+            .join("alerts")
+            .join("alerts.json")
     }
 
     pub fn default_integration_log(&self) -> PathBuf {
@@ -107,8 +112,10 @@ impl RunningServer {
         analyzer: Box<dyn Analyze>,
     ) -> Result<RunningServer, ServerError> {
         let paths = ServerPaths::new(data_dir);
-        std::fs::create_dir_all(data_dir)
-            .map_err(|source| ServerError::DataDir { path: data_dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(data_dir).map_err(|source| ServerError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
         let secret = load_secret(&config)?;
         let ca = Arc::new(CertificateAuthority::load_or_create(&paths.ca_dir())?);
         let registry = Registry::open(&paths.database())?;
@@ -124,12 +131,22 @@ impl RunningServer {
 
         let connections = Arc::new(Connections::default());
         let (forward, forward_task) = start_forwarding(&config);
-        let pipeline = Pipeline::open(pipeline_config(&config, &paths), analyzer, connections.clone(), forward)
-            .map_err(ServerError::Pipeline)?
-            .spawn()
-            .map_err(|err| ServerError::Pipeline(Box::new(err)))?;
+        let pipeline = Pipeline::open(
+            pipeline_config(&config, &paths),
+            analyzer,
+            connections.clone(),
+            forward,
+        )
+        .map_err(ServerError::Pipeline)?
+        .spawn()
+        .map_err(|err| ServerError::Pipeline(Box::new(err)))?;
 
-        let enroller = Arc::new(Enroller { ca, registry: registry.clone(), secret, events_port: agents_addr.port() });
+        let enroller = Arc::new(Enroller {
+            ca,
+            registry: registry.clone(),
+            secret,
+            events_port: agents_addr.port(),
+        });
         let context = Arc::new(SessionContext {
             registry: registry.clone(),
             pipeline: pipeline.clone(),
@@ -139,13 +156,30 @@ impl RunningServer {
         });
 
         let mut tasks = vec![
-            tokio::spawn(enrollment::serve(enroll_listener, TlsAcceptor::from(tls.enrollment), enroller)),
-            tokio::spawn(session::serve(agents_listener, TlsAcceptor::from(tls.agents), context)),
-            tokio::spawn(status::monitor(registry, pipeline, config.agents.clone(), config.manager_name.clone())),
+            tokio::spawn(enrollment::serve(
+                enroll_listener,
+                TlsAcceptor::from(tls.enrollment),
+                enroller,
+            )),
+            tokio::spawn(session::serve(
+                agents_listener,
+                TlsAcceptor::from(tls.agents),
+                context,
+            )),
+            tokio::spawn(status::monitor(
+                registry,
+                pipeline,
+                config.agents.clone(),
+                config.manager_name.clone(),
+            )),
         ];
         tasks.extend(forward_task);
         tracing::info!(enrollment = %enrollment_addr, agents = %agents_addr, data_dir = %data_dir.display(), "manager started");
-        Ok(RunningServer { enrollment_addr, agents_addr, tasks })
+        Ok(RunningServer {
+            enrollment_addr,
+            agents_addr,
+            tasks,
+        })
     }
 
     /// Stops accepting connections and ends the background tasks.
@@ -164,10 +198,17 @@ impl Drop for RunningServer {
 
 fn load_secret(config: &ServerConfig) -> Result<SecretHash, ServerError> {
     if let Some(path) = &config.enrollment.secret_file {
-        return SecretHash::from_file(path).map_err(|source| ServerError::Secret { path: path.clone(), source });
+        return SecretHash::from_file(path).map_err(|source| ServerError::Secret {
+            path: path.clone(),
+            source,
+        });
     }
     // Validation guarantees one of the two is set and that the hex form is valid.
-    let hex_digest = config.enrollment.secret_sha256.as_deref().unwrap_or_default();
+    let hex_digest = config
+        .enrollment
+        .secret_sha256
+        .as_deref()
+        .unwrap_or_default();
     SecretHash::from_hex(hex_digest).ok_or_else(|| ServerError::Secret {
         path: PathBuf::from("enrollment.secret_sha256"),
         source: std::io::Error::new(std::io::ErrorKind::InvalidData, "expected 64 hex digits"),
@@ -177,23 +218,36 @@ fn load_secret(config: &ServerConfig) -> Result<SecretHash, ServerError> {
 fn pipeline_config(config: &ServerConfig, paths: &ServerPaths) -> PipelineConfig {
     PipelineConfig {
         db_path: paths.database(),
-        alerts_path: config.alerts.json_path.clone().unwrap_or_else(|| paths.default_alerts_json()),
+        alerts_path: config
+            .alerts
+            .json_path
+            .clone()
+            .unwrap_or_else(|| paths.default_alerts_json()),
         alerts_rotate_max_bytes: config.alerts.rotate_max_bytes,
         alerts_rotate_daily: config.alerts.rotate_daily,
-        integration_log: config
-            .integration_log
-            .enabled
-            .then(|| config.integration_log.path.clone().unwrap_or_else(|| paths.default_integration_log())),
+        integration_log: config.integration_log.enabled.then(|| {
+            config
+                .integration_log
+                .path
+                .clone()
+                .unwrap_or_else(|| paths.default_integration_log())
+        }),
         min_level: config.alerts.min_level,
         quarantine_rule_ids: config.active_response.quarantine_rule_ids.clone(),
         quarantine_min_level: config.active_response.quarantine_min_level,
     }
 }
 
-type Forwarding = (Option<tokio::sync::mpsc::Sender<Arc<serde_json::Value>>>, Option<JoinHandle<()>>);
+type Forwarding = (
+    Option<tokio::sync::mpsc::Sender<Arc<serde_json::Value>>>,
+    Option<JoinHandle<()>>,
+);
 
 fn start_forwarding(config: &ServerConfig) -> Forwarding {
-    let syslog = config.syslog.clone().map(|c| Syslog::new(c, config.manager_name.clone()));
+    let syslog = config
+        .syslog
+        .clone()
+        .map(|c| Syslog::new(c, config.manager_name.clone()));
     let webhook = match config.webhook.clone().map(Webhook::start) {
         Some(Ok(webhook)) => Some(webhook),
         Some(Err(err)) => {
@@ -206,22 +260,36 @@ fn start_forwarding(config: &ServerConfig) -> Forwarding {
         return (None, None);
     }
     let (sender, receiver) = tokio::sync::mpsc::channel(10_000);
-    (Some(sender), Some(tokio::spawn(outputs::forward(receiver, syslog, webhook))))
+    (
+        Some(sender),
+        Some(tokio::spawn(outputs::forward(receiver, syslog, webhook))),
+    )
 }
 
 async fn bind(address: &str) -> Result<TcpListener, ServerError> {
     TcpListener::bind(address)
         .await
-        .map_err(|source| ServerError::Bind { address: address.to_string(), source })
+        .map_err(|source| ServerError::Bind {
+            address: address.to_string(),
+            source,
+        })
 }
 
 fn local_addr(listener: &TcpListener, address: &str) -> Result<SocketAddr, ServerError> {
-    listener.local_addr().map_err(|source| ServerError::Bind { address: address.to_string(), source })
+    listener.local_addr().map_err(|source| ServerError::Bind {
+        address: address.to_string(),
+        source,
+    })
 }
 
-fn write_listen_file(paths: &ServerPaths, enrollment: SocketAddr, agents: SocketAddr) -> Result<(), ServerError> {
+fn write_listen_file(
+    paths: &ServerPaths,
+    enrollment: SocketAddr,
+    agents: SocketAddr,
+) -> Result<(), ServerError> {
     let path = paths.listen_file();
-    let body = serde_json::json!({ "enrollment": enrollment.to_string(), "agents": agents.to_string() });
+    let body =
+        serde_json::json!({ "enrollment": enrollment.to_string(), "agents": agents.to_string() });
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, format!("{body}\n"))
         .and_then(|()| std::fs::rename(&tmp, &path))

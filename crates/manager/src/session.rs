@@ -22,7 +22,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Shortest gap between two last-seen updates written for one connection.
 const TOUCH_EVERY: Duration = Duration::from_secs(5);
 
-/// What every agent connection shares.
+/// State shared by every agent connection.
 pub struct SessionContext {
     pub registry: Registry,
     pub pipeline: PipelineHandle,
@@ -50,7 +50,12 @@ pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, context: Arc<Se
     }
 }
 
-async fn handle(tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, context: Arc<SessionContext>) {
+async fn handle(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    context: Arc<SessionContext>,
+) {
     let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(err)) => {
@@ -68,7 +73,10 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, context
         Err((code, message)) => {
             tracing::warn!(peer = %peer, code, reason = %message, "agent connection rejected");
             let mut stream = stream;
-            let rejection = Message::Rejection(Rejection { code: code.into(), message });
+            let rejection = Message::Rejection(Rejection {
+                code: code.into(),
+                message,
+            });
             let _ = wire::write_message(&mut stream, &rejection, context.max_frame_bytes).await;
             let _ = stream.shutdown().await;
             return;
@@ -78,7 +86,10 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, context
 }
 
 /// Maps the verified client certificate to an enrolled, not removed agent.
-async fn identify(stream: &TlsStream<TcpStream>, registry: &Registry) -> Result<Agent, (&'static str, String)> {
+async fn identify(
+    stream: &TlsStream<TcpStream>,
+    registry: &Registry,
+) -> Result<Agent, (&'static str, String)> {
     let (_, session) = stream.get_ref();
     let Some(leaf) = session.peer_certificates().and_then(|certs| certs.first()) else {
         return Err(("no_certificate", "no client certificate".into()));
@@ -87,20 +98,32 @@ async fn identify(stream: &TlsStream<TcpStream>, registry: &Registry) -> Result<
     let registry = registry.clone();
     let found = tokio::task::spawn_blocking(move || registry.by_certificate(&fingerprint)).await;
     match found {
-        Ok(Ok(Some(agent))) if agent.removed => {
-            Err(("agent_removed", format!("agent `{}` was removed from this manager", agent.id)))
-        }
+        Ok(Ok(Some(agent))) if agent.removed => Err((
+            "agent_removed",
+            format!("agent `{}` was removed from this manager", agent.id),
+        )),
         Ok(Ok(Some(agent))) => Ok(agent),
-        Ok(Ok(None)) => Err(("unknown_certificate", "the client certificate belongs to no enrolled agent".into())),
+        Ok(Ok(None)) => Err((
+            "unknown_certificate",
+            "the client certificate belongs to no enrolled agent".into(),
+        )),
         Ok(Err(err)) => {
             tracing::error!(error = %err, "agent registry lookup failed");
-            Err(("internal_error", "the manager failed to look the agent up".into()))
+            Err((
+                "internal_error",
+                "the manager failed to look the agent up".into(),
+            ))
         }
         Err(err) => Err(("internal_error", err.to_string())),
     }
 }
 
-async fn run(stream: TlsStream<TcpStream>, peer: SocketAddr, agent: Agent, context: Arc<SessionContext>) {
+async fn run(
+    stream: TlsStream<TcpStream>,
+    peer: SocketAddr,
+    agent: Agent,
+    context: Arc<SessionContext>,
+) {
     let (mut reader, mut writer) = tokio::io::split(stream);
     let (outgoing, mut queue) = mpsc::channel::<Message>(64);
     let token = context.connections.register(&agent.id, outgoing.clone());
@@ -114,7 +137,10 @@ async fn run(stream: TlsStream<TcpStream>, peer: SocketAddr, agent: Agent, conte
     let max_frame = context.max_frame_bytes;
     let writer_task = tokio::spawn(async move {
         while let Some(message) = queue.recv().await {
-            if wire::write_message(&mut writer, &message, max_frame).await.is_err() {
+            if wire::write_message(&mut writer, &message, max_frame)
+                .await
+                .is_err()
+            {
                 break;
             }
             if matches!(message, Message::Rejection(_)) {
@@ -124,7 +150,11 @@ async fn run(stream: TlsStream<TcpStream>, peer: SocketAddr, agent: Agent, conte
         let _ = writer.shutdown().await;
     });
 
-    let agent_ref = AgentRef { id: agent.id.clone(), name: agent.name.clone(), ip: peer.ip().to_string() };
+    let agent_ref = AgentRef {
+        id: agent.id.clone(),
+        name: agent.name.clone(),
+        ip: peer.ip().to_string(),
+    };
     let reason = read_loop(&mut reader, &agent_ref, &outgoing, &context).await;
     drop(outgoing);
     let _ = writer_task.await;
@@ -147,14 +177,20 @@ async fn read_loop(
 ) -> String {
     let mut last_touch = Instant::now();
     loop {
-        let read = tokio::time::timeout(context.idle_timeout, wire::read_message(reader, context.max_frame_bytes));
+        let read = tokio::time::timeout(
+            context.idle_timeout,
+            wire::read_message(reader, context.max_frame_bytes),
+        );
         let message = match read.await {
             Err(_) => return format!("no message for {:?}", context.idle_timeout),
             Ok(Ok(Some(message))) => message,
             Ok(Ok(None)) => return "closed by the agent".into(),
             Ok(Err(err)) => {
                 let reason = format!("invalid frame: {err}");
-                let rejection = Rejection { code: "protocol_error".into(), message: reason.clone() };
+                let rejection = Rejection {
+                    code: "protocol_error".into(),
+                    message: reason.clone(),
+                };
                 let _ = outgoing.send(Message::Rejection(rejection)).await;
                 return reason;
             }
@@ -164,7 +200,10 @@ async fn read_loop(
             Message::Keepalive(keepalive) => {
                 if !still_enrolled(&context.registry, agent, keepalive).await {
                     let message = format!("agent `{}` was removed from this manager", agent.id);
-                    let rejection = Rejection { code: "agent_removed".into(), message };
+                    let rejection = Rejection {
+                        code: "agent_removed".into(),
+                        message,
+                    };
                     let _ = outgoing.send(Message::Rejection(rejection)).await;
                     return "agent removed".into();
                 }
@@ -186,7 +225,10 @@ async fn read_loop(
             }
             other => {
                 let reason = format!("unexpected {:?} message", other.kind());
-                let rejection = Rejection { code: "protocol_error".into(), message: reason.clone() };
+                let rejection = Rejection {
+                    code: "protocol_error".into(),
+                    message: reason.clone(),
+                };
                 let _ = outgoing.send(Message::Rejection(rejection)).await;
                 return reason;
             }

@@ -15,7 +15,12 @@ const DISCONNECT_RULE_ID: &str = "504";
 const DISCONNECT_LEVEL: u8 = 3;
 
 /// Checks agent status every `agents.status_check_secs` until the task is dropped.
-pub async fn monitor(registry: Registry, pipeline: PipelineHandle, config: AgentsConfig, manager_name: String) {
+pub async fn monitor(
+    registry: Registry,
+    pipeline: PipelineHandle,
+    config: AgentsConfig,
+    manager_name: String,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(config.status_check_secs.max(1)));
     loop {
         tick.tick().await;
@@ -35,16 +40,25 @@ pub async fn monitor(registry: Registry, pipeline: PipelineHandle, config: Agent
         };
         for agent in due {
             tracing::warn!(agent_id = %agent.id, name = %agent.name, "agent disconnected for too long, raising an alert");
-            if pipeline.raise(disconnect_alert(&agent, &manager_name, SystemTime::now())).await.is_err() {
+            if pipeline
+                .raise(disconnect_alert(&agent, &manager_name, SystemTime::now()))
+                .await
+                .is_err()
+            {
                 return;
             }
             let registry = registry.clone();
-            let _ = tokio::task::spawn_blocking(move || registry.mark_disconnect_alerted(&agent.id)).await;
+            let _ =
+                tokio::task::spawn_blocking(move || registry.mark_disconnect_alerted(&agent.id))
+                    .await;
         }
     }
 }
 
-fn check(registry: &Registry, config: &AgentsConfig) -> Result<Vec<Agent>, crate::registry::RegistryError> {
+fn check(
+    registry: &Registry,
+    config: &AgentsConfig,
+) -> Result<Vec<Agent>, crate::registry::RegistryError> {
     let now = now_secs();
     for agent in registry.silent_since(now - config.disconnect_after_secs as i64)? {
         tracing::info!(agent_id = %agent.id, "agent silent, marked disconnected");
@@ -53,7 +67,7 @@ fn check(registry: &Registry, config: &AgentsConfig) -> Result<Vec<Agent>, crate
     registry.due_disconnect_alerts(now - config.disconnect_alert_secs as i64)
 }
 
-/// The alert for a disconnected agent, in the form of Wazuh's monitord alert.
+/// Builds the alert for a disconnected agent, in the form of Wazuh's monitord alert.
 pub fn disconnect_alert(agent: &Agent, manager_name: &str, now: SystemTime) -> Value {
     json!({
         "timestamp": wazuh_timestamp(now),
@@ -75,7 +89,7 @@ pub fn disconnect_alert(agent: &Agent, manager_name: &str, now: SystemTime) -> V
     })
 }
 
-/// A Wazuh alert timestamp: `2024-05-01T10:00:00.123+0000`.
+/// Formats a Wazuh alert timestamp: `2024-05-01T10:00:00.123+0000`.
 pub fn wazuh_timestamp(now: SystemTime) -> String {
     let t = time::OffsetDateTime::from(now);
     format!(

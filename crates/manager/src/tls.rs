@@ -25,7 +25,7 @@ pub enum TlsError {
     Verifier(#[from] rustls::server::VerifierBuilderError),
 }
 
-/// The ring provider: the only one this build enables.
+/// Returns the ring provider, the only one this build enables.
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -37,17 +37,32 @@ pub struct ServerTls {
 }
 
 impl ServerTls {
-    pub fn new(ca: &CertificateAuthority, server: &IssuedCertificate) -> Result<ServerTls, TlsError> {
-        let ca_der = CertificateDer::from_pem_slice(ca.ca_pem().as_bytes())
-            .map_err(|source| TlsError::Pem { what: "CA certificate", source })?;
+    pub fn new(
+        ca: &CertificateAuthority,
+        server: &IssuedCertificate,
+    ) -> Result<ServerTls, TlsError> {
+        let ca_der = CertificateDer::from_pem_slice(ca.ca_pem().as_bytes()).map_err(|source| {
+            TlsError::Pem {
+                what: "CA certificate",
+                source,
+            }
+        })?;
         let chain = || -> Result<Vec<CertificateDer<'static>>, TlsError> {
-            let leaf = CertificateDer::from_pem_slice(server.certificate_pem.as_bytes())
-                .map_err(|source| TlsError::Pem { what: "server certificate", source })?;
+            let leaf = CertificateDer::from_pem_slice(server.certificate_pem.as_bytes()).map_err(
+                |source| TlsError::Pem {
+                    what: "server certificate",
+                    source,
+                },
+            )?;
             Ok(vec![leaf, ca_der.clone()])
         };
         let key = || {
-            PrivateKeyDer::from_pem_slice(server.key_pem.as_bytes())
-                .map_err(|source| TlsError::Pem { what: "server key", source })
+            PrivateKeyDer::from_pem_slice(server.key_pem.as_bytes()).map_err(|source| {
+                TlsError::Pem {
+                    what: "server key",
+                    source,
+                }
+            })
         };
 
         let enrollment = ServerConfig::builder_with_provider(provider())
@@ -64,6 +79,9 @@ impl ServerTls {
             .with_client_cert_verifier(verifier)
             .with_single_cert(chain()?, key()?)?;
 
-        Ok(ServerTls { enrollment: Arc::new(enrollment), agents: Arc::new(agents) })
+        Ok(ServerTls {
+            enrollment: Arc::new(enrollment),
+            agents: Arc::new(agents),
+        })
     }
 }

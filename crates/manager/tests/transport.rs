@@ -4,77 +4,13 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use manager::{AgentRef, Analysis, Analyze, Registry, RunningServer, ServerConfig};
-use serde_json::{json, Value};
+mod common;
 
-const SECRET: &str = "test-enrollment-secret";
-
-struct EchoAnalyzer;
-
-impl Analyze for EchoAnalyzer {
-    fn analyze(&mut self, agent: &AgentRef, event: &Value, _now: SystemTime, out: &mut Analysis) {
-        out.alerts.push(json!({
-            "timestamp": "2024-05-01T10:00:00.000+0000",
-            "rule": {"level": 5, "id": "554"},
-            "agent": {"id": agent.id, "name": agent.name},
-            "id": "",
-            "syscheck": event,
-        }));
-    }
-}
-
-fn config(dir: &Path) -> ServerConfig {
-    let secret_file = dir.join("secret");
-    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
-    let text = format!(
-        "[listen]\nenrollment = \"127.0.0.1:0\"\nagents = \"127.0.0.1:0\"\n\
-         [enrollment]\nsecret_file = \"{}\"\n",
-        secret_file.display()
-    );
-    let config: ServerConfig = toml::from_str(&text).unwrap();
-    assert!(config.problems().is_empty(), "{:?}", config.problems());
-    config
-}
-
-async fn start(dir: &Path) -> RunningServer {
-    RunningServer::start(config(dir), &dir.join("manager"), Box::new(EchoAnalyzer)).await.unwrap()
-}
-
-async fn enroll(server: &RunningServer, name: &str, secret: &str) -> Result<link::Identity, link::EnrollError> {
-    let manager = server.enrollment_addr.to_string();
-    let options = link::EnrollOptions { manager: &manager, secret, name, version: "0.1.0", ca_pem: None };
-    link::enroll(&options).await
-}
-
-fn start_link(dir: &Path, identity: link::Identity) -> link::Link {
-    let section = link::ManagerSection { reconnect_max_secs: 1, ..Default::default() };
-    link::Link::start(link::LinkConfig {
-        identity,
-        spool_path: dir.join("spool.db"),
-        section,
-        version: "0.1.0".into(),
-        quarantine: None,
-    })
-    .unwrap()
-}
-
-fn alert_lines(dir: &Path) -> Vec<Value> {
-    let path = dir.join("manager/logs/alerts/alerts.json");
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
-
-async fn wait_for(mut check: impl FnMut() -> bool) -> bool {
-    for _ in 0..300 {
-        if check() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
-}
+use common::*;
+use manager::{Registry, RunningServer};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enrolled_agent_events_become_alerts() {
@@ -90,14 +26,21 @@ async fn enrolled_agent_events_become_alerts() {
     let sink = link.sink();
     for n in 0..10 {
         // The payload claims another agent; the manager must ignore that.
-        sink.send(&json!({"path": format!("/tmp/f{n}"), "event": "added", "agent": {"id": "999"}})).unwrap();
+        sink.send(&json!({"path": format!("/tmp/f{n}"), "event": "added", "agent": {"id": "999"}}))
+            .unwrap();
     }
-    assert!(link.wait_drained(Duration::from_secs(10)), "events not acknowledged");
+    assert!(
+        link.wait_drained(Duration::from_secs(10)),
+        "events not acknowledged"
+    );
 
     let alerts = alert_lines(dir.path());
     assert_eq!(alerts.len(), 10);
     assert!(alerts.iter().all(|a| a["agent"]["id"] == "001"));
-    let paths: Vec<&str> = alerts.iter().map(|a| a["syscheck"]["path"].as_str().unwrap()).collect();
+    let paths: Vec<&str> = alerts
+        .iter()
+        .map(|a| a["syscheck"]["path"].as_str().unwrap())
+        .collect();
     assert_eq!(paths[0], "/tmp/f0");
     assert_eq!(paths[9], "/tmp/f9");
 
@@ -111,8 +54,13 @@ async fn enrolled_agent_events_become_alerts() {
 async fn wrong_secret_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path()).await;
-    let err = enroll(&server, "web-01", "not-the-secret").await.unwrap_err();
-    assert!(matches!(&err, link::EnrollError::Rejected { code, .. } if code == "invalid_secret"), "{err}");
+    let err = enroll(&server, "web-01", "not-the-secret")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, link::EnrollError::Rejected { code, .. } if code == "invalid_secret"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,7 +76,9 @@ async fn resent_events_are_not_duplicated() {
     {
         let mut spool = link::Spool::open(&agent_dir.join("spool.db"), 1 << 20).unwrap();
         for n in 0..5 {
-            spool.push(&json!({"path": format!("/f{n}"), "event": "added"})).unwrap();
+            spool
+                .push(&json!({"path": format!("/f{n}"), "event": "added"}))
+                .unwrap();
         }
     }
     std::fs::copy(agent_dir.join("spool.db"), dir.path().join("spool-copy.db")).unwrap();
@@ -158,8 +108,13 @@ async fn removed_agent_is_refused() {
     let agent_dir = dir.path().join("agent");
     std::fs::create_dir_all(&agent_dir).unwrap();
     let link = start_link(&agent_dir, identity);
-    link.sink().send(&json!({"path": "/x", "event": "added"})).unwrap();
-    assert!(!link.wait_drained(Duration::from_secs(2)), "a removed agent's events were accepted");
+    link.sink()
+        .send(&json!({"path": "/x", "event": "added"}))
+        .unwrap();
+    assert!(
+        !link.wait_drained(Duration::from_secs(2)),
+        "a removed agent's events were accepted"
+    );
     assert!(alert_lines(dir.path()).is_empty());
 }
 
@@ -169,7 +124,11 @@ async fn removed_agent_is_refused() {
 struct AnyCert(Arc<rustls::sign::CertifiedKey>);
 
 impl rustls::client::ResolvesClientCert for AnyCert {
-    fn resolve(&self, _: &[&[u8]], _: &[rustls::SignatureScheme]) -> Option<Arc<rustls::sign::CertifiedKey>> {
+    fn resolve(
+        &self,
+        _: &[&[u8]],
+        _: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
         Some(self.0.clone())
     }
 
@@ -179,14 +138,20 @@ impl rustls::client::ResolvesClientCert for AnyCert {
 }
 
 /// Connects with `cert_pem`/`key_pem` (or none), sends one event batch and
-/// returns the first message the manager answers, or the error.
-async fn raw_session(server: &RunningServer, ca_pem: &str, cert: Option<(&str, &str)>) -> Result<Option<wire::Message>, String> {
+/// returns the first message the manager sends back, or the error.
+async fn raw_session(
+    server: &RunningServer,
+    ca_pem: &str,
+    cert: Option<(&str, &str)>,
+) -> Result<Option<wire::Message>, String> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap()).unwrap();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
+        .unwrap();
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .unwrap()
@@ -202,19 +167,31 @@ async fn raw_session(server: &RunningServer, ca_pem: &str, cert: Option<(&str, &
         }
     };
 
-    let tcp = tokio::net::TcpStream::connect(server.agents_addr).await.map_err(|e| e.to_string())?;
+    let tcp = tokio::net::TcpStream::connect(server.agents_addr)
+        .await
+        .map_err(|e| e.to_string())?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let mut stream = connector.connect(name, tcp).await.map_err(|e| e.to_string())?;
+    let mut stream = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
     let batch = wire::Message::EventBatch(wire::EventBatch {
         batch: 1,
         events: vec![wire::WireEvent {
-            id: wire::EventId { stream: "s".into(), seq: 1 },
+            id: wire::EventId {
+                stream: "s".into(),
+                seq: 1,
+            },
             event: json!({"path": "/x", "event": "added"}),
         }],
     });
-    wire::write_message(&mut stream, &batch, 1 << 20).await.map_err(|e| e.to_string())?;
-    wire::read_message(&mut stream, 1 << 20).await.map_err(|e| e.to_string())
+    wire::write_message(&mut stream, &batch, 1 << 20)
+        .await
+        .map_err(|e| e.to_string())?;
+    wire::read_message(&mut stream, 1 << 20)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 fn assert_refused(case: &str, outcome: Result<Option<wire::Message>, String>) {
@@ -249,6 +226,9 @@ async fn clients_without_a_valid_certificate_are_refused() {
 
     // The same client with a matching certificate and key gets its acknowledgement.
     let outcome = raw_session(&server, ca, Some((&first.cert_pem, &first.key_pem))).await;
-    assert!(matches!(outcome, Ok(Some(wire::Message::Ack(_)))), "{outcome:?}");
+    assert!(
+        matches!(outcome, Ok(Some(wire::Message::Ack(_)))),
+        "{outcome:?}"
+    );
     assert!(wait_for(|| alert_lines(dir.path()).len() == 1).await);
 }

@@ -4,13 +4,24 @@
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("invalid JSON at line {line}, column {column}: {message}; {hint}")]
-    Json { line: usize, column: usize, message: String, hint: &'static str },
+    Json {
+        line: usize,
+        column: usize,
+        message: String,
+        hint: &'static str,
+    },
 
-    #[error("unrecognised format: {reason}; pass --format with one of {}", crate::import::Format::NAMES)]
+    #[error(
+        "unrecognised format: {reason}; pass --format with one of {}",
+        crate::import::Format::NAMES
+    )]
     UnknownFormat { reason: String },
 
     #[error("not a valid {format}: {message}")]
-    Invalid { format: &'static str, message: String },
+    Invalid {
+        format: &'static str,
+        message: String,
+    },
 
     #[error("line {line}: {message}")]
     Line { line: u64, message: String },
@@ -39,6 +50,11 @@ impl Error {
             serde_json::error::Category::Syntax => "fix the JSON syntax at that position",
             _ => "the value there does not have the shape MISP uses",
         };
-        Error::Json { line: lines_before + err.line(), column, message, hint }
+        Error::Json {
+            line: lines_before + err.line(),
+            column,
+            message,
+            hint,
+        }
     }
 }

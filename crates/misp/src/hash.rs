@@ -183,16 +183,30 @@ mod tests {
         let (algo, hash) = hash_of("filename|sha256", "a|b.exe|abcd").unwrap();
         assert_eq!(algo, HashAlgo::Sha256);
         assert_eq!(hash, "abcd");
-        assert_eq!(hash_of("malware-sample", "x.exe|00").unwrap().0, HashAlgo::Md5);
+        assert_eq!(
+            hash_of("malware-sample", "x.exe|00").unwrap().0,
+            HashAlgo::Md5
+        );
         assert!(hash_of("ip-dst|port", "1.2.3.4|80").is_none());
     }
 
     #[test]
     fn hash_types() {
-        for t in ["md5", "sha512/256", "filename|tlsh", "malware-sample", "telfhash"] {
+        for t in [
+            "md5",
+            "sha512/256",
+            "filename|tlsh",
+            "malware-sample",
+            "telfhash",
+        ] {
             assert!(is_hash_type(t), "{t}");
         }
-        for t in ["filename", "x509-fingerprint-md5", "ip-src", "filename|port"] {
+        for t in [
+            "filename",
+            "x509-fingerprint-md5",
+            "ip-src",
+            "filename|port",
+        ] {
             assert!(!is_hash_type(t), "{t}");
         }
     }

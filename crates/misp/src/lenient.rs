@@ -5,67 +5,132 @@ use serde::de::{self, Deserializer, Unexpected, Visitor};
 use serde::ser::Serializer;
 use std::fmt;
 
-/// Scalar seen where MISP writes a number, a string or a flag.
-enum Scalar {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(String),
-}
+/// Reads a string that may be written as a number or flag; `null` becomes `None`.
+struct OptStringVisitor;
 
-struct ScalarVisitor;
-
-impl<'de> Visitor<'de> for ScalarVisitor {
-    type Value = Scalar;
+impl<'de> Visitor<'de> for OptStringVisitor {
+    type Value = Option<String>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a string, number, boolean or null")
     }
-    fn visit_unit<E: de::Error>(self) -> Result<Scalar, E> {
-        Ok(Scalar::Null)
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
     }
-    fn visit_none<E: de::Error>(self) -> Result<Scalar, E> {
-        Ok(Scalar::Null)
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
     }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Scalar, D::Error> {
-        d.deserialize_any(ScalarVisitor)
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
     }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
-        Ok(Scalar::Bool(v))
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
     }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
-        Ok(Scalar::Int(v))
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
     }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
-        i64::try_from(v)
-            .map(Scalar::Int)
-            .map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &self))
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
     }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
-        Ok(Scalar::Float(v))
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
-        Ok(Scalar::Str(v.to_owned()))
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(v.to_owned()))
     }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Scalar, E> {
-        Ok(Scalar::Str(v))
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Some(v))
     }
 }
 
-fn scalar<'de, D: Deserializer<'de>>(d: D) -> Result<Scalar, D::Error> {
-    d.deserialize_any(ScalarVisitor)
+/// Reads an integer written as a number or a decimal string, without allocating.
+struct OptI64Visitor;
+
+impl<'de> Visitor<'de> for OptI64Visitor {
+    type Value = Option<i64>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an integer, a decimal string or null")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Some(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        i64::try_from(v)
+            .map(Some)
+            .map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &self))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        if v.fract() == 0.0 && v.abs() < 9.0e15 {
+            Ok(Some(v as i64))
+        } else {
+            Err(E::invalid_value(Unexpected::Float(v), &self))
+        }
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        let t = v.trim();
+        if t.is_empty() {
+            return Ok(None);
+        }
+        t.parse()
+            .map(Some)
+            .map_err(|_| E::invalid_value(Unexpected::Str(v), &self))
+    }
+}
+
+/// Reads a flag written as `true`/`false`, `0`/`1` or `"0"`/`"1"`.
+struct OptBoolVisitor;
+
+impl<'de> Visitor<'de> for OptBoolVisitor {
+    type Value = Option<bool>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a boolean flag (true, false, 0, 1) or null")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Some(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Some(v != 0))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Some(v != 0))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Some(v != 0.0))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        match v.trim() {
+            "1" => Ok(Some(true)),
+            "0" | "" => Ok(Some(false)),
+            t if t.eq_ignore_ascii_case("true") => Ok(Some(true)),
+            t if t.eq_ignore_ascii_case("false") => Ok(Some(false)),
+            _ => Err(E::invalid_value(Unexpected::Str(v), &self)),
+        }
+    }
 }
 
 /// Reads a string that may be written as a number; `null` becomes `None`.
 pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match scalar(d)? {
-        Scalar::Null => None,
-        Scalar::Bool(b) => Some(b.to_string()),
-        Scalar::Int(i) => Some(i.to_string()),
-        Scalar::Float(f) => Some(f.to_string()),
-        Scalar::Str(s) => Some(s),
-    })
+    d.deserialize_any(OptStringVisitor)
 }
 
 /// Reads a string that may be written as a number; `null` becomes the empty string.
@@ -75,37 +140,40 @@ pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 
 /// Reads an integer written as a number or a decimal string; `null` and `""` become `None`.
 pub fn opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    match scalar(d)? {
-        Scalar::Null => Ok(None),
-        Scalar::Int(i) => Ok(Some(i)),
-        Scalar::Float(f) if f.fract() == 0.0 => Ok(Some(f as i64)),
-        Scalar::Str(s) if s.trim().is_empty() => Ok(None),
-        Scalar::Str(s) => s.trim().parse().map(Some).map_err(|_| {
-            de::Error::invalid_value(Unexpected::Str(&s), &"an integer or a decimal string")
-        }),
-        Scalar::Bool(b) => Err(de::Error::invalid_type(Unexpected::Bool(b), &"an integer")),
-        Scalar::Float(f) => Err(de::Error::invalid_value(Unexpected::Float(f), &"an integer")),
-    }
+    d.deserialize_any(OptI64Visitor)
 }
 
 /// Reads a flag written as `true`/`false`, `0`/`1` or `"0"`/`"1"`; `null` becomes `None`.
 pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    match scalar(d)? {
-        Scalar::Null => Ok(None),
-        Scalar::Bool(b) => Ok(Some(b)),
-        Scalar::Int(i) => Ok(Some(i != 0)),
-        Scalar::Float(f) => Ok(Some(f != 0.0)),
-        Scalar::Str(s) => match s.trim().to_ascii_lowercase().as_str() {
-            "1" | "true" => Ok(Some(true)),
-            "0" | "false" | "" => Ok(Some(false)),
-            _ => Err(de::Error::invalid_value(Unexpected::Str(&s), &"a boolean flag")),
-        },
-    }
+    d.deserialize_any(OptBoolVisitor)
 }
 
 /// Reads a flag like [`opt_bool`], with `null` or absence meaning `false`.
 pub fn bool_flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     opt_bool(d).map(Option::unwrap_or_default)
+}
+
+/// Newtypes that apply the readers above where a type, not a function, is needed.
+pub(crate) struct OptString(pub Option<String>);
+pub(crate) struct OptI64(pub Option<i64>);
+pub(crate) struct OptBool(pub Option<bool>);
+
+impl<'de> serde::Deserialize<'de> for OptString {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        opt_string(d).map(OptString)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for OptI64 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        opt_i64(d).map(OptI64)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for OptBool {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        opt_bool(d).map(OptBool)
+    }
 }
 
 /// Writes an integer as a decimal string, the way MISP exports numbers.

@@ -9,6 +9,7 @@ pub mod hash;
 pub mod import;
 mod lenient;
 pub mod model;
+mod model_de;
 pub mod types;
 pub mod validate;
 

@@ -83,63 +83,38 @@ pub struct Event {
 }
 
 /// One indicator or piece of context inside an event or object.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// Deserialisation is written out by hand in `model_de.rs`: attributes are most of what
+/// an import reads, and the derived form with a flattened `extra` map is several times
+/// slower.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Attribute {
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "lenient::opt_string"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "lenient::opt_string"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub uuid: Option<String>,
-    #[serde(default, deserialize_with = "lenient::string")]
     pub r#type: String,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "lenient::opt_string"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
-    #[serde(default, deserialize_with = "lenient::string")]
     pub value: String,
     /// Whether the attribute is an indicator for detection; `None` takes the type's default.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "lenient::opt_bool"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub to_ids: Option<bool>,
-    #[serde(default, deserialize_with = "lenient::bool_flag")]
     pub deleted: bool,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "lenient::opt_string"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
     #[serde(
-        default,
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "lenient::opt_i64",
         serialize_with = "lenient::ser_opt_i64_str"
     )]
     pub timestamp: Option<i64>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "lenient::opt_string"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub object_relation: Option<String>,
-    #[serde(rename = "Tag", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(rename = "Tag", skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<Tag>,
-    #[serde(rename = "Galaxy", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(rename = "Galaxy", skip_serializing_if = "Vec::is_empty")]
     pub galaxies: Vec<Galaxy>,
-    #[serde(rename = "Sighting", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(rename = "Sighting", skip_serializing_if = "Vec::is_empty")]
     pub sightings: Vec<Sighting>,
     /// Keys not modelled above (`distribution`, `first_seen`, `data`, ...).
     #[serde(flatten)]
@@ -213,7 +188,11 @@ pub struct Galaxy {
         deserialize_with = "lenient::opt_string"
     )]
     pub r#type: Option<String>,
-    #[serde(rename = "GalaxyCluster", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "GalaxyCluster",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub clusters: Vec<Value>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -325,7 +304,8 @@ mod tests {
 
     #[test]
     fn numbers_written_back_as_strings() {
-        let event: Event = serde_json::from_str(r#"{"threat_level_id": 2, "timestamp": 7}"#).unwrap();
+        let event: Event =
+            serde_json::from_str(r#"{"threat_level_id": 2, "timestamp": 7}"#).unwrap();
         let value = serde_json::to_value(&event).unwrap();
         assert_eq!(value["threat_level_id"], "2");
         assert_eq!(value["timestamp"], "7");

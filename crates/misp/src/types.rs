@@ -63,13 +63,22 @@ static TABLE: LazyLock<DescribeTypes> = LazyLock::new(|| {
         })
         .collect();
     for category in &raw.result.categories {
-        for name in raw.result.category_type_mappings.get(category).into_iter().flatten() {
+        for name in raw
+            .result
+            .category_type_mappings
+            .get(category)
+            .into_iter()
+            .flatten()
+        {
             if let Some(info) = types.get_mut(name) {
                 info.categories.push(category.clone());
             }
         }
     }
-    DescribeTypes { types, categories: raw.result.categories }
+    DescribeTypes {
+        types,
+        categories: raw.result.categories,
+    }
 });
 
 /// Returns the type table.

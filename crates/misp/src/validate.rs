@@ -50,8 +50,20 @@ pub fn prepare_attribute(attribute: &mut Attribute) -> Result<(), ValueError> {
         attribute.to_ids = Some(info.default_to_ids);
     }
 
-    attribute.value = normalize_value(&attribute.r#type, &attribute.value)?;
+    // Most hashes arrive in canonical form; skip the copy for them.
+    let canonical = HashAlgo::from_misp_type(&attribute.r#type)
+        .and_then(HashAlgo::hex_len)
+        .is_some_and(|len| attribute.value.len() == len && is_lower_hex(&attribute.value));
+    if !canonical {
+        attribute.value = normalize_value(&attribute.r#type, &attribute.value)?;
+    }
     Ok(())
+}
+
+fn is_lower_hex(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Returns the normalised form of `value` for the MISP type `type_name`, or why it is invalid.
@@ -92,7 +104,9 @@ pub fn normalize_hash(algo: HashAlgo, value: &str) -> Result<String, ValueError>
             if hex.len() >= 35 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
                 Ok(lower)
             } else {
-                Err(invalid("tlsh must be at least 35 hexadecimal characters, optionally after `T`"))
+                Err(invalid(
+                    "tlsh must be at least 35 hexadecimal characters, optionally after `T`",
+                ))
             }
         }
         HashAlgo::Telfhash => normalize_hex(name, value, &[70, 72]),
@@ -122,11 +136,15 @@ fn normalize_hex(name: &str, value: &str, lens: &[usize]) -> Result<String, Valu
 
 fn is_fuzzy_hash(value: &str) -> bool {
     let mut parts = value.split(':');
-    let (Some(size), Some(a), Some(b), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(size), Some(a), Some(b), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return false;
     };
-    let base64 = |s: &str| s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'/' || c == b'+');
+    let base64 = |s: &str| {
+        s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'/' || c == b'+')
+    };
     !size.is_empty() && size.bytes().all(|c| c.is_ascii_digit()) && base64(a) && base64(b)
 }
 
@@ -143,7 +161,9 @@ fn normalize_composite(
         value.split_once('|')
     };
     let Some((a, b)) = split else {
-        return Err(invalid(format!("{type_name} must be two values joined by `|`")));
+        return Err(invalid(format!(
+            "{type_name} must be two values joined by `|`"
+        )));
     };
     let a = normalize_value(left, a).map_err(|e| invalid(format!("{type_name}: {e}")))?;
     let b = if left == "regkey" {
@@ -160,14 +180,23 @@ fn normalize_simple(type_name: &str, value: &str) -> Result<String, ValueError> 
         "domain" | "hostname" => normalize_domain(type_name, value),
         "port" => match value.parse::<u16>() {
             Ok(port) => Ok(port.to_string()),
-            Err(_) => Err(invalid(format!("port must be a number from 0 to 65535, found `{value}`"))),
+            Err(_) => Err(invalid(format!(
+                "port must be a number from 0 to 65535, found `{value}`"
+            ))),
         },
-        "email" | "email-src" | "email-dst" | "target-email" | "whois-registrant-email"
-        | "dns-soa-email" | "email-reply-to" => match value.split_once('@') {
+        "email"
+        | "email-src"
+        | "email-dst"
+        | "target-email"
+        | "whois-registrant-email"
+        | "dns-soa-email"
+        | "email-reply-to" => match value.split_once('@') {
             Some((user, host)) if !user.is_empty() && !host.is_empty() && !has_space(value) => {
                 Ok(value.to_owned())
             }
-            _ => Err(invalid(format!("{type_name} must be an address like user@example.org"))),
+            _ => Err(invalid(format!(
+                "{type_name} must be an address like user@example.org"
+            ))),
         },
         "x509-fingerprint-md5" | "ja3-fingerprint-md5" | "hassh-md5" | "hasshserver-md5" => {
             normalize_hex(type_name, value, &[32])
@@ -178,9 +207,9 @@ fn normalize_simple(type_name: &str, value: &str) -> Result<String, ValueError> 
             Err(invalid(format!("{type_name} must be one line")))
         }
         "mac-address" => Ok(value.to_ascii_lowercase()),
-        "size-in-bytes" | "counter" | "integer" if value.parse::<u64>().is_err() => {
-            Err(invalid(format!("{type_name} must be a whole number, found `{value}`")))
-        }
+        "size-in-bytes" | "counter" | "integer" if value.parse::<u64>().is_err() => Err(invalid(
+            format!("{type_name} must be a whole number, found `{value}`"),
+        )),
         _ => Ok(value.to_owned()),
     }
 }
@@ -202,7 +231,9 @@ fn normalize_ip(value: &str) -> Result<String, ValueError> {
         None => Ok(ip.to_string()),
         Some(p) => match p.parse::<u8>() {
             Ok(bits) if bits <= max => Ok(format!("{ip}/{bits}")),
-            _ => Err(invalid(format!("`{value}` has an invalid network prefix (0 to {max})"))),
+            _ => Err(invalid(format!(
+                "`{value}` has an invalid network prefix (0 to {max})"
+            ))),
         },
     }
 }
@@ -211,7 +242,8 @@ fn normalize_domain(type_name: &str, value: &str) -> Result<String, ValueError> 
     let lower = value.trim_end_matches('.').to_lowercase();
     let label_ok = |l: &str| {
         !l.is_empty()
-            && l.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+            && l.chars()
+                .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
             && !l.starts_with('-')
     };
     if lower.contains('.') && lower.split('.').all(label_ok) {
@@ -263,32 +295,51 @@ mod tests {
 
     #[test]
     fn fuzzy_hashes() {
-        let ssdeep = "96:QRWkwoBevsL0JsIQ3pq8dxbuTet7eU/uEzAfue9atn0JbIi:QRWktBe80JsIIq8dxKyPew0JbIi";
+        let ssdeep =
+            "96:QRWkwoBevsL0JsIQ3pq8dxbuTet7eU/uEzAfue9atn0JbIi:QRWktBe80JsIIq8dxKyPew0JbIi";
         assert_eq!(normalize_value("ssdeep", ssdeep).unwrap(), ssdeep);
         assert_eq!(normalize_value("ssdeep", "3::").unwrap(), "3::");
         assert!(normalize_value("ssdeep", &"a".repeat(128)).is_err());
         let tlsh = "T1C325AF62E2F15CF7C32316389D1B57A46827BE703D3879866BF52C385F396813829297";
-        assert_eq!(normalize_value("tlsh", tlsh).unwrap(), tlsh.to_ascii_lowercase());
+        assert_eq!(
+            normalize_value("tlsh", tlsh).unwrap(),
+            tlsh.to_ascii_lowercase()
+        );
         assert!(normalize_value("telfhash", &"b1".repeat(35)).is_ok());
         assert!(normalize_value("vhash", "115056655d15151138z66hz1021z55z66z3").is_ok());
     }
 
     #[test]
     fn composites_checked_half_by_half() {
-        let v = normalize_value("filename|md5", "a|b.exe|0749BAE92CA336A02C83D126E04EC628").unwrap();
+        let v =
+            normalize_value("filename|md5", "a|b.exe|0749BAE92CA336A02C83D126E04EC628").unwrap();
         assert_eq!(v, "a|b.exe|0749bae92ca336a02c83d126e04ec628");
         let err = normalize_value("filename|sha256", "x.exe|abc").unwrap_err();
-        assert!(err.0.starts_with("filename|sha256: sha256 must be"), "{err}");
-        assert!(normalize_value("malware-sample", "x.exe|0749bae92ca336a02c83d126e04ec628").is_ok());
-        assert_eq!(normalize_value("ip-dst|port", "10.0.0.1|443").unwrap(), "10.0.0.1|443");
+        assert!(
+            err.0.starts_with("filename|sha256: sha256 must be"),
+            "{err}"
+        );
+        assert!(
+            normalize_value("malware-sample", "x.exe|0749bae92ca336a02c83d126e04ec628").is_ok()
+        );
+        assert_eq!(
+            normalize_value("ip-dst|port", "10.0.0.1|443").unwrap(),
+            "10.0.0.1|443"
+        );
         assert!(normalize_value("ip-dst|port", "10.0.0.1|http").is_err());
     }
 
     #[test]
     fn other_types_basic_checks() {
-        assert_eq!(normalize_value("domain", "Example.ORG.").unwrap(), "example.org");
+        assert_eq!(
+            normalize_value("domain", "Example.ORG.").unwrap(),
+            "example.org"
+        );
         assert!(normalize_value("domain", "not a domain").is_err());
-        assert_eq!(normalize_value("ip-src", "223.166.0.0/15").unwrap(), "223.166.0.0/15");
+        assert_eq!(
+            normalize_value("ip-src", "223.166.0.0/15").unwrap(),
+            "223.166.0.0/15"
+        );
         assert!(normalize_value("ip-src", "300.1.1.1").is_err());
         assert!(normalize_value("email-src", "a@b.org").is_ok());
         assert!(normalize_value("text", "   ").is_err());
@@ -296,7 +347,11 @@ mod tests {
 
     #[test]
     fn attribute_defaults_and_category() {
-        let mut a = Attribute { r#type: "sha256".into(), value: "E3".repeat(32), ..Default::default() };
+        let mut a = Attribute {
+            r#type: "sha256".into(),
+            value: "E3".repeat(32),
+            ..Default::default()
+        };
         prepare_attribute(&mut a).unwrap();
         assert_eq!(a.category.as_deref(), Some("Payload delivery"));
         assert_eq!(a.to_ids, Some(true));
@@ -308,8 +363,15 @@ mod tests {
             value: "0".repeat(32),
             ..Default::default()
         };
-        assert!(prepare_attribute(&mut bad).unwrap_err().0.contains("not allowed"));
-        let mut unknown = Attribute { r#type: "md6".into(), value: "x".into(), ..Default::default() };
+        assert!(prepare_attribute(&mut bad)
+            .unwrap_err()
+            .0
+            .contains("not allowed"));
+        let mut unknown = Attribute {
+            r#type: "md6".into(),
+            value: "x".into(),
+            ..Default::default()
+        };
         assert!(prepare_attribute(&mut unknown).is_err());
     }
 }

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use misp::{parse_bytes, CsvOptions, Event, FileMeta, Format, Parsed};
 
 fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
 }
 
 fn parse(rel: &str) -> Parsed {
@@ -16,7 +18,11 @@ fn parse(rel: &str) -> Parsed {
 fn try_parse(rel: &str) -> Result<Parsed, misp::Error> {
     let path = fixture(rel);
     let bytes = std::fs::read(&path).unwrap();
-    let meta = FileMeta { name: rel.into(), source_key: path.display().to_string(), mtime: 1_700_000_000 };
+    let meta = FileMeta {
+        name: rel.into(),
+        source_key: path.display().to_string(),
+        mtime: 1_700_000_000,
+    };
     parse_bytes(&bytes, None, &meta, &CsvOptions::default())
 }
 
@@ -30,11 +36,18 @@ fn is_ids(a: &misp::Attribute) -> bool {
 }
 
 fn hash_attributes(event: &Event) -> Vec<&misp::Attribute> {
-    event.all_attributes().map(|(_, a)| a).filter(|a| misp::hash::is_hash_type(&a.r#type)).collect()
+    event
+        .all_attributes()
+        .map(|(_, a)| a)
+        .filter(|a| misp::hash::is_hash_type(&a.r#type))
+        .collect()
 }
 
 fn count_type(event: &Event, t: &str) -> usize {
-    event.all_attributes().filter(|(_, a)| a.r#type == t).count()
+    event
+        .all_attributes()
+        .filter(|(_, a)| a.r#type == t)
+        .count()
 }
 
 #[test]
@@ -82,7 +95,10 @@ fn instance_export_without_wrapper() {
     assert_eq!(event.tags.len(), 18);
     assert!(event.org.is_some());
     assert!(event.extra.contains_key("RelatedEvent"));
-    let sha1: Vec<_> = event.all_attributes().filter(|(o, a)| o.is_some() && a.r#type == "sha1").collect();
+    let sha1: Vec<_> = event
+        .all_attributes()
+        .filter(|(o, a)| o.is_some() && a.r#type == "sha1")
+        .collect();
     assert_eq!(sha1.len(), 37);
     assert!(sha1.iter().all(|(_, a)| is_ids(a)));
 }
@@ -95,10 +111,12 @@ fn feed_event_keeps_raw_json() {
     assert_eq!(event.attributes.len(), 9);
     assert_eq!(event.timestamp, Some(1_472_541_011));
     assert_eq!(event.orgc.as_ref().unwrap().name, "CIRCL");
-    let raw: serde_json::Value = serde_json::from_str(&parsed.events[0].json).unwrap();
-    let file: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fixture("misp/57c4445b-c548-4654-af0b-4be3950d210f.json")).unwrap())
-            .unwrap();
+    let raw: serde_json::Value =
+        serde_json::from_str(parsed.events[0].json.as_deref().unwrap()).unwrap();
+    let file: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(fixture("misp/57c4445b-c548-4654-af0b-4be3950d210f.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(raw, file["Event"]);
 }
 
@@ -112,14 +130,20 @@ fn malvuln_event_without_uuids_gets_stable_ones() {
     assert_eq!(event.objects.len(), 4);
     assert!(event.all_attributes().all(|(_, x)| x.uuid.is_some()));
     let uuids = |p: &Parsed| -> Vec<String> {
-        only_event(p).all_attributes().map(|(_, x)| x.uuid.clone().unwrap()).collect()
+        only_event(p)
+            .all_attributes()
+            .map(|(_, x)| x.uuid.clone().unwrap())
+            .collect()
     };
     assert_eq!(uuids(&a), uuids(&b));
 }
 
 #[test]
 fn feed_manifests_are_not_events() {
-    for rel in ["misp-feed/malvuln/feed/manifest.json", "misp-feed/malvuln/feed/events/manifest.json"] {
+    for rel in [
+        "misp-feed/malvuln/feed/manifest.json",
+        "misp-feed/malvuln/feed/events/manifest.json",
+    ] {
         let err = try_parse(rel).unwrap_err().to_string();
         assert!(!err.is_empty(), "{rel}");
     }
@@ -130,7 +154,12 @@ fn feed_manifests_are_not_events() {
 #[test]
 fn hash_lists_counts() {
     let cases = [
-        ("feeds/eset-backdoordiplomacy-samples.sha256", "sha256", 22, 0),
+        (
+            "feeds/eset-backdoordiplomacy-samples.sha256",
+            "sha256",
+            22,
+            0,
+        ),
         ("feeds/eset-ceranakeeper-samples.sha256", "sha256", 9, 0),
         ("feeds/eset-emotet-samples.sha256", "sha256", 9, 0),
         ("feeds/eset-evilnum-samples.md5", "md5", 122, 0),
@@ -142,8 +171,17 @@ fn hash_lists_counts() {
         assert_eq!(parsed.format, Some(Format::Freetext), "{rel}");
         let event = only_event(&parsed);
         assert_eq!(event.attributes.len(), kept, "{rel}");
-        assert!(event.attributes.iter().all(|a| a.r#type == t && is_ids(a)), "{rel}");
-        assert!(event.attributes.iter().all(|a| a.value == a.value.to_ascii_lowercase()), "{rel}");
+        assert!(
+            event.attributes.iter().all(|a| a.r#type == t && is_ids(a)),
+            "{rel}"
+        );
+        assert!(
+            event
+                .attributes
+                .iter()
+                .all(|a| a.value == a.value.to_ascii_lowercase()),
+            "{rel}"
+        );
         assert_eq!(parsed.rejected.len(), rejected, "{rel}");
     }
     let broken = &parse("feeds/eset-modiloader-samples.sha1").rejected[0];
@@ -157,13 +195,23 @@ fn loki_hash_list_with_comments() {
     let event = only_event(&parsed);
     assert_eq!(event.attributes.len(), 3053);
     assert_eq!(parsed.duplicates, 171);
-    assert!(parsed.rejected.is_empty(), "{:?}", &parsed.rejected[..parsed.rejected.len().min(3)]);
+    assert!(
+        parsed.rejected.is_empty(),
+        "{:?}",
+        &parsed.rejected[..parsed.rejected.len().min(3)]
+    );
     assert_eq!(count_type(event, "md5"), 986);
     assert_eq!(count_type(event, "sha1"), 893);
     assert_eq!(count_type(event, "sha256"), 1174);
     let first = &event.attributes[0];
-    assert_eq!(first.value, "ce583821191345274cd954b2db7da9742c239fe413fc17dcb97ffdd7b51cb072");
-    assert_eq!(first.comment.as_deref(), Some("Dark Caracal - MS Windows HtmlHelp Data"));
+    assert_eq!(
+        first.value,
+        "ce583821191345274cd954b2db7da9742c239fe413fc17dcb97ffdd7b51cb072"
+    );
+    assert_eq!(
+        first.comment.as_deref(),
+        Some("Dark Caracal - MS Windows HtmlHelp Data")
+    );
 }
 
 #[test]

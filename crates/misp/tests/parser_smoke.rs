@@ -12,7 +12,10 @@ const MUTATIONS_PER_FILE: usize = 150;
 
 fn fixtures() -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         entries.sort();
         for path in entries {
             if path.is_dir() {
@@ -23,7 +26,10 @@ fn fixtures() -> Vec<PathBuf> {
         }
     }
     let mut out = Vec::new();
-    walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"), &mut out);
+    walk(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"),
+        &mut out,
+    );
     out
 }
 
@@ -44,11 +50,24 @@ impl Rng {
 }
 
 fn run_all_parsers(bytes: &[u8]) {
-    run_parsers(bytes, &[None, Some(Format::MispJson), Some(Format::Stix2), Some(Format::Csv), Some(Format::Freetext)]);
+    run_parsers(
+        bytes,
+        &[
+            None,
+            Some(Format::MispJson),
+            Some(Format::Stix2),
+            Some(Format::Csv),
+            Some(Format::Freetext),
+        ],
+    );
 }
 
 fn run_parsers(bytes: &[u8], formats: &[Option<Format>]) {
-    let meta = FileMeta { name: "input".into(), source_key: "input".into(), mtime: 0 };
+    let meta = FileMeta {
+        name: "input".into(),
+        source_key: "input".into(),
+        mtime: 0,
+    };
     let csv = CsvOptions::default();
     for &format in formats {
         let _ = parse_bytes(bytes, format, &meta, &csv);
@@ -59,7 +78,9 @@ fn run_parsers(bytes: &[u8], formats: &[Option<Format>]) {
 
 fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
     let mut data = input.to_vec();
-    const INTERESTING: &[&[u8]] = &[b"\"", b"{", b"}", b"[", b"]", b",", b"\\", b"'", b"|", b"\xff", b"\n", b"0"];
+    const INTERESTING: &[&[u8]] = &[
+        b"\"", b"{", b"}", b"[", b"]", b",", b"\\", b"'", b"|", b"\xff", b"\n", b"0",
+    ];
     for _ in 0..1 + rng.below(8) {
         let pos = rng.below(data.len() + 1);
         match rng.below(4) {

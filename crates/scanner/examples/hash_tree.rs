@@ -15,8 +15,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--threads" => options.threads = args.next().ok_or("--threads needs a value")?.parse()?,
-            "--digests" => options.algorithms = args.next().ok_or("--digests needs a value")?.parse()?,
+            "--threads" => {
+                options.threads = args.next().ok_or("--threads needs a value")?.parse()?
+            }
+            "--digests" => {
+                options.algorithms = args.next().ok_or("--digests needs a value")?.parse()?
+            }
             _ => roots.push(PathBuf::from(arg)),
         }
     }

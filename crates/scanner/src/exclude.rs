@@ -13,8 +13,8 @@ pub struct ExcludeError {
 }
 
 /// Compiled exclude patterns. A pattern without `/` is matched against the file or directory
-/// name (`*.iso`, `node_modules`); a pattern with `/` is matched against the whole path as the
-/// walk produces it, the root as given followed by the entries below it (`/proc/**`,
+/// name (`*.iso`, `node_modules`). A pattern with `/` is matched against the whole path as the
+/// walk produces it: the root as given, followed by the entries below it (`/proc/**`,
 /// `data/cache/*`). In both, `*` and `?` never match `/`, and `**` matches any number of
 /// directories.
 #[derive(Clone, Debug, Default)]
@@ -33,7 +33,10 @@ impl Excludes {
             let glob = GlobBuilder::new(pattern)
                 .literal_separator(true)
                 .build()
-                .map_err(|source| ExcludeError { pattern: pattern.to_string(), source })?;
+                .map_err(|source| ExcludeError {
+                    pattern: pattern.to_string(),
+                    source,
+                })?;
             if pattern.contains('/') {
                 paths.add(glob);
             } else {
@@ -43,10 +46,17 @@ impl Excludes {
         let build = |set: GlobSetBuilder| {
             set.build().map_err(|source| {
                 let all: Vec<&str> = patterns.iter().map(AsRef::as_ref).collect();
-                ExcludeError { pattern: all.join(" "), source }
+                ExcludeError {
+                    pattern: all.join(" "),
+                    source,
+                }
             })
         };
-        Ok(Excludes { names: build(names)?, paths: build(paths)?, len: patterns.len() })
+        Ok(Excludes {
+            names: build(names)?,
+            paths: build(paths)?,
+            len: patterns.len(),
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -54,7 +64,9 @@ impl Excludes {
     }
 
     pub fn is_match(&self, path: &Path) -> bool {
-        let name_matches = path.file_name().is_some_and(|name| self.names.is_match(name));
+        let name_matches = path
+            .file_name()
+            .is_some_and(|name| self.names.is_match(name));
         name_matches || self.paths.is_match(path)
     }
 }
@@ -76,7 +88,10 @@ mod tests {
         let excludes = Excludes::new(&["/proc/**", "tree/*/cache"]).unwrap();
         assert!(excludes.is_match(Path::new("/proc/1/maps")));
         assert!(excludes.is_match(Path::new("tree/a/cache")));
-        assert!(!excludes.is_match(Path::new("tree/a/b/cache")), "`*` must not cross `/`");
+        assert!(
+            !excludes.is_match(Path::new("tree/a/b/cache")),
+            "`*` must not cross `/`"
+        );
         assert!(!excludes.is_match(Path::new("/home/proc/x")));
     }
 

@@ -1,7 +1,7 @@
 //! Parallel directory walk that hashes every regular file in one read pass.
 //!
-//! [`scan`] walks the given roots on several threads (the `ignore` crate's parallel walker with
-//! all of its ignore-file filters turned off), opens each regular file, hashes it with the
+//! [`scan`] walks the given roots on several threads with the `ignore` crate's parallel walker,
+//! all of its ignore-file filters turned off. It opens each regular file, hashes it with the
 //! requested algorithms and hands the result to a callback on the walking thread. Symlinks are
 //! not followed unless asked (the roots themselves are always resolved, like `find -H`), and FIFOs, sockets and devices are passed over.
 
@@ -16,7 +16,7 @@ use ignore::{WalkBuilder, WalkState};
 
 pub use exclude::{ExcludeError, Excludes};
 
-/// What to walk and hash.
+/// Settings of a scan: the digests to compute and the entries to walk.
 #[derive(Clone, Debug)]
 pub struct ScanOptions {
     /// Digests to compute for each file; when empty, files are counted but not read.
@@ -52,12 +52,15 @@ pub struct ScannedFile {
     pub digests: Digests,
 }
 
-/// What the callback of [`scan`] receives, once per file or error.
+/// Notification passed to the callback of [`scan`], once per file or error.
 #[derive(Debug)]
 pub enum Event<'a> {
     Hashed(&'a ScannedFile),
     /// A file larger than [`ScanOptions::max_file_bytes`], left unread.
-    TooLarge { path: &'a Path, size: u64 },
+    TooLarge {
+        path: &'a Path,
+        size: u64,
+    },
     Error(&'a ScanError),
 }
 
@@ -65,7 +68,10 @@ pub enum Event<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
     #[error("failed to walk {}", describe(.path.as_deref()))]
-    Walk { path: Option<PathBuf>, source: ignore::Error },
+    Walk {
+        path: Option<PathBuf>,
+        source: ignore::Error,
+    },
     #[error("failed to read `{}`", .path.display())]
     Read { path: PathBuf, source: io::Error },
 }
@@ -124,7 +130,10 @@ where
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n,
     };
-    builder.standard_filters(false).follow_links(options.follow_symlinks).threads(threads);
+    builder
+        .standard_filters(false)
+        .follow_links(options.follow_symlinks)
+        .threads(threads);
     if !options.excludes.is_empty() {
         let excludes = options.excludes.clone();
         builder.filter_entry(move |entry| !excludes.is_match(entry.path()));
@@ -169,12 +178,17 @@ fn visit<F>(
     match hash_entry(entry.path(), follow, options, hasher) {
         Ok(Hashed::File(file)) => {
             counters.files.fetch_add(1, Ordering::Relaxed);
-            counters.bytes.fetch_add(file.digests.bytes, Ordering::Relaxed);
+            counters
+                .bytes
+                .fetch_add(file.digests.bytes, Ordering::Relaxed);
             on_event(Event::Hashed(&file));
         }
         Ok(Hashed::TooLarge(size)) => {
             counters.too_large.fetch_add(1, Ordering::Relaxed);
-            on_event(Event::TooLarge { path: entry.path(), size });
+            on_event(Event::TooLarge {
+                path: entry.path(),
+                size,
+            });
         }
         Err(source) => {
             counters.errors.fetch_add(1, Ordering::Relaxed);
@@ -201,11 +215,18 @@ fn hash_entry(
         return Ok(Hashed::TooLarge(size));
     }
     let digests = if options.algorithms.is_empty() {
-        Digests { bytes: 0, ..Digests::default() }
+        Digests {
+            bytes: 0,
+            ..Digests::default()
+        }
     } else {
         hasher.hash_reader(file, options.algorithms)?
     };
-    Ok(Hashed::File(ScannedFile { path: path.to_path_buf(), size, digests }))
+    Ok(Hashed::File(ScannedFile {
+        path: path.to_path_buf(),
+        size,
+        digests,
+    }))
 }
 
 /// Splits an `ignore` error into the path it is about and the bare cause, so that the path is

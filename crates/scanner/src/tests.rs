@@ -22,7 +22,10 @@ fn run(roots: &[PathBuf], options: &ScanOptions) -> Outcome {
     let errors = Mutex::new(Vec::new());
     let summary = scan(roots, options, |event| match event {
         Event::Hashed(file) => {
-            hashed.lock().unwrap().insert(file.path.clone(), file.digests.clone());
+            hashed
+                .lock()
+                .unwrap()
+                .insert(file.path.clone(), file.digests.clone());
         }
         Event::TooLarge { path, .. } => too_large.lock().unwrap().push(path.to_path_buf()),
         Event::Error(ScanError::Walk { path, .. }) => errors.lock().unwrap().push(path.clone()),
@@ -59,7 +62,7 @@ fn sample_tree() -> (tempfile::TempDir, PathBuf) {
 #[test]
 fn hashes_every_regular_file() {
     let (_dir, root) = sample_tree();
-    let outcome = run(&[root.clone()], &ScanOptions::default());
+    let outcome = run(std::slice::from_ref(&root), &ScanOptions::default());
 
     assert_eq!(outcome.hashed.len(), 3);
     for (path, digests) in &outcome.hashed {
@@ -75,7 +78,10 @@ fn hashes_every_regular_file() {
 #[test]
 fn computes_only_requested_digests() {
     let (_dir, root) = sample_tree();
-    let options = ScanOptions { algorithms: "sha256".parse().unwrap(), ..ScanOptions::default() };
+    let options = ScanOptions {
+        algorithms: "sha256".parse().unwrap(),
+        ..ScanOptions::default()
+    };
     let outcome = run(&[root], &options);
     for digests in outcome.hashed.values() {
         assert!(digests.md5.is_none());
@@ -87,7 +93,10 @@ fn computes_only_requested_digests() {
 #[test]
 fn no_algorithms_counts_without_reading() {
     let (_dir, root) = sample_tree();
-    let options = ScanOptions { algorithms: Algorithms::NONE, ..ScanOptions::default() };
+    let options = ScanOptions {
+        algorithms: Algorithms::NONE,
+        ..ScanOptions::default()
+    };
     let outcome = run(&[root], &options);
     assert_eq!(outcome.summary.files, 3);
     assert_eq!(outcome.summary.bytes, 0);
@@ -96,25 +105,41 @@ fn no_algorithms_counts_without_reading() {
 #[test]
 fn symlinks_not_followed_by_default() {
     let (dir, root) = sample_tree();
-    symlink(dir.path().join("outside/secret.txt"), root.join("link-to-file")).unwrap();
+    symlink(
+        dir.path().join("outside/secret.txt"),
+        root.join("link-to-file"),
+    )
+    .unwrap();
     symlink(dir.path().join("outside"), root.join("link-to-dir")).unwrap();
 
     let outcome = run(&[root], &ScanOptions::default());
     assert_eq!(outcome.hashed.len(), 3);
-    assert!(outcome.hashed.keys().all(|p| !p.to_string_lossy().contains("link-to")));
+    assert!(outcome
+        .hashed
+        .keys()
+        .all(|p| !p.to_string_lossy().contains("link-to")));
 }
 
 #[test]
 fn follow_symlinks_hashes_targets() {
     let (dir, root) = sample_tree();
-    symlink(dir.path().join("outside/secret.txt"), root.join("link-to-file")).unwrap();
+    symlink(
+        dir.path().join("outside/secret.txt"),
+        root.join("link-to-file"),
+    )
+    .unwrap();
     symlink(dir.path().join("outside"), root.join("link-to-dir")).unwrap();
 
-    let options = ScanOptions { follow_symlinks: true, ..ScanOptions::default() };
-    let outcome = run(&[root.clone()], &options);
+    let options = ScanOptions {
+        follow_symlinks: true,
+        ..ScanOptions::default()
+    };
+    let outcome = run(std::slice::from_ref(&root), &options);
     assert_eq!(outcome.hashed.len(), 5);
     assert!(outcome.hashed.contains_key(&root.join("link-to-file")));
-    assert!(outcome.hashed.contains_key(&root.join("link-to-dir/secret.txt")));
+    assert!(outcome
+        .hashed
+        .contains_key(&root.join("link-to-dir/secret.txt")));
 }
 
 #[test]
@@ -122,8 +147,11 @@ fn symlink_loop_is_an_error_when_following() {
     let (_dir, root) = sample_tree();
     symlink(&root, root.join("sub/loop")).unwrap();
 
-    let options = ScanOptions { follow_symlinks: true, ..ScanOptions::default() };
-    let outcome = run(&[root.clone()], &options);
+    let options = ScanOptions {
+        follow_symlinks: true,
+        ..ScanOptions::default()
+    };
+    let outcome = run(std::slice::from_ref(&root), &options);
     assert_eq!(outcome.hashed.len(), 3);
     assert_eq!(outcome.summary.errors, 1);
     assert_eq!(outcome.errors, [Some(root.join("sub/loop"))]);
@@ -134,8 +162,11 @@ fn dangling_symlink_is_an_error_when_following() {
     let (dir, root) = sample_tree();
     symlink(dir.path().join("missing"), root.join("dangling")).unwrap();
 
-    let options = ScanOptions { follow_symlinks: true, ..ScanOptions::default() };
-    let outcome = run(&[root.clone()], &options);
+    let options = ScanOptions {
+        follow_symlinks: true,
+        ..ScanOptions::default()
+    };
+    let outcome = run(std::slice::from_ref(&root), &options);
     assert_eq!(outcome.hashed.len(), 3);
     assert_eq!(outcome.summary.errors, 1);
     assert_eq!(outcome.errors, [Some(root.join("dangling"))]);
@@ -155,8 +186,11 @@ fn fifo_is_passed_over() {
 #[test]
 fn large_files_skipped_unread() {
     let (_dir, root) = sample_tree();
-    let options = ScanOptions { max_file_bytes: Some(1024), ..ScanOptions::default() };
-    let outcome = run(&[root.clone()], &options);
+    let options = ScanOptions {
+        max_file_bytes: Some(1024),
+        ..ScanOptions::default()
+    };
+    let outcome = run(std::slice::from_ref(&root), &options);
     assert_eq!(outcome.hashed.len(), 2);
     assert_eq!(outcome.too_large, [root.join("sub/b.bin")]);
     assert_eq!(outcome.summary.too_large, 1);
@@ -167,9 +201,15 @@ fn large_files_skipped_unread() {
 fn excluded_names_and_dirs_are_left_out() {
     let (_dir, root) = sample_tree();
     let excludes = Excludes::new(&["*.bin", "deep"]).unwrap();
-    let options = ScanOptions { excludes, ..ScanOptions::default() };
-    let outcome = run(&[root.clone()], &options);
-    assert_eq!(outcome.hashed.keys().collect::<Vec<_>>(), [&root.join("a.txt")]);
+    let options = ScanOptions {
+        excludes,
+        ..ScanOptions::default()
+    };
+    let outcome = run(std::slice::from_ref(&root), &options);
+    assert_eq!(
+        outcome.hashed.keys().collect::<Vec<_>>(),
+        [&root.join("a.txt")]
+    );
 }
 
 #[test]
@@ -185,7 +225,7 @@ fn file_root_and_several_roots() {
 fn missing_root_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing");
-    let outcome = run(&[missing.clone()], &ScanOptions::default());
+    let outcome = run(std::slice::from_ref(&missing), &ScanOptions::default());
     assert!(outcome.hashed.is_empty());
     assert_eq!(outcome.summary.errors, 1);
     assert_eq!(outcome.errors, [Some(missing)]);
@@ -193,14 +233,29 @@ fn missing_root_is_an_error() {
 
 #[test]
 fn no_roots_scan_nothing() {
-    assert_eq!(run(&[], &ScanOptions::default()).summary, Summary::default());
+    assert_eq!(
+        run(&[], &ScanOptions::default()).summary,
+        Summary::default()
+    );
 }
 
 #[test]
 fn single_thread_scan_matches_parallel() {
     let (_dir, root) = sample_tree();
-    let one = run(&[root.clone()], &ScanOptions { threads: 1, ..ScanOptions::default() });
-    let many = run(&[root], &ScanOptions { threads: 4, ..ScanOptions::default() });
+    let one = run(
+        std::slice::from_ref(&root),
+        &ScanOptions {
+            threads: 1,
+            ..ScanOptions::default()
+        },
+    );
+    let many = run(
+        &[root],
+        &ScanOptions {
+            threads: 4,
+            ..ScanOptions::default()
+        },
+    );
     assert_eq!(one.hashed, many.hashed);
     assert_eq!(one.summary, many.summary);
 }
@@ -214,9 +269,14 @@ fn symlink_roots_are_followed() {
     symlink(&root, &dir_link).unwrap();
     symlink(root.join("a.txt"), &file_link).unwrap();
 
-    let outcome = run(&[dir_link.clone(), file_link.clone()], &ScanOptions::default());
+    let outcome = run(
+        &[dir_link.clone(), file_link.clone()],
+        &ScanOptions::default(),
+    );
     assert_eq!(outcome.summary.errors, 0, "{:?}", outcome.errors);
     assert_eq!(outcome.hashed.len(), 4);
-    assert!(outcome.hashed.contains_key(&dir_link.join("sub/deep/c.txt")));
+    assert!(outcome
+        .hashed
+        .contains_key(&dir_link.join("sub/deep/c.txt")));
     assert!(outcome.hashed.contains_key(&file_link));
 }

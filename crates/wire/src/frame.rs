@@ -26,7 +26,10 @@ pub fn encode(message: &Message, max_frame_bytes: usize) -> Result<Vec<u8>, Wire
 
     let total = HEADER_BYTES + payload.len();
     if total > max_frame_bytes || payload.len() > u32::MAX as usize {
-        return Err(WireError::FrameTooLarge { declared: total, max: max_frame_bytes });
+        return Err(WireError::FrameTooLarge {
+            declared: total,
+            max: max_frame_bytes,
+        });
     }
 
     let mut frame = Vec::with_capacity(total);
@@ -42,7 +45,9 @@ pub fn encode(message: &Message, max_frame_bytes: usize) -> Result<Vec<u8>, Wire
 /// Validates the first [`HEADER_BYTES`] of `bytes` as a frame header.
 pub fn decode_header(bytes: &[u8], max_frame_bytes: usize) -> Result<Header, WireError> {
     let Some(head) = bytes.get(..HEADER_BYTES) else {
-        return Err(WireError::Truncated { missing: HEADER_BYTES - bytes.len() });
+        return Err(WireError::Truncated {
+            missing: HEADER_BYTES - bytes.len(),
+        });
     };
 
     let magic = [head[0], head[1], head[2], head[3]];
@@ -50,7 +55,10 @@ pub fn decode_header(bytes: &[u8], max_frame_bytes: usize) -> Result<Header, Wir
         return Err(WireError::BadMagic { found: magic });
     }
     if head[4] != VERSION {
-        return Err(WireError::UnsupportedVersion { found: head[4], supported: VERSION });
+        return Err(WireError::UnsupportedVersion {
+            found: head[4],
+            supported: VERSION,
+        });
     }
     let kind = Kind::from_byte(head[5]).ok_or(WireError::UnknownKind(head[5]))?;
     let flags = u16::from_be_bytes([head[6], head[7]]);
@@ -61,19 +69,29 @@ pub fn decode_header(bytes: &[u8], max_frame_bytes: usize) -> Result<Header, Wir
     let payload_bytes = u32::from_be_bytes([head[8], head[9], head[10], head[11]]) as usize;
     let declared = HEADER_BYTES.saturating_add(payload_bytes);
     if declared > max_frame_bytes {
-        return Err(WireError::FrameTooLarge { declared, max: max_frame_bytes });
+        return Err(WireError::FrameTooLarge {
+            declared,
+            max: max_frame_bytes,
+        });
     }
-    Ok(Header { kind, payload_bytes })
+    Ok(Header {
+        kind,
+        payload_bytes,
+    })
 }
 
 /// Decodes the payload of a frame whose header was validated.
 pub fn decode_payload(header: Header, payload: &[u8]) -> Result<Message, WireError> {
     if payload.len() < header.payload_bytes {
-        return Err(WireError::Truncated { missing: header.payload_bytes - payload.len() });
+        return Err(WireError::Truncated {
+            missing: header.payload_bytes - payload.len(),
+        });
     }
     let payload = &payload[..header.payload_bytes];
-    Message::from_payload(header.kind, payload)
-        .map_err(|source| WireError::Payload { kind: header.kind, source })
+    Message::from_payload(header.kind, payload).map_err(|source| WireError::Payload {
+        kind: header.kind,
+        source,
+    })
 }
 
 /// Decodes one frame from the front of `buffer`.
@@ -123,7 +141,10 @@ mod tests {
     fn partial_frame_asks_for_more() {
         let frame = encode(&keepalive(), 1024).unwrap();
         for cut in 0..frame.len() {
-            assert!(decode_frame(&frame[..cut], 1024).unwrap().is_none(), "cut at {cut}");
+            assert!(
+                decode_frame(&frame[..cut], 1024).unwrap().is_none(),
+                "cut at {cut}"
+            );
         }
     }
 
@@ -132,7 +153,10 @@ mod tests {
         let mut frame = encode(&keepalive(), 1024).unwrap();
         frame[8..12].copy_from_slice(&u32::MAX.to_be_bytes());
         let err = decode_frame(&frame, 1024).unwrap_err();
-        assert!(matches!(err, WireError::FrameTooLarge { max: 1024, .. }), "{err}");
+        assert!(
+            matches!(err, WireError::FrameTooLarge { max: 1024, .. }),
+            "{err}"
+        );
     }
 
     #[test]
@@ -147,20 +171,35 @@ mod tests {
 
         let mut bad = frame.clone();
         bad[0] = b'X';
-        assert!(matches!(decode_header(&bad, 1024), Err(WireError::BadMagic { .. })));
+        assert!(matches!(
+            decode_header(&bad, 1024),
+            Err(WireError::BadMagic { .. })
+        ));
 
         let mut bad = frame.clone();
         bad[4] = 9;
         let err = decode_header(&bad, 1024).unwrap_err();
-        assert!(matches!(err, WireError::UnsupportedVersion { found: 9, supported: 1 }));
+        assert!(matches!(
+            err,
+            WireError::UnsupportedVersion {
+                found: 9,
+                supported: 1
+            }
+        ));
 
         let mut bad = frame.clone();
         bad[5] = 250;
-        assert!(matches!(decode_header(&bad, 1024), Err(WireError::UnknownKind(250))));
+        assert!(matches!(
+            decode_header(&bad, 1024),
+            Err(WireError::UnknownKind(250))
+        ));
 
         let mut bad = frame;
         bad[7] = 1;
-        assert!(matches!(decode_header(&bad, 1024), Err(WireError::UnsupportedFlags(1))));
+        assert!(matches!(
+            decode_header(&bad, 1024),
+            Err(WireError::UnsupportedFlags(1))
+        ));
     }
 
     #[test]
@@ -168,6 +207,15 @@ mod tests {
         let mut frame = encode(&keepalive(), 1024).unwrap();
         frame[5] = Kind::Ack as u8;
         let err = decode_frame(&frame, 1024).unwrap_err();
-        assert!(matches!(err, WireError::Payload { kind: Kind::Ack, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                WireError::Payload {
+                    kind: Kind::Ack,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }

@@ -21,7 +21,9 @@ pub async fn read_message<R: AsyncRead + Unpin>(
             if filled == 0 {
                 return Ok(None);
             }
-            return Err(WireError::Truncated { missing: HEADER_BYTES - filled });
+            return Err(WireError::Truncated {
+                missing: HEADER_BYTES - filled,
+            });
         }
         filled += read;
     }
@@ -30,7 +32,9 @@ pub async fn read_message<R: AsyncRead + Unpin>(
     let mut payload = vec![0u8; header.payload_bytes];
     if let Err(err) = reader.read_exact(&mut payload).await {
         if err.kind() == std::io::ErrorKind::UnexpectedEof {
-            return Err(WireError::Truncated { missing: header.payload_bytes });
+            return Err(WireError::Truncated {
+                missing: header.payload_bytes,
+            });
         }
         return Err(err.into());
     }
@@ -57,21 +61,37 @@ mod tests {
     #[tokio::test]
     async fn messages_cross_a_duplex_stream() {
         let (mut a, mut b) = tokio::io::duplex(64);
-        let ack = Message::Ack(Ack { batch: 7, accepted: 2, duplicates: 1 });
+        let ack = Message::Ack(Ack {
+            batch: 7,
+            accepted: 2,
+            duplicates: 1,
+        });
         let sent = ack.clone();
         let writer = tokio::spawn(async move {
-            write_message(&mut a, &sent, DEFAULT_MAX_FRAME_BYTES).await.unwrap();
+            write_message(&mut a, &sent, DEFAULT_MAX_FRAME_BYTES)
+                .await
+                .unwrap();
         });
         let got = read_message(&mut b, DEFAULT_MAX_FRAME_BYTES).await.unwrap();
         writer.await.unwrap();
         assert_eq!(got, Some(ack));
-        assert_eq!(read_message(&mut b, DEFAULT_MAX_FRAME_BYTES).await.unwrap(), None);
+        assert_eq!(
+            read_message(&mut b, DEFAULT_MAX_FRAME_BYTES).await.unwrap(),
+            None
+        );
     }
 
     #[tokio::test]
     async fn stream_closed_mid_frame_is_truncated() {
-        let frame = encode(&Message::Ack(Ack { batch: 1, accepted: 0, duplicates: 0 }), 1024)
-            .unwrap();
+        let frame = encode(
+            &Message::Ack(Ack {
+                batch: 1,
+                accepted: 0,
+                duplicates: 0,
+            }),
+            1024,
+        )
+        .unwrap();
         let mut cut: &[u8] = &frame[..frame.len() - 3];
         let err = read_message(&mut cut, 1024).await.unwrap_err();
         assert!(matches!(err, WireError::Truncated { .. }), "{err}");

@@ -25,8 +25,8 @@ pub use frame::{decode_frame, decode_header, decode_payload, encode, Header, HEA
 #[cfg(feature = "io")]
 pub use io::{read_message, write_message};
 pub use message::{
-    Ack, ActionStatus, ActiveResponseCommand, ActiveResponseResult, EnrollRequest,
-    EnrollResponse, EventBatch, EventId, Keepalive, Kind, Message, Rejection, WireEvent,
+    Ack, ActionStatus, ActiveResponseCommand, ActiveResponseResult, EnrollRequest, EnrollResponse,
+    EventBatch, EventId, Keepalive, Kind, Message, Rejection, WireEvent,
 };
 
 /// The protocol version this build speaks and accepts.

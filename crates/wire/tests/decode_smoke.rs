@@ -29,7 +29,10 @@ fn sample_frames() -> Vec<Vec<u8>> {
     let batch = Message::EventBatch(EventBatch {
         batch: 3,
         events: vec![WireEvent {
-            id: EventId { stream: "4f1c".into(), seq: 11 },
+            id: EventId {
+                stream: "4f1c".into(),
+                seq: 11,
+            },
             event: json!({"path": "/tmp/a", "event": "added", "sha256_after": "00"}),
         }],
     });
@@ -39,8 +42,15 @@ fn sample_frames() -> Vec<Vec<u8>> {
         spooled_events: 0,
         dropped_events: 0,
     });
-    let ack = Message::Ack(Ack { batch: 3, accepted: 1, duplicates: 0 });
-    [batch, keepalive, ack].iter().map(|m| encode(m, MAX_FRAME_BYTES).unwrap()).collect()
+    let ack = Message::Ack(Ack {
+        batch: 3,
+        accepted: 1,
+        duplicates: 0,
+    });
+    [batch, keepalive, ack]
+        .iter()
+        .map(|m| encode(m, MAX_FRAME_BYTES).unwrap())
+        .collect()
 }
 
 #[test]
@@ -73,7 +83,11 @@ fn every_truncation_asks_for_more_bytes() {
     for frame in sample_frames() {
         for cut in 0..frame.len() {
             let result = decode_frame(&frame[..cut], MAX_FRAME_BYTES);
-            assert!(matches!(result, Ok(None)), "cut at {cut} of {}", frame.len());
+            assert!(
+                matches!(result, Ok(None)),
+                "cut at {cut} of {}",
+                frame.len()
+            );
         }
         assert!(matches!(decode_frame(&frame, MAX_FRAME_BYTES), Ok(Some(_))));
     }

@@ -129,7 +129,7 @@ pub struct Agent {
     rescan_pending: bool,
     next_scheduled: Instant,
     /// True from the start of a silent baseline scan until the events queued during it are
-    /// handled; realtime events then report silently recorded files as added.
+    /// handled. Meanwhile realtime events report silently recorded files as added.
     silent_phase: bool,
     baseline_complete: bool,
     probe_buf: Vec<u8>,
@@ -177,8 +177,14 @@ impl Agent {
         }
 
         let boot_id = sys::host::boot_id().unwrap_or_default();
-        let emitter =
-            Emitter::new(sink, first_id, reserved, baseline_id, boot_id, config.max_events_per_sec);
+        let emitter = Emitter::new(
+            sink,
+            first_id,
+            reserved,
+            baseline_id,
+            boot_id,
+            config.max_events_per_sec,
+        );
         let watches =
             crate::watches::Watches::new(config.max_watches).map_err(AgentError::Inotify)?;
         let waker = Waker::new().map_err(AgentError::Inotify)?;
@@ -216,7 +222,10 @@ impl Agent {
     }
 
     pub fn handle(&self) -> AgentHandle {
-        AgentHandle { tx: self.cmd_tx.clone(), waker: self.waker.clone() }
+        AgentHandle {
+            tx: self.cmd_tx.clone(),
+            waker: self.waker.clone(),
+        }
     }
 
     /// Number of files in the baseline.
@@ -236,7 +245,11 @@ impl Agent {
 
     /// Watches, scans and reports until [`AgentHandle::stop`] or a sink failure.
     pub fn run(mut self) -> Result<(), AgentError> {
-        tracing::info!(directories = self.scope.config.directories.len(), baseline_files = self.baseline.len(), "agent started");
+        tracing::info!(
+            directories = self.scope.config.directories.len(),
+            baseline_files = self.baseline.len(),
+            "agent started"
+        );
         let result = self.run_loop();
         self.shutdown();
         result
@@ -273,7 +286,10 @@ impl Agent {
         self.emitter.flush()?;
         while !self.stopping {
             let [_, woken] = sys::poll::wait_readable(
-                [self.watches.fd(), std::os::fd::AsRawFd::as_raw_fd(&self.waker)],
+                [
+                    self.watches.fd(),
+                    std::os::fd::AsRawFd::as_raw_fd(&self.waker),
+                ],
                 self.poll_timeout(),
             )
             .map_err(AgentError::Poll)?;
@@ -296,7 +312,9 @@ impl Agent {
         if !self.queue.is_empty() || !self.scan_rx.is_empty() {
             return Some(Duration::ZERO);
         }
-        let until_scan = self.next_scheduled.saturating_duration_since(Instant::now());
+        let until_scan = self
+            .next_scheduled
+            .saturating_duration_since(Instant::now());
         if self.scan.is_some() {
             return Some(SCAN_POLL.min(until_scan));
         }
@@ -333,7 +351,12 @@ impl Agent {
         }
     }
 
-    fn notice(&mut self, kind: NoticeKind, path: Option<&Path>, message: String) -> Result<(), AgentError> {
+    fn notice(
+        &mut self,
+        kind: NoticeKind,
+        path: Option<&Path>,
+        message: String,
+    ) -> Result<(), AgentError> {
         let notice = Notice {
             notice: kind,
             path: path.map(|p| p.to_string_lossy().into_owned()),
@@ -355,7 +378,7 @@ impl Agent {
 }
 
 /// Loads the database into the in-memory baseline, leaving out files that are no longer in
-/// scope (the configuration changed); returns their keys so they can be deleted.
+/// scope because the configuration changed. Returns their keys, to delete them.
 fn load_baseline(
     db: &BaselineDb,
     scope: &Scope,

@@ -19,7 +19,10 @@ impl Agent {
     /// Moves every event the kernel has queued into `self.queue`.
     pub(super) fn read_events(&mut self) -> Result<usize, AgentError> {
         let before = self.queue.len();
-        let n = self.watches.read_into(&mut self.queue).map_err(AgentError::Read)?;
+        let n = self
+            .watches
+            .read_into(&mut self.queue)
+            .map_err(AgentError::Read)?;
         for event in self.queue.iter().skip(before) {
             if let Some(key) = close_key(event) {
                 *self.queued_closes.entry(key).or_insert(0) += 1;
@@ -31,7 +34,9 @@ impl Agent {
     pub(super) fn process_queue(&mut self, max: usize) -> Result<(), AgentError> {
         let mut handled = 0;
         while handled < max {
-            let Some(event) = self.queue.pop_front() else { break };
+            let Some(event) = self.queue.pop_front() else {
+                break;
+            };
             if let Some(key) = close_key(&event) {
                 if let Some(count) = self.queued_closes.get_mut(&key) {
                     *count -= 1;
@@ -65,7 +70,9 @@ impl Agent {
             self.watches.forget(event.wd);
             return Ok(());
         }
-        let Some(watched) = self.watches.get(event.wd) else { return Ok(()) };
+        let Some(watched) = self.watches.get(event.wd) else {
+            return Ok(());
+        };
         let dir = watched.path.clone();
         let tree = watched.tree;
         let anchors = watched.anchors.clone();
@@ -93,8 +100,13 @@ impl Agent {
         Ok(())
     }
 
-    /// An event on an entry of a watched directory of monitored directory `role.root`.
-    fn on_tree_event(&mut self, role: TreeRole, path: PathBuf, event: &RawEvent) -> Result<(), AgentError> {
+    /// Handles an event on an entry of a watched directory of monitored directory `role.root`.
+    fn on_tree_event(
+        &mut self,
+        role: TreeRole,
+        path: PathBuf,
+        event: &RawEvent,
+    ) -> Result<(), AgentError> {
         let root = role.root;
         if self.scope.is_excluded(root, &path) {
             return Ok(());
@@ -128,11 +140,13 @@ impl Agent {
         }
     }
 
-    /// A new entry that is not a directory. A regular file waits for its close, except a
-    /// new hard link (already complete). A symlink to a directory is followed when allowed.
+    /// Handles a new entry that is not a directory. A regular file waits for its close, except
+    /// a new hard link (already complete). A symlink to a directory is followed when allowed.
     fn on_create(&mut self, role: TreeRole, path: PathBuf) -> Result<(), AgentError> {
         let root = role.root;
-        let Ok(stat) = fs::lstat(&path) else { return Ok(()) };
+        let Ok(stat) = fs::lstat(&path) else {
+            return Ok(());
+        };
         match stat.kind {
             Kind::File if stat.nlink > 1 => self.check_file(root, &path, Mode::Realtime),
             Kind::File => {
@@ -146,15 +160,22 @@ impl Agent {
                     }
                     Ok(())
                 }
-                Ok(target) if target.kind == Kind::File => self.check_file(root, &path, Mode::Realtime),
+                Ok(target) if target.kind == Kind::File => {
+                    self.check_file(root, &path, Mode::Realtime)
+                }
                 _ => Ok(()),
             },
             _ => Ok(()),
         }
     }
 
-    /// An event in the anchor directory of monitored directory `root`.
-    fn on_anchor_event(&mut self, root: usize, path: &Path, event: &RawEvent) -> Result<(), AgentError> {
+    /// Handles an event in the anchor directory of monitored directory `root`.
+    fn on_anchor_event(
+        &mut self,
+        root: usize,
+        path: &Path,
+        event: &RawEvent,
+    ) -> Result<(), AgentError> {
         let target = self.scope.dir(root).path.clone();
         if !target.starts_with(path) {
             return Ok(());
@@ -167,10 +188,15 @@ impl Agent {
         Ok(())
     }
 
-    /// A directory appeared inside a monitored tree: watch it and everything below, then
-    /// report the files already in it. Files whose creation the new watches saw are left
+    /// Handles a directory that appeared inside a monitored tree: watches it and everything
+    /// below, then reports the files already in it. Files whose creation the new watches saw are left
     /// to their close events, so a file being written is reported once, complete.
-    pub(super) fn on_new_dir(&mut self, root: usize, dir: PathBuf, depth: u32) -> Result<(), AgentError> {
+    pub(super) fn on_new_dir(
+        &mut self,
+        root: usize,
+        dir: PathBuf,
+        depth: u32,
+    ) -> Result<(), AgentError> {
         let files = self.watch_and_list(root, &dir, depth, true);
         self.mark_queued_creates()?;
         let found: HashSet<&PathBuf> = files.iter().collect();
@@ -199,9 +225,17 @@ impl Agent {
 
     /// Adds watches (for realtime roots) on `dir` and below, and lists regular files when
     /// `collect_files` is set.
-    fn watch_and_list(&mut self, root: usize, dir: &Path, depth: u32, collect_files: bool) -> Vec<PathBuf> {
+    fn watch_and_list(
+        &mut self,
+        root: usize,
+        dir: &Path,
+        depth: u32,
+        collect_files: bool,
+    ) -> Vec<PathBuf> {
         let realtime = self.scope.dir(root).realtime;
-        let Ok(top) = fs::stat(dir) else { return Vec::new() };
+        let Ok(top) = fs::stat(dir) else {
+            return Vec::new();
+        };
         if top.kind != Kind::Dir || self.scope.skipped_fs(dir, top.dev).is_some() {
             return Vec::new();
         }
@@ -213,7 +247,9 @@ impl Agent {
                 // Errors other than the limit are logged inside; the listing goes on.
                 let _ = self.watch_dir(root, &current, level);
             }
-            let Ok(entries) = fs::read_dir(&current) else { continue };
+            let Ok(entries) = fs::read_dir(&current) else {
+                continue;
+            };
             for entry in entries {
                 match self.scope.classify(root, &entry, dev, level, &mut visited) {
                     Visit::File if collect_files => files.push(entry.path),
@@ -247,8 +283,8 @@ impl Agent {
         Ok(())
     }
 
-    /// A watched directory was deleted or moved away: drop its watches, report its files
-    /// as deleted, and re-anchor monitored directories that were inside it.
+    /// Handles a watched directory that was deleted or moved away: drops its watches, reports
+    /// its files as deleted, and re-anchors monitored directories that were inside it.
     pub(super) fn on_dir_gone(&mut self, dir: &Path) -> Result<(), AgentError> {
         self.watches.remove_tree_under(dir);
         if let Some(scan) = &mut self.scan {
@@ -291,7 +327,10 @@ impl Agent {
             }
         } else if !self.root_missing[root] {
             self.root_missing[root] = true;
-            let message = format!("monitored directory `{}` does not exist; watching for it to appear", dir.display());
+            let message = format!(
+                "monitored directory `{}` does not exist; watching for it to appear",
+                dir.display()
+            );
             tracing::warn!(path = %dir.display(), "monitored directory does not exist; watching for it to appear");
             self.notice(NoticeKind::DirectoryMissing, Some(&dir), message)?;
         }
@@ -311,7 +350,9 @@ impl Agent {
         }
         let Some(anchor) = anchor else { return };
         if self.root_anchor[root].as_deref() == Some(anchor) {
-            if let AddOutcome::Added | AddOutcome::AlreadyWatched = self.watches.add_anchor(anchor, root) {
+            if let AddOutcome::Added | AddOutcome::AlreadyWatched =
+                self.watches.add_anchor(anchor, root)
+            {
                 return;
             }
         }
@@ -327,7 +368,7 @@ impl Agent {
         }
     }
 
-    /// The kernel dropped events: report it and rescan every realtime directory.
+    /// Handles dropped kernel events: reports them and rescans every realtime directory.
     fn on_overflow(&mut self) -> Result<(), AgentError> {
         let limit = crate::sys::host::max_queued_events()
             .map(|n| format!(" (fs.inotify.max_queued_events = {n})"))
@@ -365,7 +406,9 @@ impl Agent {
         mode: Mode,
         key: Option<&(i32, OsString)>,
     ) -> Result<(), AgentError> {
-        let Some(state) = self.probe_file(root, path)? else { return Ok(()) };
+        let Some(state) = self.probe_file(root, path)? else {
+            return Ok(());
+        };
         if let Some(key) = key {
             if self.superseded(key)? {
                 return Ok(());

@@ -15,18 +15,31 @@ use crate::watches::TreeRole;
 
 impl Agent {
     /// Starts a scan of monitored directories `roots` on the scan threads.
-    pub(super) fn start_scan(&mut self, kind: ScanKind, roots: Vec<usize>) -> Result<(), AgentError> {
+    pub(super) fn start_scan(
+        &mut self,
+        kind: ScanKind,
+        roots: Vec<usize>,
+    ) -> Result<(), AgentError> {
         self.last_gen += 1;
         let gen = self.last_gen;
         let targets = roots
             .iter()
-            .map(|&root| ScanTarget { root, dir: self.scope.dir(root).path.clone(), depth: 0 })
+            .map(|&root| ScanTarget {
+                root,
+                dir: self.scope.dir(root).path.clone(),
+                depth: 0,
+            })
             .collect();
         if kind == ScanKind::Baseline {
             self.silent_phase = true;
         }
         let message = format!("{} scan started", kind_name(kind));
-        let notice = Notice { notice: NoticeKind::ScanStarted, path: None, message, scan: None };
+        let notice = Notice {
+            notice: NoticeKind::ScanStarted,
+            path: None,
+            message,
+            scan: None,
+        };
         self.emitter.emit(EventBody::Notice(notice), &self.db)?;
         tracing::info!(kind = kind_name(kind), gen, "scan started");
         let job = ScanJob::start(
@@ -51,7 +64,9 @@ impl Agent {
 
     pub(super) fn apply_scan_msgs(&mut self, max: usize) -> Result<(), AgentError> {
         for _ in 0..max {
-            let Ok(msg) = self.scan_rx.try_recv() else { break };
+            let Ok(msg) = self.scan_rx.try_recv() else {
+                break;
+            };
             self.on_scan_msg(msg)?;
         }
         Ok(())
@@ -85,7 +100,10 @@ impl Agent {
                     self.apply_probe(root, &path, probe, kind, gen)?;
                 }
             }
-            ScanMsg::Done { gen: done_gen, totals } if done_gen == gen => {
+            ScanMsg::Done {
+                gen: done_gen,
+                totals,
+            } if done_gen == gen => {
                 return self.finish_scan(totals).map(Some);
             }
             ScanMsg::Done { .. } => {}
@@ -104,7 +122,9 @@ impl Agent {
         match probe {
             Probe::File(state) if kind == ScanKind::Baseline => {
                 let k = key(path);
-                self.baseline.write().insert(k.into(), Entry::new(state.clone(), gen, true));
+                self.baseline
+                    .write()
+                    .insert(k.into(), Entry::new(state.clone(), gen, true));
                 self.db.send(DbOp::Upsert(k.into(), Box::new(state)));
             }
             Probe::File(state) => self.record(root, path, Some(state), Mode::Scheduled)?,
@@ -129,7 +149,10 @@ impl Agent {
 
     /// Reports unseen files as deleted, closes a silent baseline, and emits the summary.
     fn finish_scan(&mut self, totals: ScanTotals) -> Result<ScanSummary, AgentError> {
-        let silent = self.scan.as_ref().is_some_and(|s| s.job.kind == ScanKind::Baseline);
+        let silent = self
+            .scan
+            .as_ref()
+            .is_some_and(|s| s.job.kind == ScanKind::Baseline);
         for (path, root) in self.unseen_files() {
             if silent {
                 self.forget(&path);
@@ -137,10 +160,13 @@ impl Agent {
                 self.record(root, &path, None, Mode::Scheduled)?;
             }
         }
-        let Some(scan) = self.scan.take() else { unreachable!("finish_scan runs with a scan") };
+        let Some(scan) = self.scan.take() else {
+            unreachable!("finish_scan runs with a scan")
+        };
         let kind = scan.job.kind;
         if kind == ScanKind::Baseline {
-            self.db.send(DbOp::Meta(db::META_BASELINE_COMPLETE, "1".into()));
+            self.db
+                .send(DbOp::Meta(db::META_BASELINE_COMPLETE, "1".into()));
             self.baseline_complete = true;
             self.end_silent_phase()?;
         }
@@ -152,7 +178,14 @@ impl Agent {
             events: scan.events,
             duration_ms: scan.started.elapsed().as_millis() as u64,
         };
-        tracing::info!(kind = kind_name(kind), files = summary.files, hashed = summary.hashed, events = summary.events, duration_ms = summary.duration_ms, "scan finished");
+        tracing::info!(
+            kind = kind_name(kind),
+            files = summary.files,
+            hashed = summary.hashed,
+            events = summary.events,
+            duration_ms = summary.duration_ms,
+            "scan finished"
+        );
         let notice = Notice {
             notice: NoticeKind::ScanFinished,
             path: None,
@@ -171,7 +204,9 @@ impl Agent {
     /// Baseline files under the scanned directories that the scan did not see, with their
     /// monitored directory, leaving out what realtime events or listing failures explain.
     fn unseen_files(&self) -> Vec<(PathBuf, usize)> {
-        let Some(scan) = &self.scan else { return Vec::new() };
+        let Some(scan) = &self.scan else {
+            return Vec::new();
+        };
         let gen = scan.job.gen;
         let mut out = Vec::new();
         for &root in &scan.job.roots {
@@ -182,7 +217,11 @@ impl Agent {
                 if scan.failed_dirs.iter().any(|d| path.starts_with(d)) {
                     continue;
                 }
-                let seen = self.baseline.read().get(key(&path)).is_some_and(|e| e.seen_in(gen));
+                let seen = self
+                    .baseline
+                    .read()
+                    .get(key(&path))
+                    .is_some_and(|e| e.seen_in(gen));
                 if !seen {
                     out.push((path, root));
                 }
@@ -204,15 +243,25 @@ impl Agent {
     }
 
     pub(super) fn realtime_roots(&self) -> Vec<usize> {
-        (0..self.scope.config.directories.len()).filter(|&r| self.scope.dir(r).realtime).collect()
+        (0..self.scope.config.directories.len())
+            .filter(|&r| self.scope.dir(r).realtime)
+            .collect()
     }
 
     /// Watches `path` (part of monitored directory `root`); reports the watch limit once
     /// per subtree. Returns false when the directory is not watched.
-    pub(super) fn watch_dir(&mut self, root: usize, path: &Path, depth: u32) -> Result<bool, AgentError> {
+    pub(super) fn watch_dir(
+        &mut self,
+        root: usize,
+        path: &Path,
+        depth: u32,
+    ) -> Result<bool, AgentError> {
         use crate::watches::AddOutcome;
         let follow = self.scope.dir(root).follow_symlinks;
-        match self.watches.add_tree(path, TreeRole { root, depth }, follow) {
+        match self
+            .watches
+            .add_tree(path, TreeRole { root, depth }, follow)
+        {
             AddOutcome::Added | AddOutcome::AlreadyWatched => Ok(true),
             AddOutcome::Duplicate | AddOutcome::Gone => Ok(false),
             AddOutcome::LimitReached => {

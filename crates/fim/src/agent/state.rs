@@ -12,8 +12,8 @@ use crate::quarantine::{self, QuarantineError};
 use crate::scope::Scope;
 use crate::state::FileState;
 
-/// The monitored directory that covers `path`, when no ignore rule, depth limit or nested
-/// directory takes it out of scope.
+/// Returns the monitored directory that covers `path`, unless an ignore rule, the depth limit
+/// or a nested monitored directory takes it out of scope.
 pub(super) fn in_scope(scope: &Scope, path: &Path) -> Option<usize> {
     let root = scope.owner_root(path)?;
     let dir = scope.dir(root);
@@ -46,10 +46,15 @@ impl LogLimiter {
     /// True when this occurrence should be logged; reports suppressed counts on rollover.
     pub fn allow(&mut self) -> bool {
         let now = Instant::now();
-        let expired = self.window_start.is_none_or(|s| now.duration_since(s) > Duration::from_secs(60));
+        let expired = self
+            .window_start
+            .is_none_or(|s| now.duration_since(s) > Duration::from_secs(60));
         if expired {
             if self.suppressed > 0 {
-                tracing::warn!(suppressed = self.suppressed, "more file read failures were not logged");
+                tracing::warn!(
+                    suppressed = self.suppressed,
+                    "more file read failures were not logged"
+                );
             }
             self.window_start = Some(now);
             self.logged = 0;
@@ -67,7 +72,12 @@ impl LogLimiter {
 
 impl Agent {
     /// Probes `path` now and records the result.
-    pub(super) fn check_file(&mut self, root: usize, path: &Path, mode: Mode) -> Result<(), AgentError> {
+    pub(super) fn check_file(
+        &mut self,
+        root: usize,
+        path: &Path,
+        mode: Mode,
+    ) -> Result<(), AgentError> {
         self.check_file_unless(root, path, mode, None)
     }
 
@@ -133,10 +143,19 @@ impl Agent {
         };
         let check = self.scope.dir(root).check;
         let name = path.to_string_lossy().into_owned();
-        let event = FileEvent::from_change(name, mode, prior.as_ref(), new.as_ref(), &check, &mut self.names);
+        let event = FileEvent::from_change(
+            name,
+            mode,
+            prior.as_ref(),
+            new.as_ref(),
+            &check,
+            &mut self.names,
+        );
         match new {
             Some(state) => {
-                self.baseline.write().insert(k.into(), Entry::new(state.clone(), gen, false));
+                self.baseline
+                    .write()
+                    .insert(k.into(), Entry::new(state.clone(), gen, false));
                 self.db.send(DbOp::Upsert(k.into(), Box::new(state)));
             }
             None => {
@@ -165,17 +184,25 @@ impl Agent {
 
         let check = self.scope.dir(root).check;
         let name = monitored.to_string_lossy().into_owned();
-        let mut event =
-            FileEvent::from_change(name, Mode::ActiveResponse, Some(&state), None, &check, &mut self.names)
-                .unwrap_or_default();
+        let mut event = FileEvent::from_change(
+            name,
+            Mode::ActiveResponse,
+            Some(&state),
+            None,
+            &check,
+            &mut self.names,
+        )
+        .unwrap_or_default();
         event.event = FileEventKind::Quarantined;
         event.mode = Mode::ActiveResponse;
         event.quarantine_path = Some(record.quarantine_path.to_string_lossy().into_owned());
-        self.emitter.emit(EventBody::File(event), &self.db).map_err(|error| {
-            tracing::error!(%error, "failed to deliver the quarantine event; stopping");
-            self.stopping = true;
-            QuarantineError::AgentStopped
-        })
+        self.emitter
+            .emit(EventBody::File(event), &self.db)
+            .map_err(|error| {
+                tracing::error!(%error, "failed to deliver the quarantine event; stopping");
+                self.stopping = true;
+                QuarantineError::AgentStopped
+            })
     }
 
     /// Removes `path` from the baseline and pending state without an event.
@@ -189,7 +216,7 @@ impl Agent {
         }
     }
 
-    /// Every baseline path below `dir`.
+    /// Returns every baseline path below `dir`.
     pub(super) fn paths_under(&self, dir: &Path) -> Vec<PathBuf> {
         use std::os::unix::ffi::OsStrExt;
         let map = self.baseline.read();

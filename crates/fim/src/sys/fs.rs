@@ -6,7 +6,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// What kind of directory entry a path is, without following a final symlink.
+/// Type of a directory entry, without following a final symlink.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     File,
@@ -53,8 +53,14 @@ impl Stat {
             perm: m.mode() & 0o7777,
             uid: m.uid(),
             gid: m.gid(),
-            mtime_ns: m.mtime().saturating_mul(1_000_000_000).saturating_add(m.mtime_nsec()),
-            ctime_ns: m.ctime().saturating_mul(1_000_000_000).saturating_add(m.ctime_nsec()),
+            mtime_ns: m
+                .mtime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(m.mtime_nsec()),
+            ctime_ns: m
+                .ctime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(m.ctime_nsec()),
             inode: m.ino(),
             dev: m.dev(),
             nlink: m.nlink(),
@@ -102,7 +108,11 @@ pub fn read_dir(dir: &Path) -> io::Result<Vec<DirEntry>> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
-        entries.push(DirEntry { path: entry.path(), name: entry.file_name(), kind });
+        entries.push(DirEntry {
+            path: entry.path(),
+            name: entry.file_name(),
+            kind,
+        });
     }
     Ok(entries)
 }
@@ -112,7 +122,7 @@ pub fn canonicalize(path: &Path) -> io::Result<PathBuf> {
     fs::canonicalize(path)
 }
 
-/// Why a path could not be opened for hashing.
+/// Reason a path could not be opened for hashing.
 #[derive(Debug)]
 pub enum OpenFailure {
     /// The path no longer exists.
@@ -138,7 +148,10 @@ pub fn open_regular(path: &Path, follow: bool) -> Result<OpenedFile, OpenFailure
     let file = match OpenOptions::new().read(true).custom_flags(flags).open(path) {
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
             // O_NOATIME is only allowed to the file's owner or CAP_FOWNER.
-            OpenOptions::new().read(true).custom_flags(flags & !libc::O_NOATIME).open(path)
+            OpenOptions::new()
+                .read(true)
+                .custom_flags(flags & !libc::O_NOATIME)
+                .open(path)
         }
         other => other,
     };
@@ -147,7 +160,10 @@ pub fn open_regular(path: &Path, follow: bool) -> Result<OpenedFile, OpenFailure
         Some(libc::ELOOP) | Some(libc::ENXIO) | Some(libc::EISDIR) => OpenFailure::NotRegular,
         _ => OpenFailure::Io(e),
     })?;
-    let stat = file.metadata().map_err(OpenFailure::Io).map(|m| Stat::from_metadata(&m))?;
+    let stat = file
+        .metadata()
+        .map_err(OpenFailure::Io)
+        .map(|m| Stat::from_metadata(&m))?;
     if stat.kind != Kind::File {
         return Err(OpenFailure::NotRegular);
     }
@@ -173,9 +189,9 @@ impl OpenedFile {
         self.file.seek(SeekFrom::Start(0)).map(|_| ())
     }
 
-    /// Whether any process has this file open for writing, asked by trying to take a read
-    /// lease (`F_SETLEASE`), which the kernel refuses while a writer exists. `None` when
-    /// this process may not take leases on the file (needs ownership or `CAP_LEASE`).
+    /// Checks whether any process has this file open for writing, by trying to take a read
+    /// lease (`F_SETLEASE`), which the kernel rejects while a writer exists. Returns `None`
+    /// when this process may not take leases on the file (it needs ownership or `CAP_LEASE`).
     ///
     /// The lease is released at once. A writer opening the file in that window waits
     /// microseconds and makes the kernel send SIGIO, which [`crate::sys::host::ignore_sigio`]
@@ -208,7 +224,11 @@ impl OpenedFile {
     /// Copies the whole file into a new file `dest` created with `mode` (fails if it exists).
     pub fn copy_to_new(&mut self, dest: &Path, mode: u32) -> io::Result<()> {
         self.rewind()?;
-        let mut out = OpenOptions::new().write(true).create_new(true).mode(mode).open(dest)?;
+        let mut out = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(dest)?;
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             let n = self.read(&mut buf)?;
@@ -223,7 +243,10 @@ impl OpenedFile {
 
 /// Creates `dir` (and missing parents) and forces its mode to 0700.
 pub fn create_private_dir(dir: &Path) -> io::Result<()> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     fs::set_permissions(dir, Permissions::from_mode(0o700))
 }
 
@@ -282,7 +305,10 @@ mod tests {
         fs::write(&target, b"x").unwrap();
         let link = dir.path().join("l");
         std::os::unix::fs::symlink(&target, &link).unwrap();
-        assert!(matches!(open_regular(&link, false), Err(OpenFailure::NotRegular)));
+        assert!(matches!(
+            open_regular(&link, false),
+            Err(OpenFailure::NotRegular)
+        ));
         assert!(open_regular(&link, true).is_ok());
     }
 
@@ -290,7 +316,10 @@ mod tests {
     fn open_regular_reports_missing() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope");
-        assert!(matches!(open_regular(&missing, false), Err(OpenFailure::Missing)));
+        assert!(matches!(
+            open_regular(&missing, false),
+            Err(OpenFailure::Missing)
+        ));
     }
 
     #[test]
@@ -302,6 +331,9 @@ mod tests {
             eprintln!("skipped: mkfifo is not available");
             return;
         }
-        assert!(matches!(open_regular(&fifo, false), Err(OpenFailure::NotRegular)));
+        assert!(matches!(
+            open_regular(&fifo, false),
+            Err(OpenFailure::NotRegular)
+        ));
     }
 }

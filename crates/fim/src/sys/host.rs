@@ -3,16 +3,16 @@
 use std::fs;
 use std::io::{self, Read};
 
-/// The kernel's boot id, a UUID that changes at every boot; `None` outside Linux /proc.
+/// Returns the kernel's boot id, a UUID that changes at every boot, or `None` without /proc.
 pub fn boot_id() -> Option<String> {
     let text = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
     let id = text.trim();
     (!id.is_empty()).then(|| id.to_string())
 }
 
-/// The effective user id of this process.
+/// Returns the effective user id of this process.
 pub fn effective_uid() -> u32 {
-    // SAFETY: geteuid has no arguments and cannot fail.
+    // SAFETY: geteuid takes no arguments and is always successful (POSIX).
     unsafe { libc::geteuid() }
 }
 
@@ -36,8 +36,8 @@ pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
 }
 
 /// Ignores SIGIO for the whole process. The agent takes short file leases to see whether a
-/// file is still being written; a lease broken by a writer sends SIGIO, whose default action
-/// would end the process.
+/// file is still being written. A writer that breaks such a lease makes the kernel send SIGIO,
+/// and its default action would end the process.
 pub fn ignore_sigio() {
     // SAFETY: installing SIG_IGN has no handler code to run and no memory to share.
     unsafe { libc::signal(libc::SIGIO, libc::SIG_IGN) };

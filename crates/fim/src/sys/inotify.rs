@@ -51,7 +51,10 @@ impl Inotify {
         }
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(Inotify { fd, buf: vec![0; READ_BUF_BYTES] })
+        Ok(Inotify {
+            fd,
+            buf: vec![0; READ_BUF_BYTES],
+        })
     }
 
     /// Adds or extends a watch on `path`; returns its watch descriptor.
@@ -68,7 +71,7 @@ impl Inotify {
         Ok(wd)
     }
 
-    /// Removes a watch. The kernel answers with an `IN_IGNORED` event for it.
+    /// Removes a watch. The kernel then queues an `IN_IGNORED` event for it.
     pub fn rm_watch(&self, wd: i32) -> io::Result<()> {
         // SAFETY: plain integer arguments; errors come back through errno.
         let rc = unsafe { libc::inotify_rm_watch(self.fd.as_raw_fd(), wd) };
@@ -84,7 +87,11 @@ impl Inotify {
         loop {
             // SAFETY: the pointer and length describe `self.buf`, which is valid for writes.
             let n = unsafe {
-                libc::read(self.fd.as_raw_fd(), self.buf.as_mut_ptr().cast(), self.buf.len())
+                libc::read(
+                    self.fd.as_raw_fd(),
+                    self.buf.as_mut_ptr().cast(),
+                    self.buf.len(),
+                )
             };
             if n < 0 {
                 let err = io::Error::last_os_error();
@@ -126,7 +133,12 @@ fn parse_events(buf: &[u8], out: &mut VecDeque<RawEvent>) -> usize {
             None => raw_name,
         };
         let name = (!trimmed.is_empty()).then(|| OsStr::from_bytes(trimmed).to_os_string());
-        out.push_back(RawEvent { wd, mask, cookie, name });
+        out.push_back(RawEvent {
+            wd,
+            mask,
+            cookie,
+            name,
+        });
         count += 1;
         pos = name_start + len;
     }

@@ -1,4 +1,4 @@
-//! The mount table (`/proc/self/mountinfo`): which file system type holds a directory.
+//! The mount table (`/proc/self/mountinfo`), to find the file system type of a directory.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -18,7 +18,9 @@ pub struct MountTable {
 impl MountTable {
     /// Reads the current process's mount table.
     pub fn read() -> io::Result<MountTable> {
-        Ok(MountTable::parse(&fs::read_to_string("/proc/self/mountinfo")?))
+        Ok(MountTable::parse(&fs::read_to_string(
+            "/proc/self/mountinfo",
+        )?))
     }
 
     /// Parses mountinfo text (see proc(5)): field 3 is `major:minor`, field 5 the mount
@@ -27,7 +29,9 @@ impl MountTable {
         let mut table = MountTable::default();
         for line in text.lines() {
             let fields: Vec<&str> = line.split(' ').collect();
-            let Some(sep) = fields.iter().position(|f| *f == "-") else { continue };
+            let Some(sep) = fields.iter().position(|f| *f == "-") else {
+                continue;
+            };
             let (Some(dev), Some(point), Some(fstype)) =
                 (fields.get(2), fields.get(4), fields.get(sep + 1))
             else {
@@ -40,16 +44,21 @@ impl MountTable {
             }
             table.by_path.push((unescape(point), fstype.to_string()));
         }
-        table.by_path.sort_by_key(|(p, _)| std::cmp::Reverse(p.as_os_str().len()));
+        table
+            .by_path
+            .sort_by_key(|(p, _)| std::cmp::Reverse(p.as_os_str().len()));
         table
     }
 
-    /// The file system type of `path`, whose `st_dev` is `dev`.
+    /// Returns the file system type of `path`, whose `st_dev` is `dev`.
     pub fn fs_type(&self, path: &Path, dev: u64) -> Option<&str> {
         if let Some(t) = self.by_dev.get(&split_dev(dev)) {
             return Some(t);
         }
-        self.by_path.iter().find(|(point, _)| path.starts_with(point)).map(|(_, t)| t.as_str())
+        self.by_path
+            .iter()
+            .find(|(point, _)| path.starts_with(point))
+            .map(|(_, t)| t.as_str())
     }
 }
 
@@ -68,7 +77,9 @@ fn unescape(field: &str) -> PathBuf {
     while i < bytes.len() {
         if bytes[i] == b'\\' && i + 3 < bytes.len() {
             let digits = &bytes[i + 1..i + 4];
-            let parsed = std::str::from_utf8(digits).ok().and_then(|d| u8::from_str_radix(d, 8).ok());
+            let parsed = std::str::from_utf8(digits)
+                .ok()
+                .and_then(|d| u8::from_str_radix(d, 8).ok());
             if let Some(v) = parsed {
                 out.push(v);
                 i += 4;
@@ -103,8 +114,14 @@ mod tests {
     fn type_by_longest_mount_point() {
         let table = MountTable::parse(SAMPLE);
         let unknown_dev = 0xdead_beef_0000;
-        assert_eq!(table.fs_type(Path::new("/mnt/my share/a"), unknown_dev), Some("nfs4"));
-        assert_eq!(table.fs_type(Path::new("/dev/pts"), unknown_dev), Some("devtmpfs"));
+        assert_eq!(
+            table.fs_type(Path::new("/mnt/my share/a"), unknown_dev),
+            Some("nfs4")
+        );
+        assert_eq!(
+            table.fs_type(Path::new("/dev/pts"), unknown_dev),
+            Some("devtmpfs")
+        );
         assert_eq!(table.fs_type(Path::new("/etc"), unknown_dev), Some("ext4"));
     }
 

@@ -23,7 +23,7 @@ impl Waker {
         Ok(Waker { fd: Arc::new(fd) })
     }
 
-    /// Makes the descriptor readable. Never blocks; repeated wakes coalesce.
+    /// Makes the descriptor readable. It does not block, and wakes before a drain count as one.
     pub fn wake(&self) {
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a live u64, as eventfd requires. A full counter
@@ -52,7 +52,11 @@ pub fn wait_readable<const N: usize>(
     fds: [RawFd; N],
     timeout: Option<Duration>,
 ) -> io::Result<[bool; N]> {
-    let mut pollfds = fds.map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
+    let mut pollfds = fds.map(|fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    });
     let timeout_ms = match timeout {
         None => -1,
         Some(t) => t.as_millis().min(i32::MAX as u128) as i32,

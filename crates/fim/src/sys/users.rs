@@ -17,11 +17,17 @@ pub struct NameCache {
 
 impl NameCache {
     pub fn user(&mut self, uid: u32) -> Option<String> {
-        self.users.entry(uid).or_insert_with(|| user_name(uid)).clone()
+        self.users
+            .entry(uid)
+            .or_insert_with(|| user_name(uid))
+            .clone()
     }
 
     pub fn group(&mut self, gid: u32) -> Option<String> {
-        self.groups.entry(gid).or_insert_with(|| group_name(gid)).clone()
+        self.groups
+            .entry(gid)
+            .or_insert_with(|| group_name(gid))
+            .clone()
     }
 }
 
@@ -33,7 +39,13 @@ fn user_name(uid: u32) -> Option<String> {
         let mut result: *mut libc::passwd = std::ptr::null_mut();
         // SAFETY: every pointer refers to a live local, and `buf.len()` is the buffer's size.
         let rc = unsafe {
-            libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut result)
+            libc::getpwuid_r(
+                uid,
+                &mut pwd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut result,
+            )
         };
         if rc == libc::ERANGE && buf.len() < MAX_BUF_BYTES {
             buf.resize(buf.len() * 2, 0);
@@ -56,7 +68,13 @@ fn group_name(gid: u32) -> Option<String> {
         let mut result: *mut libc::group = std::ptr::null_mut();
         // SAFETY: every pointer refers to a live local, and `buf.len()` is the buffer's size.
         let rc = unsafe {
-            libc::getgrgid_r(gid, &mut grp, buf.as_mut_ptr().cast(), buf.len(), &mut result)
+            libc::getgrgid_r(
+                gid,
+                &mut grp,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut result,
+            )
         };
         if rc == libc::ERANGE && buf.len() < MAX_BUF_BYTES {
             buf.resize(buf.len() * 2, 0);

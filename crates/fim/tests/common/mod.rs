@@ -14,7 +14,7 @@ use fim::{
     NoticeKind,
 };
 
-/// Longest wait for any one expected event; generous for loaded 2-core machines.
+/// Maximum wait for any one expected event, generous for loaded 2-core machines.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
 static BARRIERS: AtomicU64 = AtomicU64::new(0);
@@ -44,9 +44,12 @@ pub fn sha256_hex(data: &[u8]) -> String {
     d.sha256_hex().unwrap()
 }
 
-/// A config for one monitored directory with test-friendly defaults.
+/// Builds a config for one monitored directory with test-friendly defaults.
 pub fn config_for(root: &Path) -> ConfigFile {
-    let text = format!("scan_interval_secs = 86400\n[[directories]]\npath = {:?}\n", root.display().to_string());
+    let text = format!(
+        "scan_interval_secs = 86400\n[[directories]]\npath = {:?}\n",
+        root.display().to_string()
+    );
     toml::from_str(&text).unwrap()
 }
 
@@ -89,7 +92,15 @@ impl Harness {
         };
         let agent = Agent::new(config, Box::new(ChannelSink::new(tx))).unwrap();
         let (handle, thread) = agent.spawn();
-        Harness { tmp, root, data_dir, handle, rx, thread: Some(thread), seen: Vec::new() }
+        Harness {
+            tmp,
+            root,
+            data_dir,
+            handle,
+            rx,
+            thread: Some(thread),
+            seen: Vec::new(),
+        }
     }
 
     /// Stops the agent and starts a new one on the same folders and database.
@@ -116,15 +127,21 @@ impl Harness {
                     panic!("timed out waiting for {what}; received:\n{}", self.dump());
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    panic!("agent stopped while waiting for {what}; received:\n{}", self.dump());
+                    panic!(
+                        "agent stopped while waiting for {what}; received:\n{}",
+                        self.dump()
+                    );
                 }
             }
         }
     }
 
-    /// A notice of `kind` already received, or the next one.
+    /// Returns a notice of `kind` already received, or waits for the next one.
     pub fn seen_or_wait_notice(&mut self, kind: NoticeKind) -> Event {
-        let seen = self.seen.iter().find(|e| e.as_notice().is_some_and(|n| n.notice == kind));
+        let seen = self
+            .seen
+            .iter()
+            .find(|e| e.as_notice().is_some_and(|n| n.notice == kind));
         match seen {
             Some(event) => event.clone(),
             None => self.wait_notice(kind),
@@ -132,7 +149,9 @@ impl Harness {
     }
 
     pub fn wait_notice(&mut self, kind: NoticeKind) -> Event {
-        self.wait_for(&format!("notice {kind:?}"), |e| e.as_notice().is_some_and(|n| n.notice == kind))
+        self.wait_for(&format!("notice {kind:?}"), |e| {
+            e.as_notice().is_some_and(|n| n.notice == kind)
+        })
     }
 
     pub fn wait_file(&mut self, path: &Path, kind: FileEventKind) -> FileEvent {
@@ -155,7 +174,13 @@ impl Harness {
         self.seen[start..]
             .iter()
             .filter_map(Event::as_file)
-            .filter(|f| !Path::new(&f.path).file_name().unwrap().to_string_lossy().starts_with("barrier-"))
+            .filter(|f| {
+                !Path::new(&f.path)
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("barrier-")
+            })
             .cloned()
             .collect()
     }
@@ -166,7 +191,11 @@ impl Harness {
     }
 
     pub fn dump(&self) -> String {
-        self.seen.iter().map(|e| serde_json::to_string(e).unwrap()).collect::<Vec<_>>().join("\n")
+        self.seen
+            .iter()
+            .map(|e| serde_json::to_string(e).unwrap())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// Stops the agent and waits until it has committed the baseline; folders stay.

@@ -27,17 +27,24 @@ impl Store {
     /// Opens the store in `data_dir`, creating the directory and database when missing,
     /// applying pending migrations and loading the default warninglists into a new store.
     pub fn open(data_dir: &Path) -> Result<Store, Error> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|source| Error::CreateDir { path: data_dir.to_owned(), source })?;
+        std::fs::create_dir_all(data_dir).map_err(|source| Error::CreateDir {
+            path: data_dir.to_owned(),
+            source,
+        })?;
         let path = data_dir.join(DB_FILE);
-        let open_err = |source| Error::Open { path: path.clone(), source };
+        let open_err = |source| Error::Open {
+            path: path.clone(),
+            source,
+        };
         let conn = Connection::open(&path).map_err(open_err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(open_err)?;
+        // A 256 MiB page cache lets a large import stay in memory until it commits.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
              PRAGMA temp_store = MEMORY;
-             PRAGMA cache_size = -65536;",
+             PRAGMA cache_size = -262144;",
         )
         .map_err(open_err)?;
 
@@ -57,10 +64,16 @@ impl Store {
     }
 
     fn migrate(&mut self) -> Result<(), Error> {
-        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let supported = schema::MIGRATIONS.len() as i64;
         if version > supported {
-            return Err(Error::SchemaTooNew { path: self.path.clone(), found: version, supported });
+            return Err(Error::SchemaTooNew {
+                path: self.path.clone(),
+                found: version,
+                supported,
+            });
         }
         for (index, script) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = self.conn.transaction()?;
@@ -76,7 +89,11 @@ impl Store {
     fn seed_default_warninglists(&mut self) -> Result<(), Error> {
         let done: Option<String> = self
             .conn
-            .query_row("SELECT value FROM meta WHERE key = 'default_warninglists'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'default_warninglists'",
+                [],
+                |r| r.get(0),
+            )
             .optional()?;
         if done.is_some() {
             return Ok(());
@@ -88,16 +105,20 @@ impl Store {
             let action = default_action(&list);
             write::upsert_warninglist(&tx, &list, action, &format!("builtin:{name}"))?;
         }
-        tx.execute("INSERT INTO meta (key, value) VALUES ('default_warninglists', '1')", [])?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('default_warninglists', '1')",
+            [],
+        )?;
         tx.commit()?;
         Ok(())
     }
 
     /// Changes the action of the warninglist named `name`; returns false when there is none.
     pub fn set_warninglist_action(&self, name: &str, action: Action) -> Result<bool, Error> {
-        let changed = self
-            .conn
-            .execute("UPDATE warninglists SET action = ?1 WHERE name = ?2", (action.as_str(), name))?;
+        let changed = self.conn.execute(
+            "UPDATE warninglists SET action = ?1 WHERE name = ?2",
+            (action.as_str(), name),
+        )?;
         Ok(changed > 0)
     }
 }

@@ -1,5 +1,6 @@
 //! Read queries: statistics, warninglists, events for export.
 
+use misp::{Attribute, Event, Object, Org, Tag};
 use rusqlite::params;
 use serde::Serialize;
 
@@ -95,7 +96,13 @@ impl Store {
             "SELECT name, action, type, json_array_length(entries), source FROM warninglists ORDER BY name",
         )?;
         let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get::<_, i64>(3)?, r.get(4)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get(2)?,
+                r.get::<_, i64>(3)?,
+                r.get(4)?,
+            ))
         })?;
         let mut out = Vec::new();
         for row in rows {
@@ -144,14 +151,125 @@ impl Store {
     }
 
     /// Calls `f` with each stored event, in id order.
-    pub fn for_each_event(&self, mut f: impl FnMut(EventRow) -> Result<(), Error>) -> Result<(), Error> {
-        let mut stmt = self.conn.prepare("SELECT id, uuid, date, json FROM events ORDER BY id")?;
+    pub fn for_each_event(
+        &self,
+        mut f: impl FnMut(EventRow) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let mut stmt = self.conn.prepare(
+            "SELECT e.id, e.uuid, e.date, j.json_lz4 FROM events e
+             LEFT JOIN event_json j ON j.event_id = e.id ORDER BY e.id",
+        )?;
         let mut rows = stmt.query(params![])?;
         while let Some(r) = rows.next()? {
-            f(EventRow { id: r.get(0)?, uuid: r.get(1)?, date: r.get(2)?, json: r.get(3)? })?;
+            let id: i64 = r.get(0)?;
+            let compressed: Option<Vec<u8>> = r.get(3)?;
+            let json = match compressed.as_deref() {
+                Some(compressed) => decompress(id, compressed)?,
+                None => self.event_json_from_rows(id)?,
+            };
+            f(EventRow {
+                id,
+                uuid: r.get(1)?,
+                date: r.get(2)?,
+                json,
+            })?;
         }
         Ok(())
     }
+
+    /// Rebuilds the JSON of an event that was not imported as MISP JSON from its rows.
+    fn event_json_from_rows(&self, id: i64) -> Result<String, Error> {
+        let mut event = self.conn.query_row(
+            "SELECT uuid, info, threat_level_id, analysis, date, timestamp, published, orgc, tags
+             FROM events WHERE id = ?1",
+            [id],
+            |r| {
+                let tags: Vec<String> =
+                    serde_json::from_str(&r.get::<_, String>(8)?).unwrap_or_default();
+                Ok(Event {
+                    uuid: r.get(0)?,
+                    info: r.get(1)?,
+                    threat_level_id: r.get(2)?,
+                    analysis: r.get(3)?,
+                    date: r.get(4)?,
+                    timestamp: r.get(5)?,
+                    published: Some(r.get(6)?),
+                    orgc: r.get::<_, Option<String>>(7)?.map(|name| Org {
+                        name,
+                        ..Org::default()
+                    }),
+                    tags: tags
+                        .into_iter()
+                        .map(|name| Tag {
+                            name,
+                            ..Tag::default()
+                        })
+                        .collect(),
+                    ..Event::default()
+                })
+            },
+        )?;
+        let mut objects: Vec<(i64, Object)> = Vec::new();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, uuid, name, meta_category, deleted FROM objects WHERE id BETWEEN ?1 AND ?2 ORDER BY id")?;
+        let (first, last) = super::write::row_id_range(id);
+        let mut rows = stmt.query([first, last])?;
+        while let Some(r) = rows.next()? {
+            let object = Object {
+                uuid: r.get(1)?,
+                name: r.get(2)?,
+                meta_category: r.get(3)?,
+                deleted: r.get(4)?,
+                ..Object::default()
+            };
+            objects.push((r.get(0)?, object));
+        }
+        let mut stmt = self.conn.prepare(
+            "SELECT object_id, uuid, type, category, value, to_ids, deleted, object_relation, comment,
+                    timestamp, tags
+             FROM attributes WHERE id BETWEEN ?1 AND ?2 ORDER BY id",
+        )?;
+        let mut rows = stmt.query([first, last])?;
+        while let Some(r) = rows.next()? {
+            let tags: Vec<String> = r
+                .get::<_, Option<String>>(10)?
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default();
+            let attribute = Attribute {
+                uuid: r.get(1)?,
+                r#type: r.get(2)?,
+                category: r.get(3)?,
+                value: r.get(4)?,
+                to_ids: Some(r.get(5)?),
+                deleted: r.get(6)?,
+                object_relation: r.get(7)?,
+                comment: r.get(8)?,
+                timestamp: r.get(9)?,
+                tags: tags
+                    .into_iter()
+                    .map(|name| Tag {
+                        name,
+                        ..Tag::default()
+                    })
+                    .collect(),
+                ..Attribute::default()
+            };
+            let object_id: Option<i64> = r.get(0)?;
+            match object_id.and_then(|oid| objects.iter_mut().find(|(i, _)| *i == oid)) {
+                Some((_, object)) => object.attributes.push(attribute),
+                None => event.attributes.push(attribute),
+            }
+        }
+        event.objects = objects.into_iter().map(|(_, o)| o).collect();
+        serde_json::to_string(&event).map_err(|e| Error::Corrupt(format!("event {id}: {e}")))
+    }
+}
+
+fn decompress(id: i64, compressed: &[u8]) -> Result<String, Error> {
+    let bytes = lz4_flex::decompress_size_prepended(compressed)
+        .map_err(|e| Error::Corrupt(format!("event {id}: stored JSON: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| Error::Corrupt(format!("event {id}: stored JSON: {e}")))
 }
 
 fn parse_action(name: &str, action: &str) -> Result<Action, Error> {

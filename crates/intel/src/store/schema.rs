@@ -1,7 +1,12 @@
 //! Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 //!
-//! Each event keeps the JSON it arrived with (`events.json`), so an export gives back
-//! keys this schema does not model. The other columns index what lookups and exports need.
+//! An event imported from MISP JSON keeps that JSON, LZ4-compressed, in `event_json`, so an
+//! export gives back keys this schema does not model. Events built from other formats
+//! (lists, STIX) have no such copy: their rows hold all they have.
+//!
+//! Object and attribute ids are `event_id << 32 | n`, with `n` counting from 1 within the
+//! event, so the rows of one event form one id range: deleting or reading an event's
+//! attributes needs no secondary index, and a new event's rows append to the table.
 
 /// Migration scripts; index `i` brings the schema from version `i` to `i + 1`.
 pub const MIGRATIONS: &[&str] = &[
@@ -24,8 +29,11 @@ pub const MIGRATIONS: &[&str] = &[
         tags TEXT NOT NULL DEFAULT '[]',
         source TEXT NOT NULL,
         format TEXT NOT NULL,
-        imported_at INTEGER NOT NULL,
-        json TEXT NOT NULL
+        imported_at INTEGER NOT NULL
+    );
+    CREATE TABLE event_json (
+        event_id INTEGER PRIMARY KEY REFERENCES events(id),
+        json_lz4 BLOB NOT NULL
     );
     CREATE TABLE objects (
         id INTEGER PRIMARY KEY,
@@ -35,7 +43,6 @@ pub const MIGRATIONS: &[&str] = &[
         meta_category TEXT,
         deleted INTEGER NOT NULL DEFAULT 0
     );
-    CREATE INDEX objects_event ON objects(event_id);
     CREATE TABLE attributes (
         id INTEGER PRIMARY KEY,
         event_id INTEGER NOT NULL REFERENCES events(id),
@@ -51,7 +58,6 @@ pub const MIGRATIONS: &[&str] = &[
         timestamp INTEGER,
         tags TEXT
     );
-    CREATE INDEX attributes_event ON attributes(event_id);
     CREATE TABLE warninglists (
         id INTEGER PRIMARY KEY,
         name TEXT NOT NULL UNIQUE,

@@ -36,7 +36,9 @@ pub struct WriteSummary {
 }
 
 pub(crate) fn now_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 impl Store {
@@ -49,7 +51,9 @@ impl Store {
         action: Option<Action>,
     ) -> Result<WriteSummary, Error> {
         let format = parsed.format.map_or("unknown", |f| f.as_str());
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut summary = WriteSummary::default();
         for event in &parsed.events {
             match write_event(&tx, event, source, format)? {
@@ -65,7 +69,12 @@ impl Store {
             }
         }
         for list in &parsed.warninglists {
-            upsert_warninglist(&tx, list, action.unwrap_or_else(|| default_action(list)), source)?;
+            upsert_warninglist(
+                &tx,
+                list,
+                action.unwrap_or_else(|| default_action(list)),
+                source,
+            )?;
             summary.warninglists += 1;
         }
         tx.execute(
@@ -88,7 +97,11 @@ impl Store {
     pub fn event_timestamp(&self, uuid: &str) -> Result<Option<i64>, Error> {
         let ts = self
             .conn
-            .query_row("SELECT timestamp FROM events WHERE uuid = ?1", [uuid], |r| r.get(0))
+            .query_row(
+                "SELECT timestamp FROM events WHERE uuid = ?1",
+                [uuid],
+                |r| r.get(0),
+            )
             .optional()?;
         Ok(ts)
     }
@@ -110,12 +123,16 @@ fn write_event(
     let event = &parsed.event;
     let timestamp = event.timestamp.unwrap_or(0);
     let stored: Option<(i64, i64)> = tx
-        .query_row("SELECT id, timestamp FROM events WHERE uuid = ?1", [&event.uuid], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT id, timestamp FROM events WHERE uuid = ?1",
+            [&event.uuid],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()?;
     let outcome = match stored {
-        Some((_, stored_ts)) if stored_ts >= timestamp => return Ok((EventOutcome::Unchanged, (0, 0))),
+        Some((_, stored_ts)) if stored_ts >= timestamp => {
+            return Ok((EventOutcome::Unchanged, (0, 0)))
+        }
         Some((id, _)) => {
             delete_event(tx, id)?;
             EventOutcome::Updated
@@ -126,8 +143,8 @@ fn write_event(
     let tags = serde_json::to_string(&event.tag_names()).unwrap_or_else(|_| "[]".into());
     tx.prepare_cached(
         "INSERT INTO events (uuid, source_id, info, threat_level_id, analysis, date, timestamp,
-             published, orgc, tags, source, format, imported_at, json)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+             published, orgc, tags, source, format, imported_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?
     .execute(params![
         event.uuid,
@@ -142,49 +159,113 @@ fn write_event(
         tags,
         source,
         format,
-        super::write::now_secs(),
-        parsed.json,
+        now_secs(),
     ])?;
     let event_id = tx.last_insert_rowid();
-    let counts = write_attributes(tx, event, event_id)?;
+
+    // The JSON is compressed on a second thread while the attribute rows are written.
+    let counts = std::thread::scope(|scope| {
+        let compressed = parsed
+            .json
+            .as_ref()
+            .map(|j| scope.spawn(|| lz4_flex::compress_prepend_size(j.as_bytes())));
+        let counts = write_attributes(tx, event, event_id)?;
+        if let Some(handle) = compressed {
+            let blob = handle
+                .join()
+                .map_err(|_| Error::Corrupt("JSON compression thread panicked".into()))?;
+            tx.execute(
+                "INSERT INTO event_json (event_id, json_lz4) VALUES (?1, ?2)",
+                params![event_id, blob],
+            )?;
+        }
+        Ok::<_, Error>(counts)
+    })?;
     Ok((outcome, counts))
 }
 
 fn delete_event(tx: &Transaction, id: i64) -> Result<(), Error> {
-    tx.execute("DELETE FROM attributes WHERE event_id = ?1", [id])?;
-    tx.execute("DELETE FROM objects WHERE event_id = ?1", [id])?;
+    let (first, last) = row_id_range(id);
+    tx.execute(
+        "DELETE FROM attributes WHERE id BETWEEN ?1 AND ?2",
+        [first, last],
+    )?;
+    tx.execute(
+        "DELETE FROM objects WHERE id BETWEEN ?1 AND ?2",
+        [first, last],
+    )?;
+    tx.execute("DELETE FROM event_json WHERE event_id = ?1", [id])?;
     tx.execute("DELETE FROM events WHERE id = ?1", [id])?;
     Ok(())
 }
 
+/// The first and last object or attribute id an event can have (see the schema notes).
+pub(crate) fn row_id_range(event_id: i64) -> (i64, i64) {
+    (event_id << 32, (event_id << 32) | 0xFFFF_FFFF)
+}
+
 /// Inserts the event's attributes and objects; returns (attributes, hash detections).
-fn write_attributes(tx: &Transaction, event: &Event, event_id: i64) -> Result<(usize, usize), Error> {
+fn write_attributes(
+    tx: &Transaction,
+    event: &Event,
+    event_id: i64,
+) -> Result<(usize, usize), Error> {
     let mut insert = tx.prepare_cached(
-        "INSERT INTO attributes (event_id, object_id, uuid, type, category, value, to_ids,
+        "INSERT INTO attributes (id, event_id, object_id, uuid, type, category, value, to_ids,
              deleted, object_relation, comment, timestamp, tags)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?;
-    let mut counts = (0, 0);
+    let (base, last) = row_id_range(event_id);
+    let attribute_count = event.attributes.len()
+        + event
+            .objects
+            .iter()
+            .map(|o| o.attributes.len())
+            .sum::<usize>();
+    if attribute_count as i64 > last - base || event.objects.len() as i64 > last - base {
+        return Err(Error::Corrupt(format!(
+            "event {} has more attributes than one event can hold",
+            event.uuid
+        )));
+    }
+    let mut next = Ids {
+        next: base + 1,
+        counts: (0, 0),
+    };
     for attribute in &event.attributes {
-        insert_attribute(&mut insert, event_id, None, false, attribute, &mut counts)?;
+        insert_attribute(&mut insert, event_id, None, false, attribute, &mut next)?;
     }
     let mut insert_object = tx.prepare_cached(
-        "INSERT INTO objects (event_id, uuid, name, meta_category, deleted) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO objects (id, event_id, uuid, name, meta_category, deleted) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
-    for object in &event.objects {
+    for (index, object) in event.objects.iter().enumerate() {
+        let object_id = base + 1 + index as i64;
         insert_object.execute(params![
+            object_id,
             event_id,
             object.uuid.as_deref().unwrap_or_default(),
             object.name,
             object.meta_category,
             object.deleted
         ])?;
-        let object_id = tx.last_insert_rowid();
         for attribute in &object.attributes {
-            insert_attribute(&mut insert, event_id, Some(object_id), object.deleted, attribute, &mut counts)?;
+            insert_attribute(
+                &mut insert,
+                event_id,
+                Some(object_id),
+                object.deleted,
+                attribute,
+                &mut next,
+            )?;
         }
     }
-    Ok(counts)
+    Ok(next.counts)
+}
+
+/// The next attribute id of an event, and the (attributes, hash detections) written.
+struct Ids {
+    next: i64,
+    counts: (usize, usize),
 }
 
 fn insert_attribute(
@@ -193,7 +274,7 @@ fn insert_attribute(
     object_id: Option<i64>,
     object_deleted: bool,
     a: &Attribute,
-    counts: &mut (usize, usize),
+    ids: &mut Ids,
 ) -> Result<(), Error> {
     let tags = if a.tags.is_empty() {
         None
@@ -202,6 +283,7 @@ fn insert_attribute(
     };
     let to_ids = a.to_ids.unwrap_or(false);
     insert.execute(params![
+        ids.next,
         event_id,
         object_id,
         a.uuid.as_deref().unwrap_or_default(),
@@ -215,9 +297,10 @@ fn insert_attribute(
         a.timestamp,
         tags
     ])?;
-    counts.0 += 1;
+    ids.next += 1;
+    ids.counts.0 += 1;
     if to_ids && !a.deleted && !object_deleted && misp::hash::is_hash_type(&a.r#type) {
-        counts.1 += 1;
+        ids.counts.1 += 1;
     }
     Ok(())
 }

@@ -58,7 +58,12 @@ pub fn run(args: AgentArgs, global: &Global) -> anyhow::Result<ExitCode> {
         let summary = agent.run_once().context("scan failed")?;
         eprintln!(
             "{:?} scan: {} files, {} hashed ({} bytes), {} events, {} ms",
-            summary.kind, summary.files, summary.hashed, summary.bytes, summary.events, summary.duration_ms
+            summary.kind,
+            summary.files,
+            summary.hashed,
+            summary.bytes,
+            summary.events,
+            summary.duration_ms
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -67,7 +72,7 @@ pub fn run(args: AgentArgs, global: &Global) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The local sink the configuration selects.
+/// Opens the local sink the configuration selects.
 fn open_sink(output: &OutputConfig) -> anyhow::Result<Box<dyn EventSink>> {
     Ok(match output {
         OutputConfig::Stdout => Box::new(JsonLinesSink::stdout()),
@@ -86,7 +91,12 @@ pub(crate) fn stop_on_signal(handle: AgentHandle) -> anyhow::Result<()> {
         .build()
         .context("failed to set up signal handling")?;
     let (mut interrupt, mut terminate) = runtime
-        .block_on(async { Ok::<_, std::io::Error>((signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?)) })
+        .block_on(async {
+            Ok::<_, std::io::Error>((
+                signal(SignalKind::interrupt())?,
+                signal(SignalKind::terminate())?,
+            ))
+        })
         .context("failed to set up signal handling")?;
     std::thread::Builder::new()
         .name("signals".into())

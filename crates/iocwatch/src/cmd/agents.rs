@@ -71,10 +71,20 @@ fn list(args: ListArgs, global: &Global) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    println!("{:<5} {:<24} {:<16} {:<20} {:<10} {}", "ID", "NAME", "STATUS", "LAST SEEN (UTC)", "VERSION", "ADDRESS");
+    println!(
+        "{:<5} {:<24} {:<16} {:<20} {:<10} {}",
+        "ID", "NAME", "STATUS", "LAST SEEN (UTC)", "VERSION", "ADDRESS"
+    );
     for agent in &agents {
-        let status = if agent.removed { "removed" } else { agent.status.as_str() };
-        let last_seen = agent.last_seen.map(format_time).unwrap_or_else(|| "-".into());
+        let status = if agent.removed {
+            "removed"
+        } else {
+            agent.status.as_str()
+        };
+        let last_seen = agent
+            .last_seen
+            .map(format_time)
+            .unwrap_or_else(|| "-".into());
         println!(
             "{:<5} {:<24} {:<16} {:<20} {:<10} {}",
             agent.id,
@@ -91,7 +101,10 @@ fn list(args: ListArgs, global: &Global) -> anyhow::Result<ExitCode> {
 fn remove(args: RemoveArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let registry = open_registry(args.config.as_ref(), global)?;
     registry.remove(&args.id)?;
-    eprintln!("iocwatch: agent {} removed; its connections are rejected from now on", args.id);
+    eprintln!(
+        "iocwatch: agent {} removed; its connections are rejected from now on",
+        args.id
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -100,7 +113,12 @@ fn format_time(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Gregorian date of a day count since 1970-01-01 (Howard Hinnant's `civil_from_days`).

@@ -49,7 +49,10 @@ pub fn run(args: EnrollArgs, global: &Global) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
-    let dir = args.dir.clone().unwrap_or_else(|| global.data_dir.join("manager"));
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| global.data_dir.join("manager"));
 
     let options = link::EnrollOptions {
         manager: &args.manager,
@@ -74,7 +77,12 @@ pub fn run(args: EnrollArgs, global: &Global) -> anyhow::Result<ExitCode> {
              fingerprint with the manager's `ca/ca.pem`: {fingerprint}"
         );
     }
-    println!("enrolled as agent {} ({}); stored in {}", identity.info.agent_id, name, dir.display());
+    println!(
+        "enrolled as agent {} ({}); stored in {}",
+        identity.info.agent_id,
+        name,
+        dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -101,5 +109,7 @@ fn read_secret(args: &EnrollArgs) -> anyhow::Result<String> {
 }
 
 fn host_name() -> std::io::Result<String> {
-    Ok(std::fs::read_to_string("/proc/sys/kernel/hostname")?.trim().to_string())
+    Ok(std::fs::read_to_string("/proc/sys/kernel/hostname")?
+        .trim()
+        .to_string())
 }

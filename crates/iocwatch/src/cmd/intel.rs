@@ -116,8 +116,12 @@ pub fn run(command: IntelCommand, global: &Global) -> anyhow::Result<ExitCode> {
 }
 
 fn open_store(global: &Global) -> anyhow::Result<Store> {
-    Store::open(&global.data_dir)
-        .with_context(|| format!("failed to open the intel store in `{}`", global.data_dir.display()))
+    Store::open(&global.data_dir).with_context(|| {
+        format!(
+            "failed to open the intel store in `{}`",
+            global.data_dir.display()
+        )
+    })
 }
 
 fn run_import(args: ImportArgs, global: &Global) -> anyhow::Result<ExitCode> {
@@ -129,7 +133,10 @@ fn run_import(args: ImportArgs, global: &Global) -> anyhow::Result<ExitCode> {
     };
     let options = ImportOptions {
         format: args.format,
-        csv: misp::CsvOptions { column: args.csv_column.clone(), delimiter },
+        csv: misp::CsvOptions {
+            column: args.csv_column.clone(),
+            delimiter,
+        },
         warninglist_action: args.warninglist_action,
         strict: args.strict,
         max_file_bytes: args.max_file_bytes,
@@ -142,16 +149,25 @@ fn run_import(args: ImportArgs, global: &Global) -> anyhow::Result<ExitCode> {
             let message = format!("`{}` does not exist; check the path", path.display());
             reports.push(FileReport {
                 path: path.clone(),
-                outcome: Err(intel::Error::Invalid { path: path.clone(), message }),
+                outcome: Err(intel::Error::Invalid {
+                    path: path.clone(),
+                    message,
+                }),
             });
             continue;
         }
-        reports.extend(import_path(&mut store, path, &options, &mut |p| show_progress(&bar, p)));
+        reports.extend(import_path(&mut store, path, &options, &mut |p| {
+            show_progress(&bar, p)
+        }));
     }
     bar.finish_and_clear();
 
     let failed = print_import_summary(&reports, args.all_rejected)?;
-    Ok(if failed { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn progress_bar(disabled: bool) -> ProgressBar {
@@ -159,8 +175,9 @@ fn progress_bar(disabled: bool) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(0);
-    let style = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {pos}/{len} files {wide_msg}")
-        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    let style =
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {pos}/{len} files {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
     bar.set_style(style);
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
@@ -209,12 +226,24 @@ fn print_import_summary(reports: &[FileReport], all_rejected: bool) -> anyhow::R
         for note in &summary.notes {
             writeln!(out, "  note: {note}")?;
         }
-        let shown = if all_rejected { summary.rejected.len() } else { REJECTED_SHOWN };
+        let shown = if all_rejected {
+            summary.rejected.len()
+        } else {
+            REJECTED_SHOWN
+        };
         for r in summary.rejected.iter().take(shown) {
-            writeln!(out, "  rejected {}: `{}`: {}", r.location, r.value, r.reason)?;
+            writeln!(
+                out,
+                "  rejected {}: `{}`: {}",
+                r.location, r.value, r.reason
+            )?;
         }
         if summary.rejected.len() > shown {
-            writeln!(out, "  ... {} more rejected (use --all-rejected)", summary.rejected.len() - shown)?;
+            writeln!(
+                out,
+                "  ... {} more rejected (use --all-rejected)",
+                summary.rejected.len() - shown
+            )?;
         }
         add_totals(&mut totals, w);
         rejected += summary.rejected.len();
@@ -274,7 +303,11 @@ fn run_lookup(args: LookupArgs, global: &Global) -> anyhow::Result<ExitCode> {
         Ok(())
     };
     ignore_broken_pipe(write())?;
-    Ok(if detected { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if detected {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Expands `-` into the lines of standard input.
@@ -304,26 +337,49 @@ fn run_stats(args: StatsArgs, global: &Global) -> anyhow::Result<ExitCode> {
         writeln!(out)?;
         return Ok(ExitCode::SUCCESS);
     }
-    writeln!(out, "store:        {} ({} bytes)", store.path().display(), stats.database_bytes)?;
+    writeln!(
+        out,
+        "store:        {} ({} bytes)",
+        store.path().display(),
+        stats.database_bytes
+    )?;
     writeln!(out, "events:       {}", stats.events)?;
     writeln!(out, "objects:      {}", stats.objects)?;
     writeln!(out, "attributes:   {}", stats.attributes)?;
-    writeln!(out, "detections:   {} (to_ids, not deleted)", stats.detections)?;
+    writeln!(
+        out,
+        "detections:   {} (to_ids, not deleted)",
+        stats.detections
+    )?;
     writeln!(out, "imports:      {}", stats.imports)?;
     writeln!(out, "hash attributes by type (all / detections):")?;
     for t in &stats.hash_types {
-        writeln!(out, "  {:<20} {:>10} {:>10}", t.r#type, t.attributes, t.detections)?;
+        writeln!(
+            out,
+            "  {:<20} {:>10} {:>10}",
+            t.r#type, t.attributes, t.detections
+        )?;
     }
     writeln!(out, "warninglists:")?;
     for w in &stats.warninglists {
-        writeln!(out, "  {:<9} {:>7} entries  {} ({})", w.action.as_str(), w.entries, w.name, w.r#type)?;
+        writeln!(
+            out,
+            "  {:<9} {:>7} entries  {} ({})",
+            w.action.as_str(),
+            w.entries,
+            w.name,
+            w.r#type
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn run_export(args: ExportArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let store = open_store(global)?;
-    let filter = ExportFilter { types: args.types, include_non_ids: args.include_non_ids };
+    let filter = ExportFilter {
+        types: args.types,
+        include_non_ids: args.include_non_ids,
+    };
     let result = match &args.output {
         Some(path) => {
             let file = std::fs::File::create(path)

@@ -1,4 +1,5 @@
-//! `iocwatch scan`: hash every file under the given paths and print the ones the intel knows.
+//! `iocwatch scan`: hash every file under the given paths and print those whose digest is a
+//! detection indicator.
 //!
 //! Exit status follows clamscan: 0 when nothing matched and every file was read, 1 when at
 //! least one file matched a detection indicator, 2 on errors. A file or directory that cannot
@@ -106,7 +107,12 @@ pub fn run(args: ScanArgs, global: &Global) -> anyhow::Result<ExitCode> {
         Event::Error(error) => eprintln!("iocwatch: {}", error_chain(error)),
     });
 
-    if let Some(error) = tally.output_error.lock().unwrap_or_else(|e| e.into_inner()).take() {
+    if let Some(error) = tally
+        .output_error
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+    {
         return Err(error).context("failed to write the scan results to stdout");
     }
     if !args.quiet {
@@ -116,8 +122,12 @@ pub fn run(args: ScanArgs, global: &Global) -> anyhow::Result<ExitCode> {
 }
 
 fn load_detector(global: &Global) -> anyhow::Result<Detector> {
-    let store = Store::open(&global.data_dir)
-        .with_context(|| format!("failed to open the intel store in `{}`", global.data_dir.display()))?;
+    let store = Store::open(&global.data_dir).with_context(|| {
+        format!(
+            "failed to open the intel store in `{}`",
+            global.data_dir.display()
+        )
+    })?;
     Detector::load(&store).context("failed to load the detection indicators")
 }
 
@@ -187,7 +197,13 @@ fn error_chain(error: &scanner::ScanError) -> String {
     text
 }
 
-fn print_summary(detector: &Detector, summary: &Summary, tally: &Tally, load: Duration, total: Duration) {
+fn print_summary(
+    detector: &Detector,
+    summary: &Summary,
+    tally: &Tally,
+    load: Duration,
+    total: Duration,
+) {
     let stats = detector.stats();
     let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
     eprintln!("\n----------- SCAN SUMMARY -----------");

@@ -23,8 +23,12 @@ pub fn run(args: ServerArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let config = ServerConfig::load(&args.config)?;
     let data_dir = config.data_dir_or(&global.data_dir);
 
-    let mut ruleset = rules::Ruleset::load(true, &config.rules.dirs).context("failed to load the rules")?;
-    ruleset.set_alert_levels(config.alerts.min_level, rules::ruleset::DEFAULT_EMAIL_ALERT_LEVEL);
+    let mut ruleset =
+        rules::Ruleset::load(true, &config.rules.dirs).context("failed to load the rules")?;
+    ruleset.set_alert_levels(
+        config.alerts.min_level,
+        rules::ruleset::DEFAULT_EMAIL_ALERT_LEVEL,
+    );
     let intel = DetectorLookup::load(&data_dir)
         .with_context(|| format!("failed to load the intel store in `{}`", data_dir.display()))?
         .into_shared();

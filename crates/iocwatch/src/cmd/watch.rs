@@ -10,7 +10,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use fim::{Agent, ChannelSink, Config, DatabaseLocation, Event, EventBody, FileEvent, FileEventKind};
+use fim::{
+    Agent, ChannelSink, Config, DatabaseLocation, Event, EventBody, FileEvent, FileEventKind,
+};
 use intel::{Detector, Match, Store};
 use serde::Serialize;
 
@@ -45,8 +47,12 @@ pub fn run(args: WatchArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let detector = load_detector(global)?;
     let mut dirs = Vec::new();
     for dir in &args.dirs {
-        let resolved = std::fs::canonicalize(dir)
-            .with_context(|| format!("failed to open the folder `{}`; check the path", dir.display()))?;
+        let resolved = std::fs::canonicalize(dir).with_context(|| {
+            format!(
+                "failed to open the folder `{}`; check the path",
+                dir.display()
+            )
+        })?;
         dirs.push(resolved);
     }
     let mut config = Config::for_directories(&dirs, &global.data_dir)?;
@@ -60,33 +66,41 @@ pub fn run(args: WatchArgs, global: &Global) -> anyhow::Result<ExitCode> {
         let needed = detector.needed_algorithms();
         if !needed.is_empty() {
             for dir in &mut config.directories {
-                (dir.check.md5, dir.check.sha1, dir.check.sha256) = (needed.md5, needed.sha1, needed.sha256);
+                (dir.check.md5, dir.check.sha1, dir.check.sha256) =
+                    (needed.md5, needed.sha1, needed.sha256);
             }
         }
     }
 
     let (tx, rx) = fim::crossbeam_channel::unbounded();
-    let agent = Agent::new(config, Box::new(ChannelSink::new(tx))).context("failed to start watching")?;
+    let agent =
+        Agent::new(config, Box::new(ChannelSink::new(tx))).context("failed to start watching")?;
     let (handle, thread) = agent.spawn();
     super::agent::stop_on_signal(handle)?;
-    eprintln!("iocwatch: watching {} folder(s); stop with Ctrl-C", dirs.len());
+    eprintln!(
+        "iocwatch: watching {} folder(s); stop with Ctrl-C",
+        dirs.len()
+    );
 
     let mut out = io::stdout().lock();
     for event in rx {
         print_event(&mut out, &event, detector.as_ref(), args.all_events)?;
-        if rx_is_idle(&event) {
-            out.flush()?;
-        }
+        // Flushed per event so that each alert shows up at once.
+        out.flush()?;
     }
-    out.flush()?;
-    thread.join().map_err(|_| anyhow::anyhow!("the watcher thread panicked"))??;
+    thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("the watcher thread panicked"))??;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Loads the intel index, or returns `None` (saying so on stderr) when the store is empty.
 fn load_detector(global: &Global) -> anyhow::Result<Option<Detector>> {
     let store = Store::open(&global.data_dir).with_context(|| {
-        format!("failed to open the intel store in `{}`", global.data_dir.display())
+        format!(
+            "failed to open the intel store in `{}`",
+            global.data_dir.display()
+        )
     })?;
     let detector = Detector::load(&store).context("failed to load the intel index")?;
     if detector.stats().indicators == 0 {
@@ -111,7 +125,9 @@ fn print_event(
     }
     match &event.body {
         EventBody::File(file) => {
-            let Some(detector) = detector else { return Ok(()) };
+            let Some(detector) = detector else {
+                return Ok(());
+            };
             let matches = lookup(detector, file);
             if matches.iter().any(Match::is_detection) {
                 let alert = Alert {
@@ -147,9 +163,14 @@ fn lookup(detector: &Detector, file: &FileEvent) -> Vec<Match> {
     let mut matches: Vec<Match> = Vec::new();
     let digests = [&file.md5_after, &file.sha1_after, &file.sha256_after];
     for digest in digests.into_iter().flatten() {
-        let Some(raw) = decode_hex(digest) else { continue };
+        let Some(raw) = decode_hex(digest) else {
+            continue;
+        };
         for m in detector.lookup_digest(&raw) {
-            if !matches.iter().any(|seen| seen.attribute_uuid == m.attribute_uuid) {
+            if !matches
+                .iter()
+                .any(|seen| seen.attribute_uuid == m.attribute_uuid)
+            {
                 matches.push(m);
             }
         }
@@ -158,16 +179,11 @@ fn lookup(detector: &Detector, file: &FileEvent) -> Vec<Match> {
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
         .collect()
-}
-
-/// Output is flushed after each file event and notice, so alerts show up at once.
-fn rx_is_idle(_event: &Event) -> bool {
-    true
 }

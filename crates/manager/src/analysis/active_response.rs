@@ -14,7 +14,12 @@ pub const QUARANTINED_RULE_ID: &str = "111201";
 pub const NOT_QUARANTINED_RULE_ID: &str = "111202";
 
 /// The alert for one result; `None` when the result does not parse.
-pub fn alert(agent: &AgentRef, result: &Value, manager_name: &str, now: SystemTime) -> Option<Value> {
+pub fn alert(
+    agent: &AgentRef,
+    result: &Value,
+    manager_name: &str,
+    now: SystemTime,
+) -> Option<Value> {
     let result: ActiveResponseResult = match serde_json::from_value(result.clone()) {
         Ok(result) => result,
         Err(err) => {
@@ -26,7 +31,11 @@ pub fn alert(agent: &AgentRef, result: &Value, manager_name: &str, now: SystemTi
         ActionStatus::Done => (
             QUARANTINED_RULE_ID,
             7,
-            format!("Active response: file {} quarantined to {}", result.path, result.quarantine_path.as_deref().unwrap_or("?")),
+            format!(
+                "Active response: file {} quarantined to {}",
+                result.path,
+                result.quarantine_path.as_deref().unwrap_or("?")
+            ),
         ),
         ActionStatus::Rejected | ActionStatus::Failed => (
             NOT_QUARANTINED_RULE_ID,
@@ -34,7 +43,11 @@ pub fn alert(agent: &AgentRef, result: &Value, manager_name: &str, now: SystemTi
             format!(
                 "Active response: quarantine of {} {}: {}",
                 result.path,
-                if result.status == ActionStatus::Rejected { "rejected" } else { "failed" },
+                if result.status == ActionStatus::Rejected {
+                    "rejected"
+                } else {
+                    "failed"
+                },
                 result.message.as_deref().unwrap_or("no reason given")
             ),
         ),

@@ -16,7 +16,11 @@ impl DetectorLookup {
         let store = intel::Store::open(data_dir)?;
         let detector = intel::Detector::load(&store)?;
         let stats = detector.stats();
-        tracing::info!(indicators = stats.indicators, digests = stats.digests, "intel index loaded");
+        tracing::info!(
+            indicators = stats.indicators,
+            digests = stats.digests,
+            "intel index loaded"
+        );
         Ok(DetectorLookup { detector })
     }
 
@@ -27,7 +31,11 @@ impl DetectorLookup {
 
 impl IntelLookup for DetectorLookup {
     fn lookup_digest(&self, digest: &[u8]) -> Vec<IntelHit> {
-        self.detector.lookup_digest(digest).into_iter().map(to_hit).collect()
+        self.detector
+            .lookup_digest(digest)
+            .into_iter()
+            .map(to_hit)
+            .collect()
     }
 
     fn record_sighting(&self, _hit: &IntelHit, _agent_name: &str) -> Result<(), String> {

@@ -39,11 +39,18 @@ pub struct Engine {
 }
 
 /// Hash fields looked up, strongest first: the first detection wins.
-const HASH_FIELDS: [(&str, &str, usize); 3] =
-    [("sha256", "sha256", 32), ("sha1", "sha1", 20), ("md5", "md5", 16)];
+const HASH_FIELDS: [(&str, &str, usize); 3] = [
+    ("sha256", "sha256", 32),
+    ("sha1", "sha1", 20),
+    ("md5", "md5", 16),
+];
 
 impl Engine {
-    pub fn new(ruleset: Arc<rules::Ruleset>, intel: Option<Arc<dyn IntelLookup>>, manager_name: &str) -> Engine {
+    pub fn new(
+        ruleset: Arc<rules::Ruleset>,
+        intel: Option<Arc<dyn IntelLookup>>,
+        manager_name: &str,
+    ) -> Engine {
         Engine {
             ruleset,
             state: rules::State::new(manager_name),
@@ -53,17 +60,31 @@ impl Engine {
         }
     }
 
-    fn lookup(&self, agent: &AgentRef, file: &rules::FileEvent, out: &mut Analysis) -> Option<rules::MispMatch> {
+    fn lookup(
+        &self,
+        agent: &AgentRef,
+        file: &rules::FileEvent,
+        out: &mut Analysis,
+    ) -> Option<rules::MispMatch> {
         let intel = self.intel.as_ref()?;
         let mut best: Option<IntelHit> = None;
         let mut error = None;
         for (name, field, bytes) in HASH_FIELDS {
-            let Some(hex_value) = hash_value(file, field) else { continue };
+            let Some(hex_value) = hash_value(file, field) else {
+                continue;
+            };
             let started = Instant::now();
             let digest = match decode_digest(hex_value, bytes) {
                 Ok(digest) => digest,
                 Err(message) => {
-                    out.lookups.push(record(name, hex_value, "error", &[], started, Some(message.clone())));
+                    out.lookups.push(record(
+                        name,
+                        hex_value,
+                        "error",
+                        &[],
+                        started,
+                        Some(message.clone()),
+                    ));
                     error.get_or_insert(message);
                     continue;
                 }
@@ -74,7 +95,8 @@ impl Engine {
                 (false, false) => "suppressed",
                 (false, true) => "no_match",
             };
-            out.lookups.push(record(name, hex_value, result, &hits, started, None));
+            out.lookups
+                .push(record(name, hex_value, result, &hits, started, None));
             let better = hits.iter().find(|h| h.detection).or(hits.first());
             if let Some(hit) = better {
                 if best.as_ref().is_none_or(|b| !b.detection && hit.detection) {
@@ -92,7 +114,10 @@ impl Engine {
                 }
                 Some(hit.misp)
             }
-            None => error.map(|message| rules::MispMatch { error: Some(message), ..Default::default() }),
+            None => error.map(|message| rules::MispMatch {
+                error: Some(message),
+                ..Default::default()
+            }),
         }
     }
 }
@@ -100,10 +125,19 @@ impl Engine {
 impl Analyze for Engine {
     fn analyze(&mut self, agent: &AgentRef, event: &Value, now: SystemTime, out: &mut Analysis) {
         if let Some(result) = event.get("active_response") {
-            out.alerts.extend(active_response::alert(agent, result, &self.manager_name, now));
+            out.alerts.extend(active_response::alert(
+                agent,
+                result,
+                &self.manager_name,
+                now,
+            ));
             return;
         }
-        if event.get("type").and_then(Value::as_str).is_some_and(|t| t != "file") {
+        if event
+            .get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t != "file")
+        {
             // Agent notices (scan summaries and the like) carry no file to judge.
             return;
         }
@@ -120,7 +154,11 @@ impl Analyze for Engine {
         };
 
         let misp = self.lookup(agent, &file, out);
-        let rules_agent = rules::Agent { id: agent.id.clone(), name: agent.name.clone(), ip: Some(agent.ip.clone()) };
+        let rules_agent = rules::Agent {
+            id: agent.id.clone(),
+            name: agent.name.clone(),
+            ip: Some(agent.ip.clone()),
+        };
         let mut rules_event = rules::Event::new(file, rules_agent, "syscheck");
         if let Some(misp) = misp {
             rules_event = rules_event.with_misp(misp);
@@ -135,7 +173,7 @@ impl Analyze for Engine {
 /// Keys the agent adds around the syscheck fields, left out of the alert's `syscheck`.
 const AGENT_KEYS: [&str; 5] = ["id", "baseline_id", "boot_id", "timestamp", "type"];
 
-/// The event without the agent's envelope keys.
+/// Returns the event without the agent's envelope keys.
 fn syscheck_object(event: &Value) -> Value {
     match event.as_object() {
         Some(object) if AGENT_KEYS.iter().any(|k| object.contains_key(*k)) => {
@@ -149,20 +187,26 @@ fn syscheck_object(event: &Value) -> Value {
     }
 }
 
-/// The new value of a hash, or the old one for a deleted file.
+/// Returns the new value of a hash, or the old one for a deleted file.
 fn hash_value<'a>(file: &'a rules::FileEvent, field: &str) -> Option<&'a str> {
     let pick = |attrs: &'a rules::FileAttributes| match field {
         "sha256" => attrs.sha256.as_deref(),
         "sha1" => attrs.sha1.as_deref(),
         _ => attrs.md5.as_deref(),
     };
-    pick(&file.after).or_else(|| pick(&file.before)).filter(|v| !v.is_empty())
+    pick(&file.after)
+        .or_else(|| pick(&file.before))
+        .filter(|v| !v.is_empty())
 }
 
 fn decode_digest(hex_value: &str, bytes: usize) -> Result<Vec<u8>, String> {
-    let digest = hex::decode(hex_value.trim()).map_err(|_| format!("`{hex_value}` is not a hex digest"))?;
+    let digest =
+        hex::decode(hex_value.trim()).map_err(|_| format!("`{hex_value}` is not a hex digest"))?;
     if digest.len() != bytes {
-        return Err(format!("`{hex_value}` has {} bytes, expected {bytes}", digest.len()));
+        return Err(format!(
+            "`{hex_value}` has {} bytes, expected {bytes}",
+            digest.len()
+        ));
     }
     Ok(digest)
 }
@@ -181,7 +225,12 @@ fn record(
         result,
         matches: hits
             .iter()
-            .map(|h| (h.misp.event_id.clone().unwrap_or_default(), h.misp.attribute_id.clone().unwrap_or_default()))
+            .map(|h| {
+                (
+                    h.misp.event_id.clone().unwrap_or_default(),
+                    h.misp.attribute_id.clone().unwrap_or_default(),
+                )
+            })
             .collect(),
         latency_us: started.elapsed().as_secs_f64() * 1e6,
         error,

@@ -28,7 +28,10 @@ impl AlertsFile {
         }
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let meta = file.metadata()?;
-        let modified = meta.modified().map(OffsetDateTime::from).unwrap_or_else(|_| OffsetDateTime::now_utc());
+        let modified = meta
+            .modified()
+            .map(OffsetDateTime::from)
+            .unwrap_or_else(|_| OffsetDateTime::now_utc());
         Ok(AlertsFile {
             path: path.to_path_buf(),
             writer: BufWriter::with_capacity(256 * 1024, file),
@@ -47,7 +50,9 @@ impl AlertsFile {
     pub fn write_line(&mut self, line: &str, now: OffsetDateTime) -> io::Result<()> {
         let today = (now.year(), now.ordinal());
         let new_day = self.daily && today != self.date && self.size > 0;
-        let too_big = self.max_bytes > 0 && self.size > 0 && self.size + line.len() as u64 + 1 > self.max_bytes;
+        let too_big = self.max_bytes > 0
+            && self.size > 0
+            && self.size + line.len() as u64 + 1 > self.max_bytes;
         if new_day || too_big {
             self.rotate()?;
         }
@@ -69,7 +74,10 @@ impl AlertsFile {
         self.writer.flush()?;
         let target = self.rotated_name();
         fs::rename(&self.path, &target)?;
-        let file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
         self.writer = BufWriter::with_capacity(256 * 1024, file);
         self.size = 0;
         tracing::info!(path = %target.display(), "rotated alerts file");
@@ -80,7 +88,11 @@ impl AlertsFile {
         let date = time::Date::from_ordinal_date(self.date.0, self.date.1)
             .map(|d| format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day()))
             .unwrap_or_else(|_| "unknown-date".into());
-        let stem = self.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "alerts".into());
+        let stem = self
+            .path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "alerts".into());
         let dir = self.path.parent().unwrap_or(Path::new("."));
         (1..)
             .map(|n| dir.join(format!("{stem}-{date}-{n}.json")))
@@ -89,7 +101,7 @@ impl AlertsFile {
     }
 }
 
-/// The `id` of each alert in the last [`TAIL_BYTES`] of `path`.
+/// Collects the `id` of each alert in the last [`TAIL_BYTES`] of `path`.
 pub fn ids_in_tail(path: &Path) -> io::Result<std::collections::HashSet<String>> {
     let mut ids = std::collections::HashSet::new();
     let mut file = match File::open(path) {
@@ -126,10 +138,14 @@ mod tests {
         let mut file = AlertsFile::open(&path, 30, false).unwrap();
         let now = datetime!(2024-05-01 10:00 UTC);
         for n in 0..4 {
-            file.write_line(&format!("{{\"id\":\"1.{n}\",\"pad\":1}}"), now).unwrap();
+            file.write_line(&format!("{{\"id\":\"1.{n}\",\"pad\":1}}"), now)
+                .unwrap();
         }
         file.flush().unwrap();
-        let rotated: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let rotated: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(rotated.len(), 4, "{rotated:?}");
         assert!(dir.path().join("alerts-2024-05-01-1.json").exists());
         assert_eq!(fs::read_to_string(&path).unwrap().lines().count(), 1);
@@ -140,8 +156,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("alerts.json");
         let mut file = AlertsFile::open(&path, 0, true).unwrap();
-        file.write_line("{\"id\":\"1.1\"}", datetime!(2024-05-01 23:59 UTC)).unwrap();
-        file.write_line("{\"id\":\"1.2\"}", datetime!(2024-05-02 00:00 UTC)).unwrap();
+        file.write_line("{\"id\":\"1.1\"}", datetime!(2024-05-01 23:59 UTC))
+            .unwrap();
+        file.write_line("{\"id\":\"1.2\"}", datetime!(2024-05-02 00:00 UTC))
+            .unwrap();
         file.flush().unwrap();
         let old = fs::read_to_string(dir.path().join("alerts-2024-05-01-1.json")).unwrap();
         assert!(old.contains("1.1"));
@@ -154,7 +172,8 @@ mod tests {
         let path = dir.path().join("alerts.json");
         fs::write(&path, "{\"id\":\"1.1\"}\n{\"id\":\"1.2\"}\nnot json\n").unwrap();
         let ids = ids_in_tail(&path).unwrap();
-        assert!(ids.contains("1.1") && ids.contains("1.2"));
+        assert!(ids.contains("1.1"));
+        assert!(ids.contains("1.2"));
         assert!(ids_in_tail(&dir.path().join("missing")).unwrap().is_empty());
     }
 }

@@ -43,11 +43,25 @@ impl IntegrationLog {
             fs::create_dir_all(dir)?;
         }
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(IntegrationLog { writer: BufWriter::with_capacity(128 * 1024, file) })
+        Ok(IntegrationLog {
+            writer: BufWriter::with_capacity(128 * 1024, file),
+        })
     }
 
-    pub fn write(&mut self, timestamp: &str, agent_id: &str, path: &str, lookup: &LookupRecord) -> io::Result<()> {
-        let line = Line { timestamp, integration: "intel", agent_id, path, lookup };
+    pub fn write(
+        &mut self,
+        timestamp: &str,
+        agent_id: &str,
+        path: &str,
+        lookup: &LookupRecord,
+    ) -> io::Result<()> {
+        let line = Line {
+            timestamp,
+            integration: "intel",
+            agent_id,
+            path,
+            lookup,
+        };
         serde_json::to_writer(&mut self.writer, &line)?;
         self.writer.write_all(b"\n")
     }

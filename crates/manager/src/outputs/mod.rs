@@ -4,6 +4,7 @@ pub mod alerts_file;
 pub mod integration_log;
 pub mod syslog;
 pub mod webhook;
+pub mod writer;
 
 use std::sync::Arc;
 
@@ -18,8 +19,14 @@ pub async fn forward(
 ) {
     let mut syslog_failures = 0u64;
     while let Some(alert) = alerts.recv().await {
-        let level = alert.pointer("/rule/level").and_then(Value::as_u64).unwrap_or(0);
-        if let Some(out) = syslog.as_mut().filter(|s| level >= u64::from(s.min_level())) {
+        let level = alert
+            .pointer("/rule/level")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        if let Some(out) = syslog
+            .as_mut()
+            .filter(|s| level >= u64::from(s.min_level()))
+        {
             if let Err(err) = out.send(&alert).await {
                 syslog_failures += 1;
                 if syslog_failures.is_power_of_two() {
@@ -27,7 +34,10 @@ pub async fn forward(
                 }
             }
         }
-        if let Some(out) = webhook.as_mut().filter(|w| level >= u64::from(w.min_level())) {
+        if let Some(out) = webhook
+            .as_mut()
+            .filter(|w| level >= u64::from(w.min_level()))
+        {
             out.enqueue(alert.clone());
         }
     }

@@ -15,16 +15,19 @@ const FACILITY: u8 = 16;
 /// Maps a rule level (0 to 16) to an RFC 5424 severity.
 pub fn severity(level: u64) -> u8 {
     match level {
-        12.. => 2, // critical
+        12.. => 2,   // critical
         7..=11 => 4, // warning
-        3..=6 => 5, // notice
-        _ => 6, // informational
+        3..=6 => 5,  // notice
+        _ => 6,      // informational
     }
 }
 
 /// Formats one RFC 5424 message: `<PRI>1 TIMESTAMP HOST APP - MSGID - MSG`.
 pub fn format_message(alert: &Value, hostname: &str) -> String {
-    let level = alert.pointer("/rule/level").and_then(Value::as_u64).unwrap_or(0);
+    let level = alert
+        .pointer("/rule/level")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
     let pri = u16::from(FACILITY) * 8 + u16::from(severity(level));
     let timestamp = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
@@ -43,7 +46,12 @@ pub struct Syslog {
 
 impl Syslog {
     pub fn new(config: SyslogConfig, hostname: String) -> Syslog {
-        Syslog { config, hostname, udp: None, tcp: None }
+        Syslog {
+            config,
+            hostname,
+            udp: None,
+            tcp: None,
+        }
     }
 
     pub fn min_level(&self) -> u8 {
@@ -55,7 +63,11 @@ impl Syslog {
         match self.config.transport {
             SyslogTransport::Udp => {
                 if self.udp.is_none() {
-                    let bind = if self.config.address.starts_with('[') { "[::]:0" } else { "0.0.0.0:0" };
+                    let bind = if self.config.address.starts_with('[') {
+                        "[::]:0"
+                    } else {
+                        "0.0.0.0:0"
+                    };
                     let socket = UdpSocket::bind(bind).await?;
                     socket.connect(&self.config.address).await?;
                     self.udp = Some(socket);

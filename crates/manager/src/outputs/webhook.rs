@@ -38,7 +38,11 @@ impl Webhook {
         std::thread::Builder::new()
             .name("iocwatch-webhook".into())
             .spawn(move || post_all(&config, receiver))?;
-        Ok(Webhook { queue, min_level, dropped: 0 })
+        Ok(Webhook {
+            queue,
+            min_level,
+            dropped: 0,
+        })
     }
 
     pub fn min_level(&self) -> u8 {
@@ -50,7 +54,10 @@ impl Webhook {
         if let Err(TrySendError::Full(_)) = self.queue.try_send(alert) {
             self.dropped += 1;
             if self.dropped.is_power_of_two() {
-                tracing::warn!(dropped_total = self.dropped, "webhook queue full, alerts dropped");
+                tracing::warn!(
+                    dropped_total = self.dropped,
+                    "webhook queue full, alerts dropped"
+                );
             }
         }
     }
@@ -72,7 +79,9 @@ fn post_all(config: &WebhookConfig, receiver: Receiver<Arc<Value>>) {
         if let Err(err) = result {
             failures += 1;
             // The URL may carry a token: log its scheme and host only.
-            let host = parse_url(&config.url).and_then(|(_, rest)| rest.split('/').next()).unwrap_or("");
+            let host = parse_url(&config.url)
+                .and_then(|(_, rest)| rest.split('/').next())
+                .unwrap_or("");
             if failures.is_power_of_two() {
                 tracing::warn!(host, error = %err, failures_total = failures, "webhook POST failed");
             }

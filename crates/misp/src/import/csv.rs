@@ -32,12 +32,24 @@ impl FromStr for ColumnSpec {
 
 /// Header names taken as the value column when no column is chosen.
 const VALUE_HEADERS: &[&str] = &[
-    "value", "sha256", "sha256_hash", "md5", "md5_hash", "sha1", "sha1_hash", "hash", "ioc",
+    "value",
+    "sha256",
+    "sha256_hash",
+    "md5",
+    "md5_hash",
+    "sha1",
+    "sha1_hash",
+    "hash",
+    "ioc",
     "indicator",
 ];
 
 /// Parses a CSV file into one event.
-pub(crate) fn parse_csv(bytes: &[u8], meta: &FileMeta, options: &CsvOptions) -> Result<Parsed, Error> {
+pub(crate) fn parse_csv(
+    bytes: &[u8],
+    meta: &FileMeta,
+    options: &CsvOptions,
+) -> Result<Parsed, Error> {
     let delimiter = options.delimiter.unwrap_or_else(|| sniff_delimiter(bytes));
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -50,8 +62,10 @@ pub(crate) fn parse_csv(bytes: &[u8], meta: &FileMeta, options: &CsvOptions) -> 
     for record in reader.byte_records() {
         let record = record.map_err(|e| csv_error(&e))?;
         let line = record.position().map_or(0, |p| p.line());
-        let fields: Vec<String> =
-            record.iter().map(|f| String::from_utf8_lossy(f).trim().to_owned()).collect();
+        let fields: Vec<String> = record
+            .iter()
+            .map(|f| String::from_utf8_lossy(f).trim().to_owned())
+            .collect();
         if fields.iter().all(String::is_empty) {
             continue;
         }
@@ -60,7 +74,7 @@ pub(crate) fn parse_csv(bytes: &[u8], meta: &FileMeta, options: &CsvOptions) -> 
 
     let header = take_header(&mut rows);
     let layout = choose_layout(header.as_deref(), &rows, options.column.as_ref())?;
-    let mut list = ListEvent::new(meta);
+    let mut list = ListEvent::new(meta, rows.len());
     for (line, fields) in rows {
         add_row(&mut list, &layout, line, &fields);
     }
@@ -69,7 +83,10 @@ pub(crate) fn parse_csv(bytes: &[u8], meta: &FileMeta, options: &CsvOptions) -> 
 
 fn csv_error(e: &csv::Error) -> Error {
     let line = e.position().map_or(0, |p| p.line());
-    Error::Line { line, message: format!("invalid CSV: {e}") }
+    Error::Line {
+        line,
+        message: format!("invalid CSV: {e}"),
+    }
 }
 
 fn sniff_delimiter(bytes: &[u8]) -> u8 {
@@ -78,7 +95,11 @@ fn sniff_delimiter(bytes: &[u8]) -> u8 {
         .find(|l| !l.starts_with(b"#") && !l.iter().all(u8::is_ascii_whitespace))
         .unwrap_or(b"");
     let count = |d: u8| line.iter().filter(|&&b| b == d).count();
-    [b',', b'\t', b';'].into_iter().max_by_key(|&d| count(d)).filter(|&d| count(d) > 0).unwrap_or(b',')
+    [b',', b'\t', b';']
+        .into_iter()
+        .max_by_key(|&d| count(d))
+        .filter(|&d| count(d) > 0)
+        .unwrap_or(b',')
 }
 
 /// Removes and returns the first row when none of its fields is an indicator.
@@ -88,14 +109,26 @@ fn take_header(rows: &mut Vec<(u64, Vec<String>)>) -> Option<Vec<String>> {
     if looks_like_data {
         return None;
     }
-    Some(rows.remove(0).1.into_iter().map(|f| f.to_ascii_lowercase()).collect())
+    Some(
+        rows.remove(0)
+            .1
+            .into_iter()
+            .map(|f| f.to_ascii_lowercase())
+            .collect(),
+    )
 }
 
 enum Layout {
     /// Values from one column, their type guessed.
     Column(usize),
     /// MISP's CSV export: typed rows.
-    Misp { type_col: usize, value_col: usize, category: Option<usize>, to_ids: Option<usize>, comment: Option<usize> },
+    Misp {
+        type_col: usize,
+        value_col: usize,
+        category: Option<usize>,
+        to_ids: Option<usize>,
+        comment: Option<usize>,
+    },
 }
 
 fn choose_layout(
@@ -108,14 +141,16 @@ fn choose_layout(
         Some(ColumnSpec::Index(i)) => return Ok(Layout::Column(*i)),
         Some(ColumnSpec::Name(name)) => {
             let wanted = name.to_ascii_lowercase();
-            return find(&wanted).map(Layout::Column).ok_or_else(|| Error::Invalid {
-                format: "CSV file",
-                message: format!(
+            return find(&wanted)
+                .map(Layout::Column)
+                .ok_or_else(|| Error::Invalid {
+                    format: "CSV file",
+                    message: format!(
                     "no column named `{name}` in the header ({}); pass --csv-column with a name \
                      from the header or a column number",
                     header.map(|h| h.join(", ")).unwrap_or_else(|| "no header row".into())
                 ),
-            });
+                });
         }
         None => {}
     }
@@ -132,9 +167,17 @@ fn choose_layout(
         return Ok(Layout::Column(i));
     }
     // Otherwise the column where most sampled rows hold an indicator.
-    let width = rows.iter().take(50).map(|(_, f)| f.len()).max().unwrap_or(0);
+    let width = rows
+        .iter()
+        .take(50)
+        .map(|(_, f)| f.len())
+        .max()
+        .unwrap_or(0);
     let score = |i: usize| {
-        rows.iter().take(50).filter(|(_, f)| f.get(i).is_some_and(|v| guess_type(v).is_ok())).count()
+        rows.iter()
+            .take(50)
+            .filter(|(_, f)| f.get(i).is_some_and(|v| guess_type(v).is_ok()))
+            .count()
     };
     let best = (0..width).max_by_key(|&i| (score(i), std::cmp::Reverse(i)));
     Ok(Layout::Column(best.unwrap_or(0)))
@@ -146,7 +189,11 @@ fn add_row(list: &mut ListEvent, layout: &Layout, line: u64, fields: &[String]) 
         Layout::Column(i) => {
             let value = get(i);
             if fields.len() <= i {
-                let reason = format!("row has {} fields, so column {} is missing", fields.len(), i + 1);
+                let reason = format!(
+                    "row has {} fields, so column {} is missing",
+                    fields.len(),
+                    i + 1
+                );
                 return list.reject(line, value, reason);
             }
             match guess_type(value) {
@@ -156,7 +203,12 @@ fn add_row(list: &mut ListEvent, layout: &Layout, line: u64, fields: &[String]) 
                 Err(e) => list.reject(line, value, e.0),
             }
         }
-        Layout::Misp { type_col, value_col, comment, .. } => {
+        Layout::Misp {
+            type_col,
+            value_col,
+            comment,
+            ..
+        } => {
             let (type_name, value) = (get(type_col), get(value_col));
             match normalize_value(type_name, value) {
                 Ok(v) if crate::types::type_info(type_name).is_some() => {
@@ -173,9 +225,19 @@ fn add_row(list: &mut ListEvent, layout: &Layout, line: u64, fields: &[String]) 
 
 /// Copies category and `to_ids` from a MISP CSV row onto the attribute just added.
 fn apply_misp_columns(list: &mut ListEvent, layout: &Layout, fields: &[String]) {
-    let Layout::Misp { category, to_ids, .. } = *layout else { return };
-    let Some(attribute) = list.last_attribute() else { return };
-    if let Some(c) = category.and_then(|c| fields.get(c)).filter(|c| !c.is_empty()) {
+    let Layout::Misp {
+        category, to_ids, ..
+    } = *layout
+    else {
+        return;
+    };
+    let Some(attribute) = list.last_attribute() else {
+        return;
+    };
+    if let Some(c) = category
+        .and_then(|c| fields.get(c))
+        .filter(|c| !c.is_empty())
+    {
         let allowed = crate::types::type_info(&attribute.r#type)
             .is_some_and(|i| i.categories.iter().any(|x| x == c));
         if allowed {
@@ -192,11 +254,18 @@ mod tests {
     use super::*;
 
     fn meta() -> FileMeta {
-        FileMeta { name: "x.csv".into(), source_key: "/x.csv".into(), mtime: 0 }
+        FileMeta {
+            name: "x.csv".into(),
+            source_key: "/x.csv".into(),
+            mtime: 0,
+        }
     }
 
     fn parse(text: &str, column: Option<&str>) -> Parsed {
-        let options = CsvOptions { column: column.map(|c| c.parse().unwrap()), delimiter: None };
+        let options = CsvOptions {
+            column: column.map(|c| c.parse().unwrap()),
+            delimiter: None,
+        };
         parse_csv(text.as_bytes(), &meta(), &options).unwrap()
     }
 
@@ -212,10 +281,17 @@ mod tests {
 
     #[test]
     fn column_by_number_and_name() {
-        let text = "uuid,md5\nd177856e-6e46-44ee-8eb5-83ef1c7452c7,d15b9e575525346a5e304ae5b3a35d64\n";
-        assert_eq!(parse(text, Some("2")).events[0].event.attributes[0].r#type, "md5");
+        let text =
+            "uuid,md5\nd177856e-6e46-44ee-8eb5-83ef1c7452c7,d15b9e575525346a5e304ae5b3a35d64\n";
+        assert_eq!(
+            parse(text, Some("2")).events[0].event.attributes[0].r#type,
+            "md5"
+        );
         assert_eq!(parse(text, Some("md5")).events[0].event.attributes.len(), 1);
-        let options = CsvOptions { column: Some("nope".parse().unwrap()), delimiter: None };
+        let options = CsvOptions {
+            column: Some("nope".parse().unwrap()),
+            delimiter: None,
+        };
         assert!(parse_csv(text.as_bytes(), &meta(), &options).is_err());
     }
 

@@ -8,7 +8,9 @@ use crate::Error;
 pub(crate) fn detect(bytes: &[u8]) -> Result<Format, Error> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
     match first {
-        None => Err(Error::UnknownFormat { reason: "the file is empty".into() }),
+        None => Err(Error::UnknownFormat {
+            reason: "the file is empty".into(),
+        }),
         Some(b'{') | Some(b'[') => {
             let text = utf8(bytes)?;
             detect_json(&read_top(text)?)
@@ -25,9 +27,13 @@ pub(crate) fn detect_json(top: &Top<'_>) -> Result<Format, Error> {
                 return Ok(Format::MispJson);
             };
             let head = first.get();
-            if head.contains("\"Event\"") || head.contains("\"Attribute\"") || head.contains("\"info\"")
+            if head.contains("\"Event\"")
+                || head.contains("\"Attribute\"")
+                || head.contains("\"info\"")
             {
-                if head.contains("\"filename\"") && head.contains("\"md5\"") && !head.contains("\"Attribute\"")
+                if head.contains("\"filename\"")
+                    && head.contains("\"md5\"")
+                    && !head.contains("\"Attribute\"")
                 {
                     return Err(not_events_manifest());
                 }
@@ -53,7 +59,11 @@ pub(crate) fn detect_json(top: &Top<'_>) -> Result<Format, Error> {
             if has("info") || has("Attribute") || has("Object") {
                 return Ok(Format::MispJson);
             }
-            if !entries.is_empty() && entries.iter().all(|(k, _)| uuid::Uuid::parse_str(k).is_ok()) {
+            if !entries.is_empty()
+                && entries
+                    .iter()
+                    .all(|(k, _)| uuid::Uuid::parse_str(k).is_ok())
+            {
                 return Err(Error::Invalid {
                     format: "MISP event",
                     message: "this is a MISP feed manifest (event uuids to metadata); \
@@ -135,8 +145,14 @@ mod tests {
             (r#"{"response": []}"#, Format::MispJson),
             (r#"[{"Event": {}}]"#, Format::MispJson),
             (r#"{"info": "x", "Attribute": []}"#, Format::MispJson),
-            (r#"{"type": "bundle", "id": "bundle--1", "objects": []}"#, Format::Stix2),
-            (r#"{"name": "x", "list": [], "type": "string"}"#, Format::Warninglist),
+            (
+                r#"{"type": "bundle", "id": "bundle--1", "objects": []}"#,
+                Format::Stix2,
+            ),
+            (
+                r#"{"name": "x", "list": [], "type": "string"}"#,
+                Format::Warninglist,
+            ),
         ];
         for (json, expected) in cases {
             assert_eq!(detect(json.as_bytes()).unwrap(), expected, "{json}");

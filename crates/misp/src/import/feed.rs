@@ -23,7 +23,10 @@ pub struct ManifestEntry {
 
 /// Parses a feed `manifest.json`, rejecting anything that is not an object keyed by uuid.
 pub fn parse_manifest(text: &str) -> Result<Vec<ManifestEntry>, Error> {
-    let invalid = |message: String| Error::Invalid { format: "MISP feed manifest", message };
+    let invalid = |message: String| Error::Invalid {
+        format: "MISP feed manifest",
+        message,
+    };
     let value: Value = serde_json::from_str(text).map_err(|e| Error::json(&e, text, text))?;
     let map = match value {
         Value::Object(map) => map,
@@ -32,15 +35,23 @@ pub fn parse_manifest(text: &str) -> Result<Vec<ManifestEntry>, Error> {
                 "it is a JSON array; a MISP feed manifest is an object keyed by event uuid".into(),
             ))
         }
-        _ => return Err(invalid("it is not a JSON object keyed by event uuid".into())),
+        _ => {
+            return Err(invalid(
+                "it is not a JSON object keyed by event uuid".into(),
+            ))
+        }
     };
     let mut entries = Vec::with_capacity(map.len());
     for (key, meta) in map {
         let uuid = Uuid::parse_str(&key).map_err(|_| {
-            invalid(format!("key `{key}` is not an event uuid; a MISP feed manifest maps uuids to events"))
+            invalid(format!(
+                "key `{key}` is not an event uuid; a MISP feed manifest maps uuids to events"
+            ))
         })?;
         let Value::Object(meta) = meta else {
-            return Err(invalid(format!("the entry of event `{key}` is not an object")));
+            return Err(invalid(format!(
+                "the entry of event `{key}` is not an object"
+            )));
         };
         let field = |k: &str| meta.get(k).cloned().unwrap_or(Value::Null);
         let timestamp = lenient::opt_i64(field("timestamp"))
@@ -109,7 +120,8 @@ mod tests {
 
     #[test]
     fn manifest_keyed_by_uuid() {
-        let text = r#"{"57c4445b-c548-4654-af0b-4be3950d210f":{"info":"x","timestamp":"1472541011"}}"#;
+        let text =
+            r#"{"57c4445b-c548-4654-af0b-4be3950d210f":{"info":"x","timestamp":"1472541011"}}"#;
         let entries = parse_manifest(text).unwrap();
         assert_eq!(entries[0].timestamp, Some(1_472_541_011));
     }

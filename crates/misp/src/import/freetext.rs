@@ -16,10 +16,13 @@ const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// Parses a freetext list into one event.
 pub(crate) fn parse_freetext(bytes: &[u8], meta: &FileMeta) -> Result<Parsed, Error> {
-    let mut list = ListEvent::new(meta);
+    let mut list = ListEvent::new(meta, count_lines(bytes));
     for (number, line) in lines(bytes) {
         if line.len() > MAX_LINE_BYTES {
-            let reason = format!("line is {} bytes, over the {MAX_LINE_BYTES}-byte limit", line.len());
+            let reason = format!(
+                "line is {} bytes, over the {MAX_LINE_BYTES}-byte limit",
+                line.len()
+            );
             list.reject(number, "", reason);
             continue;
         }
@@ -39,11 +42,17 @@ pub(crate) fn parse_freetext(bytes: &[u8], meta: &FileMeta) -> Result<Parsed, Er
     list.finish("freetext list")
 }
 
+fn count_lines(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b == b'\n').count() + 1
+}
+
 /// Splits `value;comment`, `value,comment`, `value<tab>comment` or `value  comment`.
 fn split_value(line: &str) -> (&str, Option<&str>) {
     match line.find([';', ',', '\t', ' ']) {
         Some(cut) => {
-            let rest = line[cut..].trim_start_matches([';', ',', '\t', ' ', '*']).trim();
+            let rest = line[cut..]
+                .trim_start_matches([';', ',', '\t', ' ', '*'])
+                .trim();
             (&line[..cut], (!rest.is_empty()).then_some(rest))
         }
         None => (line, None),
@@ -55,7 +64,11 @@ mod tests {
     use super::*;
 
     fn meta() -> FileMeta {
-        FileMeta { name: "list.txt".into(), source_key: "/lists/list.txt".into(), mtime: 1_600_000_000 }
+        FileMeta {
+            name: "list.txt".into(),
+            source_key: "/lists/list.txt".into(),
+            mtime: 1_600_000_000,
+        }
     }
 
     #[test]
@@ -67,13 +80,17 @@ mod tests {
         assert_eq!(attributes.len(), 2);
         assert_eq!(attributes[0].r#type, "md5");
         assert_eq!(attributes[0].comment.as_deref(), Some("DEEP PANDA Sakula"));
-        assert_eq!(attributes[1].value, "45e617ca0c551f70d2d87313149a302ee4d4ba1b");
+        assert_eq!(
+            attributes[1].value,
+            "45e617ca0c551f70d2d87313149a302ee4d4ba1b"
+        );
         assert_eq!(attributes[1].comment.as_deref(), Some("sample.bin"));
     }
 
     #[test]
     fn duplicates_and_rejections_counted() {
-        let text = b"0c2674c3a97c53082187d930efb645c2\n0C2674C3A97C53082187D930EFB645C2\nnonsense\n";
+        let text =
+            b"0c2674c3a97c53082187d930efb645c2\n0C2674C3A97C53082187D930EFB645C2\nnonsense\n";
         let parsed = parse_freetext(text, &meta()).unwrap();
         assert_eq!(parsed.events[0].event.attributes.len(), 1);
         assert_eq!(parsed.duplicates, 1);

@@ -2,6 +2,8 @@
 //! length, ssdeep by shape, then URLs, IP addresses, e-mail addresses, CVE ids, file
 //! names and domains. Defanged values (`hxxp`, `[.]`) are refanged first.
 
+use std::borrow::Cow;
+
 use crate::hash::HashAlgo;
 use crate::validate::{normalize_value, ValueError};
 
@@ -16,7 +18,7 @@ const FILE_EXTENSIONS: &[&str] = &[
 /// Returns the guessed MISP type of `raw` and its normalised value, or why none fits.
 pub fn guess_type(raw: &str) -> Result<(&'static str, String), ValueError> {
     let value = refang(raw.trim());
-    let value = value.as_str();
+    let value = value.as_ref();
     if value.is_empty() {
         return Err(ValueError("empty value".into()));
     }
@@ -24,7 +26,10 @@ pub fn guess_type(raw: &str) -> Result<(&'static str, String), ValueError> {
         return Ok(found);
     }
     let type_name = guess_other(value).ok_or_else(|| {
-        ValueError(format!("`{}` is not a recognised hash or indicator", shorten(value)))
+        ValueError(format!(
+            "`{}` is not a recognised hash or indicator",
+            shorten(value)
+        ))
     })?;
     normalize_value(type_name, value).map(|v| (type_name, v))
 }
@@ -47,8 +52,10 @@ fn guess_hash(value: &str) -> Result<Option<(&'static str, String)>, ValueError>
             value.len()
         )));
     }
-    let non_hex: Vec<(usize, char)> =
-        value.char_indices().filter(|(_, c)| !c.is_ascii_hexdigit()).collect();
+    let non_hex: Vec<(usize, char)> = value
+        .char_indices()
+        .filter(|(_, c)| !c.is_ascii_hexdigit())
+        .collect();
     if value.len() >= 30 && non_hex.len() <= 2 && !value.contains(['.', ':', '/', '@']) {
         let (pos, ch) = non_hex[0];
         return Err(ValueError(format!(
@@ -108,19 +115,28 @@ fn guess_other(value: &str) -> Option<&'static str> {
 }
 
 /// Undoes the usual defanging: `hxxp://`, `[.]`, `(.)`, `{.}`, `[:]` and `[@]`.
-pub fn refang(value: &str) -> String {
+pub fn refang(value: &str) -> Cow<'_, str> {
+    let defanged =
+        value.contains(['[', '(', '{']) || value.starts_with("hxxp") || value.starts_with("hXXp");
+    if !defanged {
+        return Cow::Borrowed(value);
+    }
     let mut out = value
         .replace("[.]", ".")
         .replace("(.)", ".")
         .replace("{.}", ".")
         .replace("[:]", ":")
         .replace("[@]", "@");
-    for (from, to) in [("hxxps://", "https://"), ("hxxp://", "http://"), ("hXXp", "http")] {
+    for (from, to) in [
+        ("hxxps://", "https://"),
+        ("hxxp://", "http://"),
+        ("hXXp", "http"),
+    ] {
         if out.starts_with(from) {
             out = format!("{to}{}", &out[from.len()..]);
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 fn shorten(value: &str) -> String {
@@ -146,14 +162,20 @@ mod tests {
         assert_eq!(guessed(&"a".repeat(64)), "sha256");
         assert_eq!(guessed(&"a".repeat(96)), "sha384");
         assert_eq!(guessed(&"a".repeat(128)), "sha512");
-        assert_eq!(guessed("x.exe|0749bae92ca336a02c83d126e04ec628"), "filename|md5");
+        assert_eq!(
+            guessed("x.exe|0749bae92ca336a02c83d126e04ec628"),
+            "filename|md5"
+        );
         assert_eq!(guessed("3::"), "ssdeep");
     }
 
     #[test]
     fn damaged_hashes_explained() {
         let err = guess_type("0f9adb17c942cb692566e6020acca93726a").unwrap_err();
-        assert!(err.0.contains("35 characters matches no hash length"), "{err}");
+        assert!(
+            err.0.contains("35 characters matches no hash length"),
+            "{err}"
+        );
         let err = guess_type("f0295f2e46cebffaf7892a5b33ba54122781c20bs").unwrap_err();
         assert!(err.0.contains("`s` at position 41"), "{err}");
     }

@@ -22,7 +22,7 @@ pub(crate) fn parse_misp_json(text: &str, top: &Top<'_>) -> Result<Parsed, Error
         let event: Event =
             serde_json::from_str(raw.get()).map_err(|e| Error::json(&e, text, raw.get()))?;
         let location = format!("event {}", index + 1);
-        match finalize_event(event, raw.get().to_owned(), &mut parsed.rejected) {
+        match finalize_event(event, Some(raw.get().to_owned()), &mut parsed.rejected) {
             Ok(event) => parsed.events.push(event),
             Err(reason) => parsed.rejected.push(Rejected {
                 location,
@@ -40,7 +40,10 @@ fn collect_events<'a>(
     out: &mut Vec<&'a RawValue>,
     depth: usize,
 ) -> Result<(), Error> {
-    let invalid = |message: &str| Error::Invalid { format: "MISP event", message: message.into() };
+    let invalid = |message: &str| Error::Invalid {
+        format: "MISP event",
+        message: message.into(),
+    };
     if depth > 2 {
         return Err(invalid("events are nested deeper than MISP writes them"));
     }
@@ -71,11 +74,13 @@ fn collect_events<'a>(
 
 fn read_top_at<'a>(text: &'a str, raw: &'a RawValue) -> Result<Top<'a>, Error> {
     read_top(raw.get()).map_err(|_| {
-        let e = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(raw.get())
-            .err();
+        let e = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(raw.get()).err();
         match e {
             Some(e) => Error::json(&e, text, raw.get()),
-            None => Error::Invalid { format: "MISP event", message: "unexpected shape".into() },
+            None => Error::Invalid {
+                format: "MISP event",
+                message: "unexpected shape".into(),
+            },
         }
     })
 }
@@ -85,15 +90,19 @@ fn whole_object(text: &str) -> Result<&RawValue, Error> {
 }
 
 /// Validates an event in place: checks its uuid, fills missing attribute uuids, defaults
-/// and timestamps, and moves invalid attributes to `rejected`. Returns why the whole
-/// event is unusable when its uuid is malformed.
+/// and timestamps, and moves invalid attributes to `rejected`. `json` is the event as it
+/// came in, if it came as JSON. Returns why the whole event is unusable when its uuid is
+/// malformed.
 pub fn finalize_event(
     mut event: Event,
-    json: String,
+    json: Option<String>,
     rejected: &mut Vec<Rejected>,
 ) -> Result<ParsedEvent, String> {
     event.uuid = match event.uuid.trim() {
-        "" => Uuid::new_v5(&UUID_NAMESPACE, json.as_bytes()).to_string(),
+        "" => {
+            let seed = json.as_deref().unwrap_or(&event.info);
+            Uuid::new_v5(&UUID_NAMESPACE, seed.as_bytes()).to_string()
+        }
         given => match Uuid::parse_str(given) {
             Ok(u) => u.hyphenated().to_string(),
             Err(_) => return Err(format!("event uuid `{given}` is not a valid uuid")),
@@ -104,46 +113,56 @@ pub fn finalize_event(
     }
 
     let event_uuid = Uuid::parse_str(&event.uuid).unwrap_or(UUID_NAMESPACE);
-    let attributes = std::mem::take(&mut event.attributes);
-    event.attributes = prepare_all(attributes, &event_uuid, "", rejected);
+    prepare_all(&mut event.attributes, &event_uuid, "", rejected);
     for (index, object) in event.objects.iter_mut().enumerate() {
-        if object.uuid.as_deref().is_none_or(|u| Uuid::parse_str(u).is_err()) {
+        if object
+            .uuid
+            .as_deref()
+            .is_none_or(|u| Uuid::parse_str(u).is_err())
+        {
             let name = format!("object|{index}|{}", object.name);
             object.uuid = Some(Uuid::new_v5(&event_uuid, name.as_bytes()).to_string());
         }
         let prefix = format!("object {} ", object.name);
-        let attributes = std::mem::take(&mut object.attributes);
-        object.attributes = prepare_all(attributes, &event_uuid, &prefix, rejected);
+        prepare_all(&mut object.attributes, &event_uuid, &prefix, rejected);
     }
     Ok(ParsedEvent { event, json })
 }
 
+/// Prepares attributes in place, removing (and reporting) those that fail validation.
 fn prepare_all(
-    attributes: Vec<Attribute>,
+    attributes: &mut Vec<Attribute>,
     event_uuid: &Uuid,
     prefix: &str,
     rejected: &mut Vec<Rejected>,
-) -> Vec<Attribute> {
-    let mut kept = Vec::with_capacity(attributes.len());
-    for (index, mut attribute) in attributes.into_iter().enumerate() {
-        if attribute.uuid.as_deref().is_none_or(|u| Uuid::parse_str(u).is_err()) {
+) {
+    let mut index = 0;
+    attributes.retain_mut(|attribute| {
+        if attribute
+            .uuid
+            .as_deref()
+            .is_none_or(|u| Uuid::parse_str(u).is_err())
+        {
             let name = format!("{prefix}{index}|{}|{}", attribute.r#type, attribute.value);
             attribute.uuid = Some(Uuid::new_v5(event_uuid, name.as_bytes()).to_string());
         }
-        let original = attribute.value.clone();
-        match prepare_attribute(&mut attribute) {
-            Ok(()) => kept.push(attribute),
-            Err(e) => rejected.push(Rejected {
-                location: format!(
-                    "{prefix}attribute {}",
-                    attribute.uuid.as_deref().unwrap_or_default()
-                ),
-                value: original,
-                reason: e.0,
-            }),
+        index += 1;
+        // prepare_attribute leaves the value unchanged when it fails.
+        match prepare_attribute(attribute) {
+            Ok(()) => true,
+            Err(e) => {
+                rejected.push(Rejected {
+                    location: format!(
+                        "{prefix}attribute {}",
+                        attribute.uuid.as_deref().unwrap_or_default()
+                    ),
+                    value: std::mem::take(&mut attribute.value),
+                    reason: e.0,
+                });
+                false
+            }
         }
-    }
-    kept
+    });
 }
 
 /// Converts `YYYY-MM-DD` to seconds since the Unix epoch at midnight UTC.
@@ -204,7 +223,7 @@ mod tests {
         ] {
             let parsed = parse(&doc).unwrap();
             assert!(!parsed.events.is_empty(), "{doc}");
-            assert_eq!(parsed.events[0].json, event, "{doc}");
+            assert_eq!(parsed.events[0].json.as_deref(), Some(event), "{doc}");
         }
     }
 
@@ -212,14 +231,19 @@ mod tests {
     fn truncated_json_reports_position() {
         let err = parse(r#"{"Event": {"info": "x", "Attribute": [{"type": "md5""#).unwrap_err();
         let message = err.to_string();
-        assert!(message.starts_with("invalid JSON at line 1, column "), "{message}");
+        assert!(
+            message.starts_with("invalid JSON at line 1, column "),
+            "{message}"
+        );
         assert!(message.contains("truncated"), "{message}");
     }
 
     #[test]
     fn type_error_position_is_absolute() {
         let doc = "{\"Event\":\n {\"info\": \"x\",\n  \"Attribute\": \"oops\"}}";
-        let Error::Json { line, .. } = parse(doc).unwrap_err() else { panic!("not a JSON error") };
+        let Error::Json { line, .. } = parse(doc).unwrap_err() else {
+            panic!("not a JSON error")
+        };
         assert_eq!(line, 3);
     }
 
@@ -231,9 +255,15 @@ mod tests {
         let parsed = parse(doc).unwrap();
         let event = &parsed.events[0].event;
         assert_eq!(event.attributes.len(), 1);
-        assert_eq!(event.attributes[0].value, "0749bae92ca336a02c83d126e04ec628");
+        assert_eq!(
+            event.attributes[0].value,
+            "0749bae92ca336a02c83d126e04ec628"
+        );
         assert_eq!(parsed.rejected.len(), 1);
-        assert_eq!(parsed.rejected[0].reason, "md5 must be 32 hexadecimal characters, found 31");
+        assert_eq!(
+            parsed.rejected[0].reason,
+            "md5 must be 32 hexadecimal characters, found 31"
+        );
     }
 
     #[test]

@@ -24,8 +24,8 @@ use crate::Error;
 
 pub use self::csv::ColumnSpec;
 pub use detect::detect_text_format;
-pub use misp_json::{date_to_epoch, epoch_to_date, finalize_event, UUID_NAMESPACE};
 use misp_json::parse_misp_json;
+pub use misp_json::{date_to_epoch, epoch_to_date, finalize_event, UUID_NAMESPACE};
 pub use warninglist::Warninglist;
 
 /// An input format `intel import` understands.
@@ -72,7 +72,10 @@ impl FromStr for Format {
             "freetext" | "text" => Ok(Format::Freetext),
             "stix2" | "stix" => Ok(Format::Stix2),
             "warninglist" => Ok(Format::Warninglist),
-            _ => Err(format!("unknown format `{s}`; use one of {}", Format::NAMES)),
+            _ => Err(format!(
+                "unknown format `{s}`; use one of {}",
+                Format::NAMES
+            )),
         }
     }
 }
@@ -91,8 +94,9 @@ pub struct Rejected {
 pub struct ParsedEvent {
     /// The event with normalised values; rejected attributes are removed.
     pub event: Event,
-    /// The event object as it came in (for MISP JSON), or as built (for other formats).
-    pub json: String,
+    /// The event object as it came in, for MISP JSON; `None` for events built from other
+    /// formats, which the model describes completely.
+    pub json: Option<String>,
 }
 
 /// Everything one file contributed.
@@ -163,7 +167,10 @@ pub fn parse_bytes(
         Format::Stix2 => stix::parse_stix(utf8(bytes)?, meta)?,
         Format::Warninglist => {
             let list = warninglist::parse_warninglist(utf8(bytes)?)?;
-            Parsed { warninglists: vec![list], ..Parsed::default() }
+            Parsed {
+                warninglists: vec![list],
+                ..Parsed::default()
+            }
         }
         Format::Csv => csv::parse_csv(bytes, meta, csv)?,
         Format::Freetext => freetext::parse_freetext(bytes, meta)?,
@@ -194,7 +201,10 @@ pub(crate) fn utf8(bytes: &[u8]) -> Result<&str, Error> {
 
 /// Top-level JSON value, read without parsing nested values.
 pub(crate) enum Top<'a> {
-    Object(serde_json::Map<String, serde_json::Value>, Vec<(String, &'a RawValue)>),
+    Object(
+        serde_json::Map<String, serde_json::Value>,
+        Vec<(String, &'a RawValue)>,
+    ),
     Array(Vec<&'a RawValue>),
 }
 
@@ -206,8 +216,7 @@ pub(crate) fn read_top(text: &str) -> Result<Top<'_>, Error> {
             serde_json::from_str(text).map_err(|e| Error::json(&e, text, text))?;
         return Ok(Top::Array(items));
     }
-    let entries: RawObject =
-        serde_json::from_str(text).map_err(|e| Error::json(&e, text, text))?;
+    let entries: RawObject = serde_json::from_str(text).map_err(|e| Error::json(&e, text, text))?;
     // Scalars at the top level are cheap to keep as values, for format detection.
     let mut scalars = serde_json::Map::new();
     for (key, raw) in &entries.0 {
@@ -232,7 +241,10 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for RawObject<'a> {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut m: M) -> Result<Self::Value, M::Error> {
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<Self::Value, M::Error> {
                 let mut entries = Vec::new();
                 while let Some((k, v)) = m.next_entry::<String, &'de RawValue>()? {
                     entries.push((k, v));

@@ -1,8 +1,7 @@
 //! Builds one MISP event from a list of values (freetext, CSV): one event per file,
 //! with a uuid derived from the file's identity so a re-import updates it.
 
-use std::collections::HashSet;
-
+use rustc_hash::FxHashSet;
 use uuid::Uuid;
 
 use super::misp_json::{epoch_to_date, UUID_NAMESPACE};
@@ -15,13 +14,23 @@ use crate::Error;
 pub(crate) struct ListEvent {
     event: Event,
     event_uuid: Uuid,
-    seen: HashSet<(String, String)>,
+    /// Uuids of the attributes added: each is derived from `type|value`, so a repeated
+    /// value has the uuid of its first occurrence and is dropped.
+    seen: FxHashSet<Uuid>,
+    /// Scratch buffer for `type|value`.
+    key: String,
+    /// Default category and `to_ids` of the types seen so far.
+    defaults: Vec<(String, Option<String>, bool)>,
     pub parsed: Parsed,
 }
 
 impl ListEvent {
-    pub fn new(meta: &FileMeta) -> ListEvent {
-        let event_uuid = Uuid::new_v5(&UUID_NAMESPACE, format!("file:{}", meta.source_key).as_bytes());
+    /// Starts the event of a list of about `lines` values.
+    pub fn new(meta: &FileMeta, lines: usize) -> ListEvent {
+        let event_uuid = Uuid::new_v5(
+            &UUID_NAMESPACE,
+            format!("file:{}", meta.source_key).as_bytes(),
+        );
         let event = Event {
             uuid: event_uuid.to_string(),
             info: format!("Imported from {}", meta.name),
@@ -32,28 +41,54 @@ impl ListEvent {
             published: Some(false),
             ..Event::default()
         };
-        ListEvent { event, event_uuid, seen: HashSet::new(), parsed: Parsed::default() }
+        let mut list = ListEvent {
+            event,
+            event_uuid,
+            seen: FxHashSet::default(),
+            key: String::new(),
+            defaults: Vec::new(),
+            parsed: Parsed::default(),
+        };
+        list.event.attributes.reserve(lines);
+        list.seen.reserve(lines);
+        list
     }
 
     /// Adds a normalised value of a known type; returns false when it repeats an earlier one.
     pub fn add(&mut self, type_name: &str, value: String, comment: Option<String>) -> bool {
-        if !self.seen.insert((type_name.to_owned(), value.clone())) {
+        self.key.clear();
+        self.key.push_str(type_name);
+        self.key.push('|');
+        self.key.push_str(&value);
+        let uuid = Uuid::new_v5(&self.event_uuid, self.key.as_bytes());
+        if !self.seen.insert(uuid) {
             self.parsed.duplicates += 1;
             return false;
         }
-        let info = type_info(type_name);
-        let uuid = Uuid::new_v5(&self.event_uuid, format!("{type_name}|{value}").as_bytes());
+        let (category, to_ids) = self.defaults_of(type_name);
         self.event.attributes.push(Attribute {
             uuid: Some(uuid.to_string()),
             r#type: type_name.to_owned(),
-            category: info.map(|i| i.default_category.clone()),
-            to_ids: Some(info.is_some_and(|i| i.default_to_ids)),
+            category,
+            to_ids: Some(to_ids),
             comment: comment.filter(|c| !c.is_empty()),
             timestamp: self.event.timestamp,
             value,
             ..Attribute::default()
         });
         true
+    }
+
+    fn defaults_of(&mut self, type_name: &str) -> (Option<String>, bool) {
+        if let Some((_, category, to_ids)) = self.defaults.iter().find(|(t, _, _)| t == type_name) {
+            return (category.clone(), *to_ids);
+        }
+        let info = type_info(type_name);
+        let category = info.map(|i| i.default_category.clone());
+        let to_ids = info.is_some_and(|i| i.default_to_ids);
+        self.defaults
+            .push((type_name.to_owned(), category.clone(), to_ids));
+        (category, to_ids)
     }
 
     /// The attribute added last, to adjust fields the list format provides.
@@ -88,8 +123,10 @@ impl ListEvent {
         }
         if !self.event.attributes.is_empty() {
             // Serialising a model built from plain strings and numbers cannot fail.
-            let json = serde_json::to_string(&self.event).unwrap_or_default();
-            self.parsed.events.push(ParsedEvent { event: self.event, json });
+            self.parsed.events.push(ParsedEvent {
+                event: self.event,
+                json: None,
+            });
         }
         Ok(self.parsed)
     }

@@ -37,9 +37,14 @@ fn default_list_type() -> String {
 /// Parses and checks a warninglist `list.json`.
 pub fn parse_warninglist(text: &str) -> Result<Warninglist, Error> {
     let list: Warninglist = serde_json::from_str(text).map_err(|e| Error::json(&e, text, text))?;
-    let invalid = |message: String| Error::Invalid { format: "MISP warninglist", message };
+    let invalid = |message: String| Error::Invalid {
+        format: "MISP warninglist",
+        message,
+    };
     if list.name.trim().is_empty() {
-        return Err(invalid("the `name` field is empty; every warninglist needs a name".into()));
+        return Err(invalid(
+            "the `name` field is empty; every warninglist needs a name".into(),
+        ));
     }
     if !LIST_TYPES.contains(&list.list_type.as_str()) {
         return Err(invalid(format!(
@@ -67,6 +72,9 @@ mod tests {
     #[test]
     fn unknown_type_rejected() {
         let err = parse_warninglist(r#"{"name":"x","list":[],"type":"glob"}"#).unwrap_err();
-        assert!(err.to_string().contains("unknown list type `glob`"), "{err}");
+        assert!(
+            err.to_string().contains("unknown list type `glob`"),
+            "{err}"
+        );
     }
 }

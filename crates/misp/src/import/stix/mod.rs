@@ -43,7 +43,10 @@ use pattern::{parse_pattern, Comparison, Expr, Literal};
 
 /// Parses a STIX 2 bundle into one event.
 pub fn parse_stix(text: &str, meta: &FileMeta) -> Result<Parsed, Error> {
-    let invalid = |message: &str| Error::Invalid { format: "STIX 2 bundle", message: message.into() };
+    let invalid = |message: &str| Error::Invalid {
+        format: "STIX 2 bundle",
+        message: message.into(),
+    };
     let bundle: Value = serde_json::from_str(text).map_err(|e| Error::json(&e, text, text))?;
     let objects = bundle
         .get("objects")
@@ -70,7 +73,8 @@ fn str_field<'a>(object: &'a Value, key: &str) -> &'a str {
 
 /// The uuid part of a STIX id such as `indicator--<uuid>`.
 fn id_uuid(id: &str) -> Option<Uuid> {
-    id.rsplit_once("--").and_then(|(_, u)| Uuid::parse_str(u).ok())
+    id.rsplit_once("--")
+        .and_then(|(_, u)| Uuid::parse_str(u).ok())
 }
 
 struct Builder<'a> {
@@ -83,19 +87,34 @@ struct Builder<'a> {
 
 impl<'a> Builder<'a> {
     fn new(bundle: &Value, objects: &'a [Value], meta: &FileMeta) -> Builder<'a> {
-        let by_id: HashMap<&str, &Value> =
-            objects.iter().map(|o| (str_field(o, "id"), o)).filter(|(id, _)| !id.is_empty()).collect();
+        let by_id: HashMap<&str, &Value> = objects
+            .iter()
+            .map(|o| (str_field(o, "id"), o))
+            .filter(|(id, _)| !id.is_empty())
+            .collect();
         let mut indicates: HashMap<&str, Vec<String>> = HashMap::new();
-        for o in objects.iter().filter(|o| str_field(o, "relationship_type") == "indicates") {
+        for o in objects
+            .iter()
+            .filter(|o| str_field(o, "relationship_type") == "indicates")
+        {
             if let Some(target) = by_id.get(str_field(o, "target_ref")) {
                 let name = str_field(target, "name");
                 if !name.is_empty() {
-                    indicates.entry(str_field(o, "source_ref")).or_default().push(name.to_owned());
+                    indicates
+                        .entry(str_field(o, "source_ref"))
+                        .or_default()
+                        .push(name.to_owned());
                 }
             }
         }
         let event = bundle_event(bundle, objects, meta);
-        Builder { event, by_id, indicates, seen_files: HashSet::new(), parsed: Parsed::default() }
+        Builder {
+            event,
+            by_id,
+            indicates,
+            seen_files: HashSet::new(),
+            parsed: Parsed::default(),
+        }
     }
 
     fn indicator(&mut self, object: &Value) {
@@ -105,7 +124,10 @@ impl<'a> Builder<'a> {
             return self.parsed.skipped.push(format!("{id}: revoked"));
         }
         if !pattern_type.is_empty() && pattern_type != "stix" {
-            return self.parsed.skipped.push(format!("{id}: pattern_type `{pattern_type}`"));
+            return self
+                .parsed
+                .skipped
+                .push(format!("{id}: pattern_type `{pattern_type}`"));
         }
         let pattern = str_field(object, "pattern");
         let observations = match parse_pattern(pattern) {
@@ -118,14 +140,19 @@ impl<'a> Builder<'a> {
                 })
             }
         };
-        let base = id_uuid(&id).unwrap_or_else(|| Uuid::new_v5(&UUID_NAMESPACE, pattern.as_bytes()));
+        let base =
+            id_uuid(&id).unwrap_or_else(|| Uuid::new_v5(&UUID_NAMESPACE, pattern.as_bytes()));
         let context = IndicatorContext {
             id: &id,
             comment: self.comment(object, &id),
             category: misp_label(object, "misp:category"),
         };
         for (index, expr) in observations.iter().enumerate() {
-            let uuid = if index == 0 { base } else { Uuid::new_v5(&base, &[index as u8]) };
+            let uuid = if index == 0 {
+                base
+            } else {
+                Uuid::new_v5(&base, &[index as u8])
+            };
             self.observation(expr, uuid, &context);
         }
     }
@@ -148,7 +175,9 @@ impl<'a> Builder<'a> {
         let mut simple = Vec::new();
         for cmp in &comparisons {
             match classify(cmp) {
-                Some(Fact::Hash(algo, value)) => file.add_hash(algo, &value, context.id, &mut self.parsed),
+                Some(Fact::Hash(algo, value)) => {
+                    file.add_hash(algo, &value, context.id, &mut self.parsed)
+                }
                 Some(Fact::Name(name)) => file.names.push(name),
                 Some(Fact::Size(size)) => file.sizes.push(size),
                 Some(Fact::Simple(t, v)) => simple.push((t, v)),
@@ -165,13 +194,20 @@ impl<'a> Builder<'a> {
         if comparisons.len() == 1 && simple.len() == 1 {
             let (t, v) = simple.remove(0);
             attributes.push(new_attribute(t, v, true, uuid, context));
-        } else if file.hashes.len() == 1 && file.names.len() == 1 && file.sizes.is_empty() && expr.is_conjunction() {
+        } else if file.hashes.len() == 1
+            && file.names.len() == 1
+            && file.sizes.is_empty()
+            && expr.is_conjunction()
+        {
             let (algo, hash) = &file.hashes[0];
             let t = format!("filename|{}", algo.misp_type());
             let v = format!("{}|{hash}", file.names[0]);
             attributes.push(new_attribute(&t, v, true, uuid, context));
         } else if file.len() >= 2 {
-            return self.event.objects.push(file.into_object(uuid, true, context));
+            return self
+                .event
+                .objects
+                .push(file.into_object(uuid, true, context));
         } else if let Some((algo, hash)) = file.hashes.pop() {
             attributes.push(new_attribute(algo.misp_type(), hash, true, uuid, context));
         } else if let (1, Some(name)) = (comparisons.len(), file.names.pop()) {
@@ -189,13 +225,22 @@ impl<'a> Builder<'a> {
                 files.push((format!("{id}/{key}"), sco.clone()));
             }
         }
-        for reference in object.get("object_refs").and_then(Value::as_array).into_iter().flatten() {
+        for reference in object
+            .get("object_refs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let reference = reference.as_str().unwrap_or("");
             if let Some(sco) = self.by_id.get(reference) {
                 files.push((reference.to_owned(), (*sco).clone()));
             }
         }
-        let context = IndicatorContext { id: &id, comment: None, category: None };
+        let context = IndicatorContext {
+            id: &id,
+            comment: None,
+            category: None,
+        };
         for (key, sco) in files {
             if str_field(&sco, "type") != "file" || !self.seen_files.insert(key.clone()) {
                 continue;
@@ -203,18 +248,21 @@ impl<'a> Builder<'a> {
             let uuid = id_uuid(&key).unwrap_or_else(|| Uuid::new_v5(&base, key.as_bytes()));
             let facts = FileFacts::from_sco(&sco, &id, &mut self.parsed);
             if facts.len() > 0 {
-                self.event.objects.push(facts.into_object(uuid, false, &context));
+                self.event
+                    .objects
+                    .push(facts.into_object(uuid, false, &context));
             }
         }
     }
 
     fn finish(mut self) -> Parsed {
         if self.event.attributes.is_empty() && self.event.objects.is_empty() {
-            self.parsed.skipped.push("bundle: no hashes or supported indicators".into());
+            self.parsed
+                .skipped
+                .push("bundle: no hashes or supported indicators".into());
             return self.parsed;
         }
-        let json = serde_json::to_string(&self.event).unwrap_or_default();
-        match finalize_event(self.event, json, &mut self.parsed.rejected) {
+        match finalize_event(self.event, None, &mut self.parsed.rejected) {
             Ok(event) => self.parsed.events.push(event),
             Err(reason) => self.parsed.rejected.push(Rejected {
                 location: "bundle".into(),
@@ -241,7 +289,13 @@ fn misp_label(object: &Value, key: &str) -> Option<String> {
     })
 }
 
-fn new_attribute(t: &str, value: String, to_ids: bool, uuid: Uuid, context: &IndicatorContext) -> Attribute {
+fn new_attribute(
+    t: &str,
+    value: String,
+    to_ids: bool,
+    uuid: Uuid,
+    context: &IndicatorContext,
+) -> Attribute {
     let category = context.category.clone().filter(|c| {
         crate::types::type_info(t).is_some_and(|i| i.categories.iter().any(|x| x == c))
     });
@@ -265,7 +319,11 @@ enum Fact {
 
 /// Hash key spellings, compared after removing quotes, `-` and `_` and upper-casing.
 fn hash_algo(key: &str) -> Option<HashAlgo> {
-    let key: String = key.chars().filter(|c| *c != '-' && *c != '_').collect::<String>().to_ascii_uppercase();
+    let key: String = key
+        .chars()
+        .filter(|c| *c != '-' && *c != '_')
+        .collect::<String>()
+        .to_ascii_uppercase();
     Some(match key.as_str() {
         "MD5" => HashAlgo::Md5,
         "SHA1" => HashAlgo::Sha1,
@@ -305,7 +363,10 @@ fn classify(cmp: &Comparison) -> Option<Fact> {
     let object = cmp.object_type.as_str();
     if let [prefix @ .., "hashes", key] = path.as_slice() {
         let algo = hash_algo(key)?;
-        let through_content = matches!(prefix.last(), Some(&("content_ref" | "body_raw_ref" | "image_ref")));
+        let through_content = matches!(
+            prefix.last(),
+            Some(&("content_ref" | "body_raw_ref" | "image_ref"))
+        );
         if (prefix.is_empty() && matches!(object, "file" | "artifact")) || through_content {
             return Some(Fact::Hash(algo, value));
         }
@@ -325,7 +386,11 @@ fn classify(cmp: &Comparison) -> Option<Fact> {
         ("file", ["size"]) => Some(Fact::Size(value)),
         ("ipv4-addr" | "ipv6-addr", ["value"]) => Some(Fact::Simple("ip-dst", value)),
         ("domain-name", ["value"]) => {
-            let t = if value.matches('.').count() > 1 { "hostname" } else { "domain" };
+            let t = if value.matches('.').count() > 1 {
+                "hostname"
+            } else {
+                "domain"
+            };
             Some(Fact::Simple(t, value))
         }
         ("url", ["value"]) => Some(Fact::Simple("url", value)),
@@ -366,7 +431,9 @@ impl FileFacts {
             for (key, value) in hashes {
                 match (hash_algo(key), value.as_str()) {
                     (Some(algo), Some(v)) => facts.add_hash(algo, v, location, parsed),
-                    _ => parsed.skipped.push(format!("{location}: file hash key `{key}`")),
+                    _ => parsed
+                        .skipped
+                        .push(format!("{location}: file hash key `{key}`")),
                 }
             }
         }
@@ -408,22 +475,34 @@ impl FileFacts {
 
 fn bundle_event(bundle: &Value, objects: &[Value], meta: &FileMeta) -> Event {
     let report = objects.iter().find(|o| str_field(o, "type") == "report");
-    let uuid = id_uuid(str_field(bundle, "id"))
-        .unwrap_or_else(|| Uuid::new_v5(&UUID_NAMESPACE, format!("file:{}", meta.source_key).as_bytes()));
+    let uuid = id_uuid(str_field(bundle, "id")).unwrap_or_else(|| {
+        Uuid::new_v5(
+            &UUID_NAMESPACE,
+            format!("file:{}", meta.source_key).as_bytes(),
+        )
+    });
     let info = match report.map(|r| str_field(r, "name")) {
         Some(name) if !name.is_empty() => name.to_owned(),
         _ => format!("STIX bundle {}", meta.name),
     };
     let times = |key: &'static str| {
-        objects.iter().filter_map(move |o| o.get(key)?.as_str().and_then(parse_timestamp))
+        objects
+            .iter()
+            .filter_map(move |o| o.get(key)?.as_str().and_then(parse_timestamp))
     };
-    let timestamp = times("modified").chain(times("created")).max().unwrap_or(meta.mtime);
+    let timestamp = times("modified")
+        .chain(times("created"))
+        .max()
+        .unwrap_or(meta.mtime);
     let date_secs = report
         .and_then(|r| r.get("published")?.as_str().and_then(parse_timestamp))
         .or_else(|| times("created").min())
         .unwrap_or(meta.mtime);
     let mut extra = Map::new();
-    extra.insert("stix_bundle_id".into(), Value::String(str_field(bundle, "id").to_owned()));
+    extra.insert(
+        "stix_bundle_id".into(),
+        Value::String(str_field(bundle, "id").to_owned()),
+    );
     Event {
         uuid: uuid.to_string(),
         info,
@@ -451,7 +530,11 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
         [] | [b'Z' | b'z'] => 0,
         [sign @ (b'+' | b'-'), ..] if rest.len() == 6 => {
             let minutes = num(s.len() - 5..s.len() - 3)? * 60 + num(s.len() - 2..s.len())?;
-            if *sign == b'+' { minutes * 60 } else { -minutes * 60 }
+            if *sign == b'+' {
+                minutes * 60
+            } else {
+                -minutes * 60
+            }
         }
         _ => return None,
     };
@@ -465,14 +548,19 @@ mod tests {
     #[test]
     fn timestamps() {
         assert_eq!(parse_timestamp("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_timestamp("2016-08-29T00:00:00.000Z"), Some(1_472_428_800));
+        assert_eq!(
+            parse_timestamp("2016-08-29T00:00:00.000Z"),
+            Some(1_472_428_800)
+        );
         assert_eq!(parse_timestamp("1970-01-01T01:00:00+01:00"), Some(0));
         assert_eq!(parse_timestamp("yesterday"), None);
     }
 
     #[test]
     fn hash_key_spellings() {
-        for key in ["MD5", "md5", "SHA-256", "sha256", "SHA_1", "ssdeep", "SHA3-256", "SHA3256"] {
+        for key in [
+            "MD5", "md5", "SHA-256", "sha256", "SHA_1", "ssdeep", "SHA3-256", "SHA3256",
+        ] {
             assert!(hash_algo(key).is_some(), "{key}");
         }
         assert!(hash_algo("CRC32").is_none());

@@ -147,12 +147,17 @@ fn tokenize(input: &str) -> Result<Vec<(usize, Tok)>, PatternError> {
                 (Tok::Num(input[i..end].to_owned()), end)
             }
             _ if c.is_ascii_alphabetic() || c == b'_' => {
-                let end = scan(bytes, i, |b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                let end = scan(bytes, i, |b| {
+                    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+                });
                 (Tok::Word(input[i..end].to_owned()), end)
             }
             _ => {
                 let ch = input[i..].chars().next().unwrap_or('?');
-                return Err(PatternError { offset: i, message: format!("unexpected character `{ch}`") });
+                return Err(PatternError {
+                    offset: i,
+                    message: format!("unexpected character `{ch}`"),
+                });
             }
         };
         out.push((start, tok));
@@ -189,7 +194,10 @@ fn read_string(input: &str, from: usize) -> Result<(String, usize), PatternError
             _ => out.push(ch),
         }
     }
-    Err(PatternError { offset: input.len(), message: "unterminated string".into() })
+    Err(PatternError {
+        offset: input.len(),
+        message: "unterminated string".into(),
+    })
 }
 
 struct Parser {
@@ -203,7 +211,13 @@ struct Parser {
 /// Parses a pattern and returns the comparison expression of each observation.
 pub fn parse_pattern(input: &str) -> Result<Vec<Expr>, PatternError> {
     let toks = tokenize(input)?;
-    let mut p = Parser { toks, pos: 0, end: input.len(), depth: 0, observations: Vec::new() };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        end: input.len(),
+        depth: 0,
+        observations: Vec::new(),
+    };
     p.observation_seq()?;
     if p.pos < p.toks.len() {
         return Err(p.error("unexpected text after the pattern"));
@@ -225,7 +239,10 @@ impl Parser {
             None => "the end of the pattern".to_owned(),
             Some(t) => format!("{t:?}"),
         };
-        PatternError { offset: self.offset(), message: format!("{message}, found {found}") }
+        PatternError {
+            offset: self.offset(),
+            message: format!("{message}, found {found}"),
+        }
     }
 
     fn eat(&mut self, tok: &Tok) -> bool {
@@ -338,7 +355,11 @@ impl Parser {
         while self.eat_word("OR") {
             items.push(self.comparison_and()?);
         }
-        Ok(if items.len() == 1 { items.remove(0) } else { Expr::Or(items) })
+        Ok(if items.len() == 1 {
+            items.remove(0)
+        } else {
+            Expr::Or(items)
+        })
     }
 
     fn comparison_and(&mut self) -> Result<Expr, PatternError> {
@@ -346,7 +367,11 @@ impl Parser {
         while self.eat_word("AND") {
             items.push(self.comparison_unit()?);
         }
-        Ok(if items.len() == 1 { items.remove(0) } else { Expr::And(items) })
+        Ok(if items.len() == 1 {
+            items.remove(0)
+        } else {
+            Expr::And(items)
+        })
     }
 
     fn comparison_unit(&mut self) -> Result<Expr, PatternError> {
@@ -390,7 +415,13 @@ impl Parser {
         };
         self.pos += 1;
         let value = self.literal()?;
-        Ok(Comparison { object_type, path, negated, operator, value })
+        Ok(Comparison {
+            object_type,
+            path,
+            negated,
+            operator,
+            value,
+        })
     }
 
     fn object_path(&mut self) -> Result<(String, Vec<String>), PatternError> {
@@ -405,7 +436,10 @@ impl Parser {
             if self.eat(&Tok::Dot) {
                 path.push(self.path_component()?);
             } else if self.peek() == Some(&Tok::LBracket)
-                && matches!(self.toks.get(self.pos + 1).map(|t| &t.1), Some(Tok::Star | Tok::Num(_)))
+                && matches!(
+                    self.toks.get(self.pos + 1).map(|t| &t.1),
+                    Some(Tok::Star | Tok::Num(_))
+                )
             {
                 self.pos += 2;
                 self.expect(&Tok::RBracket, "`]` after a list index")?;
@@ -464,7 +498,8 @@ mod tests {
 
     #[test]
     fn hash_keys_quoted_and_bare() {
-        let obs = parse_pattern("[file:hashes.'SHA-256' = 'ab' OR file:hashes.MD5 = 'cd']").unwrap();
+        let obs =
+            parse_pattern("[file:hashes.'SHA-256' = 'ab' OR file:hashes.MD5 = 'cd']").unwrap();
         let cmps = obs[0].comparisons();
         assert_eq!(cmps[0].path, vec!["hashes", "SHA-256"]);
         assert_eq!(cmps[1].path, vec!["hashes", "MD5"]);
@@ -478,7 +513,10 @@ mod tests {
                  FOLLOWEDBY ([x:y != 'z'] START t'2016-01-01T00:00:00Z' STOP t'2016-02-01T00:00:00Z')";
         let obs = parse_pattern(p).unwrap();
         assert_eq!(obs.len(), 3);
-        assert_eq!(obs[0].comparisons()[0].path, vec!["body_multipart", "body_raw_ref", "hashes", "MD5"]);
+        assert_eq!(
+            obs[0].comparisons()[0].path,
+            vec!["body_multipart", "body_raw_ref", "hashes", "MD5"]
+        );
         assert_eq!(obs[1].comparisons()[0].operator, "ISSUBSET");
     }
 
@@ -486,16 +524,33 @@ mod tests {
     fn escapes_and_lists() {
         let obs = parse_pattern(r"[file:name IN ('a\'b', 'c') AND NOT EXISTS file:size]").unwrap();
         let cmps = obs[0].comparisons();
-        assert_eq!(cmps[0].value, Literal::List(vec![Literal::Str("a'b".into()), Literal::Str("c".into())]));
+        assert_eq!(
+            cmps[0].value,
+            Literal::List(vec![Literal::Str("a'b".into()), Literal::Str("c".into())])
+        );
         assert!(cmps[1].negated);
     }
 
     #[test]
     fn malformed_patterns_rejected() {
-        for p in ["", "[file:name = 'x'", "[file:name 'x']", "[file:name = 'x]", "file:name = 'x'", "[(]"] {
+        for p in [
+            "",
+            "[file:name = 'x'",
+            "[file:name 'x']",
+            "[file:name = 'x]",
+            "file:name = 'x'",
+            "[(]",
+        ] {
             assert!(parse_pattern(p).is_err(), "{p}");
         }
-        let deep = format!("{}file:name = 'x'{}", "[".to_owned() + &"(".repeat(200), ")".repeat(200) + "]");
-        assert!(parse_pattern(&deep).unwrap_err().message.contains("nesting"));
+        let deep = format!(
+            "{}file:name = 'x'{}",
+            "[".to_owned() + &"(".repeat(200),
+            ")".repeat(200) + "]"
+        );
+        assert!(parse_pattern(&deep)
+            .unwrap_err()
+            .message
+            .contains("nesting"));
     }
 }

@@ -1,0 +1,112 @@
+//! Hand-written deserialisation of [`Attribute`]: known keys are matched without
+//! allocating and read with the lenient readers; other keys go to `extra`.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::Value;
+
+use crate::lenient::{OptBool, OptI64, OptString};
+use crate::model::{Attribute, Galaxy, Sighting, Tag};
+
+enum Key {
+    Id,
+    Uuid,
+    Type,
+    Category,
+    Value,
+    ToIds,
+    Deleted,
+    Comment,
+    Timestamp,
+    ObjectRelation,
+    Tag,
+    Galaxy,
+    Sighting,
+    Other(String),
+}
+
+impl Key {
+    fn from_str(s: &str) -> Key {
+        match s {
+            "id" => Key::Id,
+            "uuid" => Key::Uuid,
+            "type" => Key::Type,
+            "category" => Key::Category,
+            "value" => Key::Value,
+            "to_ids" => Key::ToIds,
+            "deleted" => Key::Deleted,
+            "comment" => Key::Comment,
+            "timestamp" => Key::Timestamp,
+            "object_relation" => Key::ObjectRelation,
+            "Tag" => Key::Tag,
+            "Galaxy" => Key::Galaxy,
+            "Sighting" => Key::Sighting,
+            other => Key::Other(other.to_owned()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an attribute key")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
+                Ok(Key::from_str(v))
+            }
+        }
+        d.deserialize_identifier(KeyVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Attribute {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(AttributeVisitor)
+    }
+}
+
+struct AttributeVisitor;
+
+impl<'de> Visitor<'de> for AttributeVisitor {
+    type Value = Attribute;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a MISP attribute object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Attribute, A::Error> {
+        let mut a = Attribute::default();
+        while let Some(key) = map.next_key::<Key>()? {
+            match key {
+                Key::Id => a.id = map.next_value::<OptString>()?.0,
+                Key::Uuid => a.uuid = map.next_value::<OptString>()?.0,
+                Key::Type => a.r#type = map.next_value::<OptString>()?.0.unwrap_or_default(),
+                Key::Category => a.category = map.next_value::<OptString>()?.0,
+                Key::Value => a.value = map.next_value::<OptString>()?.0.unwrap_or_default(),
+                Key::ToIds => a.to_ids = map.next_value::<OptBool>()?.0,
+                Key::Deleted => a.deleted = map.next_value::<OptBool>()?.0.unwrap_or(false),
+                Key::Comment => a.comment = map.next_value::<OptString>()?.0,
+                Key::Timestamp => a.timestamp = map.next_value::<OptI64>()?.0,
+                Key::ObjectRelation => a.object_relation = map.next_value::<OptString>()?.0,
+                Key::Tag => a.tags = map.next_value::<Option<Vec<Tag>>>()?.unwrap_or_default(),
+                Key::Galaxy => {
+                    a.galaxies = map.next_value::<Option<Vec<Galaxy>>>()?.unwrap_or_default()
+                }
+                Key::Sighting => {
+                    a.sightings = map
+                        .next_value::<Option<Vec<Sighting>>>()?
+                        .unwrap_or_default()
+                }
+                Key::Other(name) => {
+                    let value: Value = map.next_value()?;
+                    a.extra.insert(name, value);
+                }
+            }
+        }
+        Ok(a)
+    }
+}
