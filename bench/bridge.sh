@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Reproduces the "Wazuh bridge" figures of BENCHMARKS.md: the time per alert of
-# custom-iocwatch, from process start to the message on the queue socket, next to the
-# anchor of starting python3 and importing `requests`, which the usual Python integration
-# pays before it does any work. hyperfine times all commands in one invocation; the ratio
+# Reproduces the "Wazuh bridge" figures of BENCHMARKS.md. It times custom-iocwatch per
+# alert, from process start to the message on the queue socket. The anchor beside it is
+# starting python3 and importing `requests`, which the usual Python integration pays
+# before it does any work. hyperfine times all commands in one invocation; the ratio
 # uses medians, because other load on the machine shows up as outliers in the means.
 #
 # A small Python server on 127.0.0.1 answers MISP's attributes/restSearch with one
-# matching attribute and drains a Unix datagram socket that stands in for Wazuh's queue.
+# matching attribute. It also drains a Unix datagram socket in place of Wazuh's queue.
 # The alert is the file integrity fixture of crates/bridge/tests/fixtures/alerts.
 #
 # Environment: BENCH_DIR (scratch folder, default /tmp/iocwatch-bench/bridge), RUNS

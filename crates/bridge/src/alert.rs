@@ -31,7 +31,7 @@ pub struct FileObservation {
     pub digests: Vec<Digest>,
 }
 
-/// Why an alert has nothing to look up.
+/// The reason an alert has nothing to look up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Skip {
     /// Neither a `syscheck` object nor Sysmon hashes.
@@ -61,7 +61,7 @@ impl fmt::Display for Skip {
     }
 }
 
-/// What the bridge needs from one alert.
+/// The parts of one alert that the bridge uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Alert {
     pub id: Option<String>,

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::hash::Digest;
 use crate::lookup::MispMatch;
 
-/// Touched after each sweep of expired entries; its age tells when the next one is due.
+/// A file touched after each sweep of expired entries. Its age shows when the next one is due.
 const SWEEP_MARKER: &str = ".swept";
 /// Entries larger than this are treated as damaged.
 const MAX_ENTRY_BYTES: u64 = 64 * 1024;

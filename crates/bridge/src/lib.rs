@@ -2,10 +2,10 @@
 //!
 //! wazuh-integratord starts the `custom-iocwatch` binary once per alert with the alert
 //! file, the API key and the hook URL ([`args`]). The bridge reads the file and its
-//! digests from the alert ([`alert`], [`hash`]), asks the server through MISP's
-//! `attributes/restSearch` ([`lookup`]) unless a fresh result is cached ([`cache`]), and
-//! sends a match or a failure back to wazuh-analysisd's queue socket ([`message`],
-//! [`queue`]). [`run::main`] ties these together; [`options`] holds the settings.
+//! digests from the alert ([`alert`], [`hash`]). It queries the server through MISP's
+//! `attributes/restSearch` ([`lookup`]) unless a fresh result is cached ([`cache`]). A
+//! match or a failure goes back to wazuh-analysisd's queue socket ([`message`],
+//! [`queue`]). [`run::main`] ties these together, and [`options`] resolves the settings.
 
 pub mod alert;
 pub mod args;

@@ -1,9 +1,9 @@
 //! Looking a digest up through MISP's `POST /attributes/restSearch`, which both MISP and
-//! the iocwatch server answer: the request, retries, and reading the matched attribute.
+//! the iocwatch server serve: the request, retries, and reading the matched attribute.
 //!
 //! Request and response follow MISP's OpenAPI description: the body is an
 //! `AttributeRestSearchFilter` (`value`, `to_ids`, `returnFormat`, ...), the key goes in the
-//! `Authorization` header, and a 200 answer is `{"response": {"Attribute": [...]}}` where
+//! `Authorization` header, and a 200 response is `{"response": {"Attribute": [...]}}` where
 //! each attribute may carry its `Event` and `Tag` list.
 
 use std::fs;
@@ -23,7 +23,7 @@ use crate::options::Settings;
 
 /// Responses larger than this are rejected: a digest matches a handful of attributes.
 const MAX_RESPONSE_BYTES: u64 = 4 << 20;
-/// At most this many attributes are asked for.
+/// At most this many attributes are requested.
 const RESULT_LIMIT: u32 = 50;
 /// Pause before the first retry; it doubles for each further retry.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
@@ -50,7 +50,7 @@ pub struct MispMatch {
     pub matches: usize,
 }
 
-/// A lookup that did not produce an answer.
+/// A lookup that did not return a result.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum LookupError {
     #[error(
@@ -67,6 +67,8 @@ pub enum LookupError {
     Tls { message: String },
     #[error("unexpected HTTP status {status}")]
     HttpStatus { status: u16 },
+    #[error("the server redirects (HTTP {status}): set <hook_url> to the final URL")]
+    Redirected { status: u16 },
     #[error("invalid response: {message}")]
     InvalidResponse { message: String },
     #[error("invalid configuration: {message}")]
@@ -81,18 +83,18 @@ impl LookupError {
             LookupError::Timeout { .. } => "timeout",
             LookupError::Unreachable { .. } => "unreachable",
             LookupError::Tls { .. } => "tls",
-            LookupError::HttpStatus { .. } => "http_status",
+            LookupError::HttpStatus { .. } | LookupError::Redirected { .. } => "http_status",
             LookupError::InvalidResponse { .. } => "invalid_response",
             LookupError::Configuration { .. } => "configuration",
         }
     }
 
-    /// Returns the HTTP status of the failed answer, if there was one.
+    /// Returns the HTTP status of the failed response, if there was one.
     pub fn status(&self) -> Option<u16> {
         match self {
-            LookupError::Unauthorized { status } | LookupError::HttpStatus { status } => {
-                Some(*status)
-            }
+            LookupError::Unauthorized { status }
+            | LookupError::HttpStatus { status }
+            | LookupError::Redirected { status } => Some(*status),
             _ => None,
         }
     }
@@ -144,6 +146,7 @@ impl Client {
             .timeout_global(Some(settings.timeout))
             .http_status_as_error(false)
             .max_redirects(0)
+            .max_redirects_will_error(false)
             .user_agent(concat!("custom-iocwatch/", env!("CARGO_PKG_VERSION")))
             .tls_config(tls.build())
             .build();
@@ -162,7 +165,7 @@ impl Client {
         &self.url
     }
 
-    /// Looks `digest` up, retrying timeouts, refused connections, 429 and 5xx answers.
+    /// Looks `digest` up, retrying timeouts, refused connections, 429 and 5xx responses.
     /// Returns `None` when no detection attribute (`to_ids`) has this value.
     pub fn search(&self, digest: &Digest) -> Result<Option<MispMatch>, LookupError> {
         let mut attempt = 0;
@@ -194,6 +197,7 @@ impl Client {
         match status {
             200 => {}
             401 | 403 => return Err(LookupError::Unauthorized { status }),
+            300..=399 => return Err(LookupError::Redirected { status }),
             _ => return Err(LookupError::HttpStatus { status }),
         }
         let text = response
@@ -251,8 +255,8 @@ pub fn request_body(digest: &Digest, enforce_warninglist: bool) -> Value {
     })
 }
 
-/// Reads a 200 answer. Attributes without `to_ids` or marked deleted are ignored even if
-/// the server returned them; of the rest, the one with the highest event threat level
+/// Reads a 200 response. Attributes without `to_ids` or marked deleted are ignored even
+/// if the server returned them. Of the rest, the one with the highest event threat level
 /// (lowest `threat_level_id`) is reported.
 pub fn parse_response(body: &str) -> Result<Option<MispMatch>, LookupError> {
     let document: Value = serde_json::from_str(body).map_err(|e| LookupError::InvalidResponse {
@@ -264,7 +268,7 @@ pub fn parse_response(body: &str) -> Result<Option<MispMatch>, LookupError> {
             message: "no `response` object".into(),
         })?;
 
-    // Older MISP releases answer an empty search with `"response": []`.
+    // Older MISP releases return `"response": []` for an empty search.
     let attributes = match response.get("Attribute") {
         Some(Value::Array(attributes)) => attributes.as_slice(),
         None if response.as_array().is_some_and(Vec::is_empty) => &[],
@@ -449,7 +453,7 @@ mod tests {
     }
 
     #[test]
-    fn empty_answers_are_misses() {
+    fn empty_responses_are_misses() {
         assert_eq!(
             parse_response(r#"{"response": {"Attribute": []}}"#),
             Ok(None)
@@ -479,7 +483,7 @@ mod tests {
     }
 
     #[test]
-    fn malformed_answers_are_errors() {
+    fn malformed_responses_are_errors() {
         for body in ["", "[]", r#"{"response": {"Attribute": 3}}"#, "<html>"] {
             assert!(
                 matches!(

@@ -17,7 +17,7 @@ pub const INTEGRATION: &str = "iocwatch";
 /// Queue type 1 is a local event (`LOCALFILE_MQ` in Wazuh's sources).
 const QUEUE_PREFIX: &str = "1";
 
-/// What the message says about the alert it answers.
+/// The alert a message reports on: its ids, file, digest and agent.
 #[derive(Debug, Clone, Copy)]
 pub struct Source<'a> {
     pub alert_id: Option<&'a str>,
@@ -74,10 +74,10 @@ pub fn error_body(source: Source<'_>, error: &LookupError) -> Value {
 }
 
 /// Returns the location of a message. For an agent's alert it is
-/// `[<id>] (<name>) <ip>-><integration>`, which makes wazuh-analysisd attribute the new
-/// alert to that agent; the manager's own alerts (agent `000`) use the integration name
-/// alone. As in Wazuh's integrations, `|` and `:` in the agent part are escaped as `||`
-/// and `|:`, because `:` ends the location.
+/// `[<id>] (<name>) <ip>-><integration>`, so wazuh-analysisd attributes the new alert to
+/// that agent. The manager's own alerts (agent `000`) use the integration name alone. As
+/// in Wazuh's integrations, `|` and `:` in the agent part are escaped as `||` and `|:`,
+/// because `:` ends the location.
 pub fn location(agent: Option<&Agent>) -> String {
     match agent {
         Some(agent) if agent.id != "000" => {

@@ -10,7 +10,7 @@ use thiserror::Error;
 
 use crate::args::Invocation;
 
-/// Where wazuh-analysisd reads messages from integrations.
+/// The socket wazuh-analysisd reads messages from integrations on.
 pub const DEFAULT_SOCKET_PATH: &str = "/var/ossec/queue/sockets/queue";
 /// The log file that Wazuh's own integrations write to.
 pub const DEFAULT_LOG_PATH: &str = "/var/ossec/logs/integrations.log";

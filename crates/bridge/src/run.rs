@@ -24,8 +24,8 @@ use crate::queue;
 /// Alerts larger than this are not read; Wazuh's own limit for a message is 64 KiB.
 const MAX_ALERT_BYTES: u64 = 1 << 20;
 
-/// How a run ended. The process exits 0 in every case, because wazuh-integratord writes
-/// any other status to `ossec.log` as a failure to run the integration, while these
+/// The end of a run. The process exits 0 for every outcome, because wazuh-integratord
+/// writes any other status to `ossec.log` as a failure to run the integration. These
 /// outcomes are already logged and, for failed lookups, sent to the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {

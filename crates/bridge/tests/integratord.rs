@@ -95,14 +95,14 @@ fn modified_file_is_looked_up_by_new_digest() {
     assert_eq!(body["iocwatch"]["source"]["file"], "/etc/hosts");
     assert_eq!(body["iocwatch"]["source"]["event"], "modified");
     assert_eq!(body["misp"]["event_id"], "7");
-    let asked: Vec<Value> = server
+    let requested: Vec<Value> = server
         .requests()
         .into_iter()
         .map(|r| r.body["value"].clone())
         .collect();
     assert!(
-        !asked.contains(&json!(MODIFIED_SHA256_BEFORE)),
-        "old digest asked: {asked:?}"
+        !requested.contains(&json!(MODIFIED_SHA256_BEFORE)),
+        "old digest requested: {requested:?}"
     );
 }
 
@@ -166,12 +166,12 @@ fn file_without_sha256_uses_sha1_then_md5() {
     let (_, body) = only_message(&harness);
     assert_eq!(body["iocwatch"]["source"]["hash_type"], "md5");
     assert_eq!(body["misp"]["event_id"], "5");
-    let asked: Vec<Value> = server
+    let requested: Vec<Value> = server
         .requests()
         .into_iter()
         .map(|r| r.body["value"].clone())
         .collect();
-    assert_eq!(asked, [json!(ADDED_SHA1), json!(ADDED_MD5)]);
+    assert_eq!(requested, [json!(ADDED_SHA1), json!(ADDED_MD5)]);
 }
 
 #[test]
@@ -192,7 +192,7 @@ fn miss_sends_nothing_by_default() {
     );
 
     assert!(harness.message().is_none(), "to_ids false is no detection");
-    assert_eq!(server.requests().len(), 3, "sha256, sha1 and md5 asked");
+    assert_eq!(server.requests().len(), 3, "sha256, sha1 and md5 requested");
     assert!(
         harness.log().contains("no intel match"),
         "{}",
@@ -321,7 +321,11 @@ fn cached_miss_expires_with_ttl() {
 
     std::thread::sleep(Duration::from_millis(3100));
     harness.run("fim-added.json", API_KEY, &server.url(), &options);
-    assert_eq!(server.requests().len(), 6, "expired misses are asked again");
+    assert_eq!(
+        server.requests().len(),
+        6,
+        "expired misses are requested again"
+    );
 }
 
 #[test]

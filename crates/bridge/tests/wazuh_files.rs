@@ -1,5 +1,5 @@
 //! Checks of the files shipped for the Wazuh side: the bridge rules, the integration
-//! block, and reading a MISP `restSearch` answer of the documented shape.
+//! block, and reading a MISP `restSearch` response of the documented shape.
 
 use std::fs;
 use std::path::Path;

@@ -64,6 +64,15 @@ impl Baseline {
     pub fn len(&self) -> usize {
         self.read().len()
     }
+
+    /// Rebuilds the map from its sorted entries. Inserting paths one by one, mostly in
+    /// order, leaves B-tree nodes about half full; a bulk build fills them, which halves
+    /// the map's memory.
+    pub fn compact(&self) {
+        let mut map = self.write();
+        let entries = std::mem::take(&mut *map);
+        *map = entries.into_iter().collect();
+    }
 }
 
 pub(crate) fn key(path: &Path) -> &[u8] {

@@ -386,6 +386,17 @@ pub enum ScanKind {
     Rescan,
 }
 
+impl ScanKind {
+    /// The name used in JSON (`baseline`, `scheduled`, `rescan`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanKind::Baseline => "baseline",
+            ScanKind::Scheduled => "scheduled",
+            ScanKind::Rescan => "rescan",
+        }
+    }
+}
+
 /// Totals of one scan.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScanSummary {

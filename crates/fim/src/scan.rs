@@ -19,6 +19,12 @@ use crate::sys::{self, poll::Waker};
 /// Files queued between the walker and the hashing threads.
 const WORK_QUEUE: usize = 4096;
 
+/// Results queued for the agent thread; a full queue makes the scan wait for it.
+pub(crate) const RESULT_QUEUE: usize = 4096;
+
+/// How often a scan blocked on a full result queue checks whether it was cancelled.
+const SEND_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// A directory to scan, with the monitored directory it belongs to.
 #[derive(Clone, Debug)]
 pub(crate) struct ScanTarget {
@@ -107,7 +113,7 @@ impl ScanJob {
                     cancel: cancel_in_thread,
                 };
                 let totals = ctx.run(targets);
-                let _ = ctx.tx.send(ScanMsg::Done { gen, totals });
+                ctx.send(ScanMsg::Done { gen, totals });
                 waker.wake();
             })
             .expect("spawning a thread only fails when the process is out of resources");
@@ -173,6 +179,19 @@ impl ScanContext {
         self.cancel.load(Ordering::Relaxed)
     }
 
+    /// Sends a result, waiting while the queue is full unless the scan is cancelled.
+    fn send(&self, mut msg: ScanMsg) {
+        loop {
+            match self.tx.send_timeout(msg, SEND_RETRY) {
+                Ok(()) => return,
+                Err(crossbeam_channel::SendTimeoutError::Timeout(back)) if !self.cancelled() => {
+                    msg = back
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
     /// Lists directories depth-first and queues their files for the hashing threads.
     fn walk(&self, target: ScanTarget, work: &Sender<(usize, PathBuf)>) {
         let root = target.root;
@@ -190,7 +209,7 @@ impl ScanContext {
             if self.cancelled() {
                 return;
             }
-            let _ = self.tx.send(ScanMsg::Dir {
+            self.send(ScanMsg::Dir {
                 root,
                 path: dir.clone(),
                 depth,
@@ -199,7 +218,7 @@ impl ScanContext {
                 Ok(entries) => entries,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(error) => {
-                    let _ = self.tx.send(ScanMsg::DirFailed { path: dir, error });
+                    self.send(ScanMsg::DirFailed { path: dir, error });
                     continue;
                 }
             };
@@ -249,7 +268,7 @@ impl ScanContext {
                 }
                 Err(error) => ScanMsg::FileFailed { path, error },
             };
-            let _ = self.tx.send(msg);
+            self.send(msg);
         }
     }
 

@@ -2,6 +2,10 @@
 
 use std::time::Instant;
 
+// The same allocator as the iocwatch binary, so the phases cost what they cost there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let path = std::env::args()
         .nth(1)

@@ -6,12 +6,13 @@
 //! [`index::DigestIndex`]. Every other value, including the file name half of a
 //! composite and hashes such as ssdeep or sha3-256, is keyed by its normalised text.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use hashing::Algorithms;
 use index::{DigestIndex, DigestIndexBuilder};
 use misp::hash::{composite_parts, content_digest, hash_of, HashAlgo};
+use rusqlite::Row;
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::store::Store;
@@ -92,7 +93,7 @@ pub struct Detector {
     events: Vec<EventMeta>,
     indicators: Vec<Indicator>,
     digests: DigestIndex,
-    values: HashMap<Box<str>, Vec<u32>>,
+    values: FxHashMap<Box<str>, Vec<u32>>,
     hit_sets: Vec<Vec<WarninglistHit>>,
     algorithms: Algorithms,
     suppressed: usize,
@@ -108,7 +109,7 @@ impl Detector {
         Ok(loader.finish())
     }
 
-    /// The digest algorithms that at least one detection indicator uses.
+    /// Returns the digest algorithms that at least one detection indicator uses.
     pub fn needed_algorithms(&self) -> Algorithms {
         self.algorithms
     }
@@ -225,13 +226,13 @@ fn hex_digest(s: &str) -> Option<Vec<u8>> {
 struct Loader {
     matcher: Matcher,
     events: Vec<EventMeta>,
-    event_index: HashMap<i64, u32>,
+    event_index: FxHashMap<i64, u32>,
     indicators: Vec<Indicator>,
     digests: DigestIndexBuilder,
-    values: HashMap<Box<str>, Vec<u32>>,
-    strings: HashMap<String, Arc<str>>,
+    values: FxHashMap<Box<str>, Vec<u32>>,
+    strings: FxHashMap<Box<str>, Arc<str>>,
     hit_sets: Vec<Vec<WarninglistHit>>,
-    hit_index: HashMap<Vec<WarninglistHit>, u32>,
+    hit_index: FxHashMap<Vec<WarninglistHit>, u32>,
     algorithms: Algorithms,
     suppressed: usize,
 }
@@ -241,13 +242,13 @@ impl Loader {
         Loader {
             matcher,
             events: Vec::new(),
-            event_index: HashMap::new(),
+            event_index: FxHashMap::default(),
             indicators: Vec::new(),
             digests: DigestIndexBuilder::new(),
-            values: HashMap::new(),
-            strings: HashMap::new(),
+            values: FxHashMap::default(),
+            strings: FxHashMap::default(),
             hit_sets: vec![Vec::new()],
-            hit_index: HashMap::new(),
+            hit_index: FxHashMap::default(),
             algorithms: Algorithms::NONE,
             suppressed: 0,
         }
@@ -258,7 +259,7 @@ impl Loader {
             return found.clone();
         }
         let arc: Arc<str> = Arc::from(s);
-        self.strings.insert(s.to_owned(), arc.clone());
+        self.strings.insert(s.into(), arc.clone());
         arc
     }
 
@@ -299,27 +300,23 @@ impl Loader {
                 .event_index
                 .get(&event_id)
                 .ok_or_else(|| Error::Corrupt(format!("attribute of missing event {event_id}")))?;
-            let type_name: String = r.get(3)?;
-            let category: String = r.get(4)?;
-            let value: String = r.get(5)?;
-            let tags: Option<String> = r.get(6)?;
-            let relation: Option<String> = r.get(7)?;
-            let object: Option<String> = r.get(8)?;
+            let type_name = self.intern(text(r, 3)?.unwrap_or_default());
+            let value: Box<str> = text(r, 5)?.unwrap_or_default().into();
             let hits = self.hits_for(&type_name, &value);
             let indicator = Indicator {
                 attribute_id: r.get(0)?,
                 event,
-                uuid: r.get::<_, String>(2)?.into(),
-                category: self.intern(&category),
-                object_name: object.map(|o| self.intern(&o)),
-                object_relation: relation.map(|o| self.intern(&o)),
-                tags: tags
-                    .and_then(|t| serde_json::from_str::<Vec<String>>(&t).ok())
+                uuid: text(r, 2)?.unwrap_or_default().into(),
+                category: self.intern(text(r, 4)?.unwrap_or_default()),
+                object_name: text(r, 8)?.map(|o| self.intern(o)),
+                object_relation: text(r, 7)?.map(|o| self.intern(o)),
+                tags: text(r, 6)?
+                    .and_then(|t| serde_json::from_str::<Vec<String>>(t).ok())
                     .filter(|t| !t.is_empty())
                     .map(|t| t.into_iter().map(Into::into).collect()),
                 hits,
-                type_name: self.intern(&type_name),
-                value: value.into(),
+                type_name,
+                value,
             };
             self.add(indicator);
         }
@@ -397,6 +394,18 @@ impl Loader {
             suppressed: self.suppressed,
         }
     }
+}
+
+/// Reads a text column without copying it.
+fn text<'r>(row: &'r Row, index: usize) -> Result<Option<&'r str>, Error> {
+    let value = row.get_ref(index)?;
+    value.as_str_or_null().map_err(|e| {
+        Error::Sqlite(rusqlite::Error::FromSqlConversionFailure(
+            index,
+            value.data_type(),
+            Box::new(e),
+        ))
+    })
 }
 
 /// Splits a composite value the way its type is written (`regkey|value` at the first `|`).

@@ -31,7 +31,7 @@ impl std::str::FromStr for ExportFormat {
     }
 }
 
-/// Which attributes the `csv` and `text` exports include.
+/// Attribute selection of the `csv` and `text` exports.
 #[derive(Debug, Clone, Default)]
 pub struct ExportFilter {
     /// Only these attribute types; empty means all.

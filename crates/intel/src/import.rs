@@ -42,7 +42,7 @@ impl Default for ImportOptions {
     }
 }
 
-/// What one file contributed, when it was imported.
+/// Contribution of one imported file.
 #[derive(Debug, Clone, Default)]
 pub struct FileSummary {
     pub format: Option<Format>,

@@ -9,7 +9,7 @@ use std::str::FromStr;
 use misp::import::Warninglist;
 use serde::Serialize;
 
-/// What a warninglist hit does to a match.
+/// Effect of a warninglist hit on a match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
@@ -246,7 +246,7 @@ fn matches(entries: &Entries, value: &str) -> bool {
     }
 }
 
-/// The host of a URL, or the value itself.
+/// Returns the host of a URL, or the value itself.
 fn host_of(value: &str) -> &str {
     let rest = value.split_once("://").map_or(value, |(_, r)| r);
     let host = rest.split(['/', '?', '#']).next().unwrap_or(rest);

@@ -143,7 +143,9 @@ fn hashes_inside_objects_found() {
     ];
     assert_eq!(found[0].tags, tags);
     let algorithms = detector.needed_algorithms();
-    assert!(algorithms.md5 && algorithms.sha1 && algorithms.sha256);
+    assert!(algorithms.md5);
+    assert!(algorithms.sha1);
+    assert!(algorithms.sha256);
 }
 
 #[test]

@@ -36,6 +36,11 @@ enum Command {
     Agents(cmd::agents::AgentsCommand),
     /// Run the manager: agent listener, intel store, rules and alerts
     Server(cmd::server::ServerArgs),
+    /// Serve the MISP-compatible REST API on its own
+    Api(cmd::api::ApiArgs),
+    /// Manage API users, roles and keys
+    #[command(subcommand)]
+    Users(cmd::users::UsersCommand),
     /// Watch folders and print an alert line for each file that matches the local intel
     Watch(cmd::watch::WatchArgs),
     /// Work with Wazuh-style XML rules
@@ -53,6 +58,8 @@ fn main() -> ExitCode {
         Command::Agent(a) => cmd::agent::run(a, &cli.global),
         Command::Agents(c) => cmd::agents::run(c, &cli.global),
         Command::Server(a) => cmd::server::run(a, &cli.global),
+        Command::Api(a) => cmd::api::run(a, &cli.global),
+        Command::Users(c) => cmd::users::run(c, &cli.global),
         Command::Watch(a) => cmd::watch::run(a, &cli.global),
         Command::Rules(c) => cmd::rules::run(c, &cli.global),
     };

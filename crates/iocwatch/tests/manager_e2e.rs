@@ -560,7 +560,11 @@ fn detection_latency() {
                 latencies.push(closed.elapsed());
                 break;
             }
-            assert!(closed.elapsed() < Duration::from_secs(10), "no alert for {}", path.display());
+            assert!(
+                closed.elapsed() < Duration::from_secs(10),
+                "no alert for {}",
+                path.display()
+            );
             std::thread::sleep(Duration::from_micros(200));
         }
     }

@@ -33,11 +33,6 @@ impl Connections {
         false
     }
 
-    /// True when `token` is still the current connection of the agent.
-    pub fn is_current(&self, agent_id: &str, token: u64) -> bool {
-        self.lock().get(agent_id).is_some_and(|(t, _)| *t == token)
-    }
-
     /// Queues a message for a connected agent; false when it is not connected
     /// or its queue is full.
     pub fn send(&self, agent_id: &str, message: Message) -> bool {

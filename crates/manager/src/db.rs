@@ -63,6 +63,38 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// Opens the database for the running manager: commits never copy the WAL
+/// back into the database themselves, [`spawn_checkpointer`] does.
+pub fn open_without_checkpoints(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = open(path)?;
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    Ok(conn)
+}
+
+/// Copies the WAL into the database every `every` from a thread of its own,
+/// so that the pipeline thread only appends to the WAL.
+pub fn spawn_checkpointer(path: &Path, every: Duration) -> std::io::Result<()> {
+    let path = path.to_path_buf();
+    std::thread::Builder::new().name("iocwatch-checkpoint".into()).spawn(move || {
+        let conn = match open_without_checkpoints(&path) {
+            Ok(conn) => conn,
+            Err(err) => {
+                tracing::error!(path = %path.display(), error = %err, "failed to open the database for checkpoints");
+                return;
+            }
+        };
+        loop {
+            std::thread::sleep(every);
+            // PASSIVE copies what no reader still needs and never blocks writers.
+            let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            if let Err(err) = result {
+                tracing::warn!(error = %err, "database checkpoint failed");
+            }
+        }
+    })?;
+    Ok(())
+}
+
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> i64 {
     std::time::SystemTime::now()

@@ -23,6 +23,8 @@ mod file_state;
 
 /// Jobs merged into one transaction at most.
 const MAX_JOBS_PER_COMMIT: usize = 64;
+/// Interval between two copies of the WAL into the database.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Name of the alerts.json position in `output_cursors`.
 const ALERTS_JSON_CURSOR: &str = "alerts_json";
 
@@ -149,7 +151,8 @@ impl Pipeline {
         connections: Arc<Connections>,
         forward: Option<mpsc::Sender<Arc<Value>>>,
     ) -> Result<Pipeline, Box<dyn std::error::Error + Send + Sync>> {
-        let conn = crate::db::open(&config.db_path)?;
+        let conn = crate::db::open_without_checkpoints(&config.db_path)?;
+        crate::db::spawn_checkpointer(&config.db_path, CHECKPOINT_EVERY)?;
         let mut alerts_file = AlertsFile::open(
             &config.alerts_path,
             config.alerts_rotate_max_bytes,
@@ -261,7 +264,12 @@ impl Pipeline {
         stored: &mut Vec<StoredAlert>,
         lookups: &mut Vec<LookupLine>,
     ) -> rusqlite::Result<()> {
-        let tx = self.conn.transaction()?;
+        // IMMEDIATE takes the write lock first: a deferred transaction that
+        // reads and then writes fails at once with SQLITE_BUSY when another
+        // connection (the registry) committed in between.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let written = self.writer.written_seq();
         if written > self.stored_cursor {
             store_cursor(&tx, written)?;

@@ -79,7 +79,7 @@ const AGENT_COLUMNS: &str = "id, name, status, removed, enrolled_at, last_seen, 
 
 impl Registry {
     pub fn open(path: &Path) -> Result<Registry, RegistryError> {
-        let conn = db::open(path).map_err(|source| RegistryError::Db {
+        let conn = db::open_without_checkpoints(path).map_err(|source| RegistryError::Db {
             path: path.to_path_buf(),
             source,
         })?;
@@ -120,7 +120,9 @@ impl Registry {
             path: self.path.clone(),
             source,
         };
-        let tx = conn.transaction().map_err(db_err)?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db_err)?;
 
         let existing: Option<String> = tx
             .query_row(

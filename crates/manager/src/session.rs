@@ -156,10 +156,14 @@ async fn run(
         ip: peer.ip().to_string(),
     };
     let reason = read_loop(&mut reader, &agent_ref, &outgoing, &context).await;
+
+    // The registry of connections holds a sender too: it goes first, so that
+    // the writer task sees its queue close and ends.
+    let current = context.connections.unregister(&agent.id, token);
     drop(outgoing);
     let _ = writer_task.await;
 
-    if context.connections.unregister(&agent.id, token) {
+    if current {
         blocking(&context.registry, {
             let id = agent.id.clone();
             move |r| r.mark_disconnected(&id)

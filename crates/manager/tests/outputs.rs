@@ -16,7 +16,9 @@ use serde_json::{json, Value};
 async fn syslog_receives_rfc5424_alerts() {
     let dir = tempfile::tempdir().unwrap();
     let collector = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    collector.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    collector
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let extra = format!(
         "[syslog]\naddress = \"{}\"\ntransport = \"udp\"\nmin_level = 3\n",
         collector.local_addr().unwrap()
@@ -24,7 +26,9 @@ async fn syslog_receives_rfc5424_alerts() {
     let server = start_with(dir.path(), config_with(dir.path(), &extra)).await;
     let identity = enroll(&server, "web-01", SECRET).await.unwrap();
     let link = start_link(dir.path(), identity);
-    link.sink().send(&json!({"path": "/srv/a", "event": "added"})).unwrap();
+    link.sink()
+        .send(&json!({"path": "/srv/a", "event": "added"}))
+        .unwrap();
 
     let message = tokio::task::spawn_blocking(move || {
         let mut buffer = vec![0u8; 65536];
@@ -43,7 +47,9 @@ async fn syslog_receives_rfc5424_alerts() {
 /// Accepts one HTTP request, replies 200 and returns the request body.
 fn receive_one_post(listener: std::net::TcpListener) -> String {
     let (stream, _) = listener.accept().unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut length = 0usize;
     loop {
@@ -62,7 +68,9 @@ fn receive_one_post(listener: std::net::TcpListener) -> String {
     let mut body = vec![0u8; length];
     reader.read_exact(&mut body).unwrap();
     let mut stream = stream;
-    stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").unwrap();
+    stream
+        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+        .unwrap();
     String::from_utf8(body).unwrap()
 }
 
@@ -78,9 +86,13 @@ async fn webhook_receives_alerts() {
     let server = start_with(dir.path(), config_with(dir.path(), &extra)).await;
     let identity = enroll(&server, "web-01", SECRET).await.unwrap();
     let link = start_link(dir.path(), identity);
-    link.sink().send(&json!({"path": "/srv/b", "event": "added"})).unwrap();
+    link.sink()
+        .send(&json!({"path": "/srv/b", "event": "added"}))
+        .unwrap();
 
-    let body = tokio::task::spawn_blocking(move || receiver.join().unwrap()).await.unwrap();
+    let body = tokio::task::spawn_blocking(move || receiver.join().unwrap())
+        .await
+        .unwrap();
     let alert: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(alert["syscheck"]["path"], "/srv/b");
     assert_eq!(alert["agent"]["id"], "001");
@@ -110,15 +122,24 @@ async fn rule_requests_quarantine_and_result_is_alerted() {
     };
     let link = start_link_with(dir.path(), identity, Some(quarantine));
     let path = file.display().to_string();
-    link.sink().send(&json!({"path": path, "event": "added", "mode": "realtime"})).unwrap();
+    link.sink()
+        .send(&json!({"path": path, "event": "added", "mode": "realtime"}))
+        .unwrap();
 
-    assert!(wait_for(|| alert_lines(dir.path()).iter().any(|a| a["rule"]["id"] == "111201")).await);
+    assert!(
+        wait_for(|| alert_lines(dir.path())
+            .iter()
+            .any(|a| a["rule"]["id"] == "111201"))
+        .await
+    );
     assert!(!file.exists(), "the file is still in place");
     let alerts = alert_lines(dir.path());
     let result = alerts.iter().find(|a| a["rule"]["id"] == "111201").unwrap();
     assert_eq!(result["agent"]["id"], "001");
     assert_eq!(result["data"]["active_response"]["status"], "done");
-    let moved = result["data"]["active_response"]["quarantine_path"].as_str().unwrap();
+    let moved = result["data"]["active_response"]["quarantine_path"]
+        .as_str()
+        .unwrap();
     assert!(std::path::Path::new(moved).exists());
 }
 
@@ -141,9 +162,16 @@ async fn quarantine_outside_monitored_folders_is_rejected() {
     };
     let link = start_link_with(dir.path(), identity, Some(quarantine));
     let path = outside.display().to_string();
-    link.sink().send(&json!({"path": path, "event": "added"})).unwrap();
+    link.sink()
+        .send(&json!({"path": path, "event": "added"}))
+        .unwrap();
 
-    assert!(wait_for(|| alert_lines(dir.path()).iter().any(|a| a["rule"]["id"] == "111202")).await);
+    assert!(
+        wait_for(|| alert_lines(dir.path())
+            .iter()
+            .any(|a| a["rule"]["id"] == "111202"))
+        .await
+    );
     assert!(outside.exists());
 }
 
@@ -154,14 +182,28 @@ async fn long_disconnection_raises_alert() {
     let server = start_with(dir.path(), config_with(dir.path(), extra)).await;
     let identity = enroll(&server, "web-01", SECRET).await.unwrap();
     let link = start_link(dir.path(), identity);
-    link.sink().send(&json!({"path": "/srv/c", "event": "added"})).unwrap();
+    link.sink()
+        .send(&json!({"path": "/srv/c", "event": "added"}))
+        .unwrap();
     assert!(link.wait_drained(Duration::from_secs(10)));
     link.shutdown();
 
-    let found = wait_for(|| alert_lines(dir.path()).iter().any(|a| a["rule"]["id"] == "504")).await;
+    let found = wait_for(|| {
+        alert_lines(dir.path())
+            .iter()
+            .any(|a| a["rule"]["id"] == "504")
+    })
+    .await;
     assert!(found, "no disconnection alert");
     let alerts = alert_lines(dir.path());
     let alert = alerts.iter().find(|a| a["rule"]["id"] == "504").unwrap();
     assert_eq!(alert["data"]["agent_id"], "001");
-    assert_eq!(alerts.iter().filter(|a| a["rule"]["id"] == "504").count(), 1);
+    assert_eq!(
+        alerts.iter().filter(|a| a["rule"]["id"] == "504").count(),
+        1
+    );
+
+    let registry = manager::Registry::open(&dir.path().join("manager/manager.db")).unwrap();
+    let agent = registry.get("001").unwrap().unwrap();
+    assert_eq!(agent.status, manager::AgentStatus::Disconnected);
 }

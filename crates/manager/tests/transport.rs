@@ -2,7 +2,6 @@
 //! real agent link over loopback, with a trivial analyser that turns each
 //! event into one alert.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 

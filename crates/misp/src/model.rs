@@ -69,7 +69,12 @@ pub struct Event {
     pub org: Option<Org>,
     #[serde(rename = "Tag", default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<Tag>,
-    #[serde(rename = "Attribute", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "Attribute",
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::model_de::attribute_list"
+    )]
     pub attributes: Vec<Attribute>,
     #[serde(rename = "Object", default, skip_serializing_if = "Vec::is_empty")]
     pub objects: Vec<Object>,
@@ -110,13 +115,35 @@ pub struct Attribute {
     pub timestamp: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub object_relation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_id: Option<String>,
+    /// Sharing level, `0` (organisation only) to `5` (inherit the event's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sharing_group_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disable_correlation: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
+    /// Base64 content of a `malware-sample` or `attachment`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
     #[serde(rename = "Tag", skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<Tag>,
     #[serde(rename = "Galaxy", skip_serializing_if = "Vec::is_empty")]
     pub galaxies: Vec<Galaxy>,
     #[serde(rename = "Sighting", skip_serializing_if = "Vec::is_empty")]
     pub sightings: Vec<Sighting>,
-    /// Keys not modelled above (`distribution`, `first_seen`, `data`, ...).
+    /// Proposed changes to the attribute, kept as MISP wrote them.
+    #[serde(rename = "ShadowAttribute", skip_serializing_if = "Vec::is_empty")]
+    pub shadow_attributes: Vec<Value>,
+    /// Keys not modelled above. MISP exports carry the fields above on every attribute,
+    /// so they are modelled to keep this map (one allocation each) empty.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -154,7 +181,12 @@ pub struct Object {
         serialize_with = "lenient::ser_opt_i64_str"
     )]
     pub timestamp: Option<i64>,
-    #[serde(rename = "Attribute", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "Attribute",
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::model_de::attribute_list"
+    )]
     pub attributes: Vec<Attribute>,
     /// Keys not modelled above (`template_uuid`, `ObjectReference`, ...).
     #[serde(flatten)]
@@ -291,12 +323,16 @@ mod tests {
         let json = r#"{"uuid":"5a3c2fda-78f4-44b7-8366-46da02de0b81","info":"x",
             "distribution":"3","RelatedEvent":[{"Event":{"id":"1"}}],
             "Attribute":[{"type":"md5","value":"0749bae92ca336a02c83d126e04ec628",
-                "to_ids":"1","first_seen":null,"sharing_group_id":"0"}]}"#;
+                "to_ids":"1","first_seen":null,"sharing_group_id":"0","x_custom":[1]}]}"#;
         let event: Event = serde_json::from_str(json).unwrap();
         assert_eq!(event.extra["distribution"], "3");
         assert!(event.extra.contains_key("RelatedEvent"));
         assert_eq!(event.attributes[0].to_ids, Some(true));
-        assert_eq!(event.attributes[0].extra["sharing_group_id"], "0");
+        assert_eq!(event.attributes[0].sharing_group_id.as_deref(), Some("0"));
+        assert_eq!(
+            event.attributes[0].extra["x_custom"],
+            serde_json::json!([1])
+        );
 
         let again: Event = serde_json::from_str(&serde_json::to_string(&event).unwrap()).unwrap();
         assert_eq!(again, event);

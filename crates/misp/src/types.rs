@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 const DESCRIBE_TYPES: &str = include_str!("../data/describeTypes.json");
 
-/// What MISP knows about one attribute type.
+/// MISP's defaults and allowed categories of one attribute type.
 #[derive(Debug, Clone)]
 pub struct TypeInfo {
     pub name: String,
@@ -86,7 +86,7 @@ pub fn describe_types() -> &'static DescribeTypes {
     &TABLE
 }
 
-/// Returns what MISP knows about `type_name`, or `None` for a type MISP does not define.
+/// Returns MISP's entry for `type_name`, or `None` for a type MISP does not define.
 pub fn type_info(type_name: &str) -> Option<&'static TypeInfo> {
     TABLE.types.get(type_name)
 }

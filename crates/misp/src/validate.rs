@@ -9,7 +9,7 @@ use crate::hash::{composite_parts, HashAlgo};
 use crate::model::Attribute;
 use crate::types::type_info;
 
-/// Why a value or attribute was rejected; the message names the rule that failed.
+/// Reason a value or attribute was rejected. The message names the rule that failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValueError(pub String);
 

@@ -1,10 +1,10 @@
-//! Test harness: an intel server on loopback that answers MISP's `attributes/restSearch`,
+//! Test harness: an intel server on loopback that serves MISP's `attributes/restSearch`,
 //! a bound queue socket, and a runner for the `custom-iocwatch` binary.
 //!
 //! NOTE: `IntelServer` is a stand-in built from the request and response shapes of MISP's
 //! OpenAPI description, because the iocwatch server does not serve this API yet. When it
 //! does, `IntelServer::start` should launch the real server on 127.0.0.1 with the same
-//! attributes imported; the tests only use `start`, `start_with`, `url`, `requests` and
+//! attributes imported. The tests only use `start`, `start_with`, `url`, `requests` and
 //! `ca_pem`, so the swap stays inside this file.
 
 #![allow(dead_code)]
@@ -68,7 +68,7 @@ pub fn attribute(
 /// How the server treats requests.
 #[derive(Debug, Clone, Default)]
 pub struct Behaviour {
-    /// Pause before each answer.
+    /// Pause before each response.
     pub delay: Duration,
     /// TLS certificate and key (PEM) to serve HTTPS with.
     pub tls: Option<(String, String)>,
@@ -90,7 +90,7 @@ pub struct IntelServer {
 }
 
 impl IntelServer {
-    /// Starts a plain HTTP server that knows `attributes` and accepts [`API_KEY`].
+    /// Starts a plain HTTP server that stores `attributes` and accepts [`API_KEY`].
     pub fn start(attributes: Vec<Value>) -> IntelServer {
         IntelServer::start_with(attributes, Behaviour::default())
     }

@@ -139,6 +139,10 @@ pub struct Agent {
     unwatched_subtrees: Vec<PathBuf>,
     stopping: bool,
     failed_reads: state::LogLimiter,
+    /// Extra step to return freed memory, for binaries with their own allocator.
+    memory_release: Option<fn()>,
+    /// When to return freed memory next: shortly after a scan, once the writer is done.
+    release_due: Option<Instant>,
 }
 
 impl Agent {
@@ -189,7 +193,7 @@ impl Agent {
             crate::watches::Watches::new(config.max_watches).map_err(AgentError::Inotify)?;
         let waker = Waker::new().map_err(AgentError::Inotify)?;
         let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
-        let (scan_tx, scan_rx) = crossbeam_channel::unbounded();
+        let (scan_tx, scan_rx) = crossbeam_channel::bounded(crate::scan::RESULT_QUEUE);
         let roots = config.directories.len();
         Ok(Agent {
             scope,
@@ -218,7 +222,16 @@ impl Agent {
             unwatched_subtrees: Vec::new(),
             stopping: false,
             failed_reads: state::LogLimiter::default(),
+            memory_release: None,
+            release_due: Some(Instant::now()),
         })
+    }
+
+    /// Sets a function that returns freed memory to the kernel, called after loading the
+    /// baseline and after each scan, when the agent goes idle. The agent already calls
+    /// glibc's `malloc_trim`; a binary with another global allocator passes its own step.
+    pub fn set_memory_release(&mut self, release: fn()) {
+        self.memory_release = Some(release);
     }
 
     pub fn handle(&self) -> AgentHandle {
@@ -304,21 +317,34 @@ impl Agent {
                 self.start_scan(crate::event::ScanKind::Scheduled, self.all_roots())?;
             }
             self.emitter.flush()?;
+            if self.release_due.is_some_and(|due| Instant::now() >= due) {
+                self.release_due = None;
+                self.release_memory();
+            }
         }
         Ok(())
+    }
+
+    fn release_memory(&self) {
+        sys::host::release_free_memory();
+        if let Some(release) = self.memory_release {
+            release();
+        }
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
         if !self.queue.is_empty() || !self.scan_rx.is_empty() {
             return Some(Duration::ZERO);
         }
-        let until_scan = self
-            .next_scheduled
-            .saturating_duration_since(Instant::now());
-        if self.scan.is_some() {
-            return Some(SCAN_POLL.min(until_scan));
+        let now = Instant::now();
+        let mut timeout = self.next_scheduled.saturating_duration_since(now);
+        if let Some(due) = self.release_due {
+            timeout = timeout.min(due.saturating_duration_since(now));
         }
-        Some(until_scan)
+        if self.scan.is_some() {
+            timeout = timeout.min(SCAN_POLL);
+        }
+        Some(timeout)
     }
 
     fn handle_commands(&mut self) -> Result<(), AgentError> {
@@ -385,16 +411,18 @@ fn load_baseline(
     baseline: &Baseline,
 ) -> Result<Vec<Box<[u8]>>, DbError> {
     use std::os::unix::ffi::OsStrExt;
-    let mut map = baseline.write();
+    let mut kept = Vec::new();
     let mut dropped = Vec::new();
     db.for_each_file(|key, state| {
         let path = Path::new(std::ffi::OsStr::from_bytes(&key));
         if state::in_scope(scope, path).is_some() {
-            map.insert(key, Entry::new(state, 0, false));
+            kept.push((key, Entry::new(state, 0, false)));
         } else {
             dropped.push(key);
         }
     })?;
+    // Built in bulk, so that the B-tree nodes are full.
+    *baseline.write() = kept.into_iter().collect();
     Ok(dropped)
 }
 

@@ -13,6 +13,10 @@ use crate::probe::Probe;
 use crate::scan::{ScanJob, ScanMsg, ScanTarget, ScanTotals};
 use crate::watches::TreeRole;
 
+/// Time between the end of a scan and returning freed memory, so that the database writer
+/// has released the scan's queued writes by then.
+const MEMORY_RELEASE_DELAY: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Agent {
     /// Starts a scan of monitored directories `roots` on the scan threads.
     pub(super) fn start_scan(
@@ -33,7 +37,7 @@ impl Agent {
         if kind == ScanKind::Baseline {
             self.silent_phase = true;
         }
-        let message = format!("{} scan started", kind_name(kind));
+        let message = format!("{} scan started", kind.as_str());
         let notice = Notice {
             notice: NoticeKind::ScanStarted,
             path: None,
@@ -41,7 +45,7 @@ impl Agent {
             scan: None,
         };
         self.emitter.emit(EventBody::Notice(notice), &self.db)?;
-        tracing::info!(kind = kind_name(kind), gen, "scan started");
+        tracing::info!(kind = kind.as_str(), gen, "scan started");
         let job = ScanJob::start(
             gen,
             kind,
@@ -179,7 +183,7 @@ impl Agent {
             duration_ms: scan.started.elapsed().as_millis() as u64,
         };
         tracing::info!(
-            kind = kind_name(kind),
+            kind = kind.as_str(),
             files = summary.files,
             hashed = summary.hashed,
             events = summary.events,
@@ -189,11 +193,13 @@ impl Agent {
         let notice = Notice {
             notice: NoticeKind::ScanFinished,
             path: None,
-            message: format!("{} scan finished", kind_name(kind)),
+            message: format!("{} scan finished", kind.as_str()),
             scan: Some(summary.clone()),
         };
         self.emitter.emit(EventBody::Notice(notice), &self.db)?;
         self.next_scheduled = Instant::now() + self.scope.config.scan_interval;
+        self.baseline.compact();
+        self.release_due = Some(Instant::now() + MEMORY_RELEASE_DELAY);
         if self.rescan_pending && !self.stopping {
             self.rescan_pending = false;
             self.start_scan(ScanKind::Rescan, self.realtime_roots())?;
@@ -298,13 +304,5 @@ impl Agent {
         );
         tracing::warn!(path = %path.display(), watches = self.watches.len(), "{message}");
         self.notice(NoticeKind::WatchLimit, Some(path), message)
-    }
-}
-
-fn kind_name(kind: ScanKind) -> &'static str {
-    match kind {
-        ScanKind::Baseline => "baseline",
-        ScanKind::Scheduled => "scheduled",
-        ScanKind::Rescan => "rescan",
     }
 }

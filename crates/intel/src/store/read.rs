@@ -27,7 +27,7 @@ pub struct WarninglistInfo {
     pub source: String,
 }
 
-/// What the store holds.
+/// Counts of the store's contents.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stats {
     pub events: u64,
@@ -267,7 +267,10 @@ impl Store {
 }
 
 fn decompress(id: i64, compressed: &[u8]) -> Result<String, Error> {
-    let bytes = lz4_flex::decompress_size_prepended(compressed)
+    use std::io::Read;
+    let mut bytes = Vec::with_capacity(compressed.len() * 4);
+    lz4_flex::frame::FrameDecoder::new(compressed)
+        .read_to_end(&mut bytes)
         .map_err(|e| Error::Corrupt(format!("event {id}: stored JSON: {e}")))?;
     String::from_utf8(bytes).map_err(|e| Error::Corrupt(format!("event {id}: stored JSON: {e}")))
 }

@@ -12,7 +12,7 @@ use super::Store;
 use crate::warninglist::{default_action, Action};
 use crate::Error;
 
-/// What happened to one event of an import.
+/// Outcome of writing one event of an import.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventOutcome {
     Added,
@@ -42,7 +42,7 @@ pub(crate) fn now_secs() -> i64 {
 }
 
 impl Store {
-    /// Stores everything `parsed` holds in one transaction, recording `source` (the file
+    /// Stores everything `parsed` contains in one transaction, recording `source` (the file
     /// path) and the import in the log. Warninglists get `action`, or their default.
     pub fn write_parsed(
         &mut self,
@@ -165,15 +165,12 @@ fn write_event(
 
     // The JSON is compressed on a second thread while the attribute rows are written.
     let counts = std::thread::scope(|scope| {
-        let compressed = parsed
-            .json
-            .as_ref()
-            .map(|j| scope.spawn(|| lz4_flex::compress_prepend_size(j.as_bytes())));
+        let compressed = parsed.json.as_ref().map(|j| scope.spawn(|| compress(j)));
         let counts = write_attributes(tx, event, event_id)?;
         if let Some(handle) = compressed {
             let blob = handle
                 .join()
-                .map_err(|_| Error::Corrupt("JSON compression thread panicked".into()))?;
+                .map_err(|_| Error::Corrupt("JSON compression thread panicked".into()))??;
             tx.execute(
                 "INSERT INTO event_json (event_id, json_lz4) VALUES (?1, ?2)",
                 params![event_id, blob],
@@ -182,6 +179,18 @@ fn write_event(
         Ok::<_, Error>(counts)
     })?;
     Ok((outcome, counts))
+}
+
+/// Compresses event JSON in the LZ4 frame format. The output starts at a quarter of the
+/// input, about what JSON compresses to, so it rarely grows and is never copied to shrink.
+fn compress(json: &str) -> Result<Vec<u8>, Error> {
+    use std::io::Write;
+    let failed = |e: std::io::Error| Error::Corrupt(format!("LZ4 compression failed: {e}"));
+    let mut encoder = lz4_flex::frame::FrameEncoder::new(Vec::with_capacity(json.len() / 4 + 64));
+    encoder.write_all(json.as_bytes()).map_err(failed)?;
+    encoder
+        .finish()
+        .map_err(|e| Error::Corrupt(format!("LZ4 compression failed: {e}")))
 }
 
 fn delete_event(tx: &Transaction, id: i64) -> Result<(), Error> {
@@ -199,7 +208,7 @@ fn delete_event(tx: &Transaction, id: i64) -> Result<(), Error> {
     Ok(())
 }
 
-/// The first and last object or attribute id an event can have (see the schema notes).
+/// Returns the first and last object or attribute id an event can have (see the schema notes).
 pub(crate) fn row_id_range(event_id: i64) -> (i64, i64) {
     (event_id << 32, (event_id << 32) | 0xFFFF_FFFF)
 }

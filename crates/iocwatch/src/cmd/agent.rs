@@ -53,12 +53,13 @@ pub fn run(args: AgentArgs, global: &Global) -> anyhow::Result<ExitCode> {
     }
 
     let sink = open_sink(&config.output)?;
-    let agent = Agent::new(config, sink).context("failed to start the agent")?;
+    let mut agent = Agent::new(config, sink).context("failed to start the agent")?;
+    agent.set_memory_release(release_allocator_memory);
     if args.once {
         let summary = agent.run_once().context("scan failed")?;
         eprintln!(
-            "{:?} scan: {} files, {} hashed ({} bytes), {} events, {} ms",
-            summary.kind,
+            "{} scan: {} files, {} hashed ({} bytes), {} events, {} ms",
+            summary.kind.as_str(),
             summary.files,
             summary.hashed,
             summary.bytes,
@@ -70,6 +71,13 @@ pub fn run(args: AgentArgs, global: &Global) -> anyhow::Result<ExitCode> {
     stop_on_signal(agent.handle())?;
     agent.run().context("the agent stopped")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Returns memory freed by the agent to the kernel. The binary's allocator (mimalloc, see
+/// main.rs) keeps freed pages of an idle thread committed until it is asked to collect.
+pub(crate) fn release_allocator_memory() {
+    // SAFETY: mi_collect takes a plain flag and only walks mimalloc's own heap structures.
+    unsafe { libmimalloc_sys::mi_collect(true) };
 }
 
 /// Opens the local sink the configuration selects.

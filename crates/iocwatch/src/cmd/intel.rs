@@ -26,7 +26,7 @@ pub enum IntelCommand {
     /// Print one JSON line per indicator matching each VALUE; exit 0 when a detection matches,
     /// 1 when none does, 2 on error
     Lookup(LookupArgs),
-    /// Show what the intel store holds
+    /// Show what the intel store contains
     Stats(StatsArgs),
     /// Write the store as MISP JSON, MISP CSV or text (one value per line)
     Export(ExportArgs),
@@ -337,6 +337,7 @@ fn run_stats(args: StatsArgs, global: &Global) -> anyhow::Result<ExitCode> {
         writeln!(out)?;
         return Ok(ExitCode::SUCCESS);
     }
+
     writeln!(
         out,
         "store:        {} ({} bytes)",
@@ -352,6 +353,7 @@ fn run_stats(args: StatsArgs, global: &Global) -> anyhow::Result<ExitCode> {
         stats.detections
     )?;
     writeln!(out, "imports:      {}", stats.imports)?;
+
     writeln!(out, "hash attributes by type (all / detections):")?;
     for t in &stats.hash_types {
         writeln!(
@@ -360,6 +362,7 @@ fn run_stats(args: StatsArgs, global: &Global) -> anyhow::Result<ExitCode> {
             t.r#type, t.attributes, t.detections
         )?;
     }
+
     writeln!(out, "warninglists:")?;
     for w in &stats.warninglists {
         writeln!(

@@ -2,11 +2,13 @@
 
 pub mod agent;
 pub mod agents;
+pub mod api;
 pub mod enroll;
 pub mod intel;
 pub mod rules;
 pub mod scan;
 pub mod server;
+pub mod users;
 pub mod watch;
 
 use std::path::PathBuf;

@@ -73,8 +73,9 @@ pub fn run(args: WatchArgs, global: &Global) -> anyhow::Result<ExitCode> {
     }
 
     let (tx, rx) = fim::crossbeam_channel::unbounded();
-    let agent =
+    let mut agent =
         Agent::new(config, Box::new(ChannelSink::new(tx))).context("failed to start watching")?;
+    agent.set_memory_release(super::agent::release_allocator_memory);
     let (handle, thread) = agent.spawn();
     super::agent::stop_on_signal(handle)?;
     eprintln!(
@@ -144,8 +145,11 @@ fn print_event(
         EventBody::Notice(notice) => {
             if let Some(scan) = &notice.scan {
                 eprintln!(
-                    "iocwatch: {:?} scan: {} files, {} hashed, {} ms",
-                    scan.kind, scan.files, scan.hashed, scan.duration_ms
+                    "iocwatch: {} scan: {} files, {} hashed, {} ms",
+                    scan.kind.as_str(),
+                    scan.files,
+                    scan.hashed,
+                    scan.duration_ms
                 );
             } else if !all_events {
                 eprintln!("iocwatch: {}", notice.message);

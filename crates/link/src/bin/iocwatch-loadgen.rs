@@ -73,7 +73,7 @@ fn parse_args() -> Result<Options, String> {
 /// Builds a syscheck event for a new file. Every `match_every`-th event carries the known hash.
 fn event(n: u64, options: &Options) -> Value {
     let sha256 = match &options.match_sha256 {
-        Some(known) if n % options.match_every == 0 => known.clone(),
+        Some(known) if n.is_multiple_of(options.match_every) => known.clone(),
         _ => format!("{:064x}", u128::from(n) * 0x9e37_79b9_7f4a_7c15 + 1),
     };
     json!({

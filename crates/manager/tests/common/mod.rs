@@ -109,4 +109,3 @@ pub async fn wait_for(mut check: impl FnMut() -> bool) -> bool {
     }
     false
 }
-

@@ -305,4 +305,14 @@ mod tests {
         assert_eq!(attribute.to_ids, Some(false));
         assert_eq!(attribute.comment.as_deref(), Some("c"));
     }
+
+    #[test]
+    fn malformed_csv_fails_whole_file() {
+        let options = CsvOptions::default();
+        let text = "name,size\n\"unterminated,1\nother,2\n";
+        let err = parse_csv(text.as_bytes(), &meta(), &options).unwrap_err();
+        assert!(err.to_string().contains("check that the file is a CSV file"), "{err}");
+        let err = parse_csv(b"a;b\nc;d\n", &meta(), &options).unwrap_err();
+        assert!(err.to_string().contains("none of its"), "{err}");
+    }
 }

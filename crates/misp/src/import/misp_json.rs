@@ -19,8 +19,12 @@ pub(crate) fn parse_misp_json(text: &str, top: &Top<'_>) -> Result<Parsed, Error
 
     let mut parsed = Parsed::default();
     for (index, raw) in raw_events.into_iter().enumerate() {
-        let event: Event =
-            serde_json::from_str(raw.get()).map_err(|e| Error::json(&e, text, raw.get()))?;
+        // Every attribute is a JSON object, so the count of `{` bounds the list size.
+        let bound = raw.get().bytes().filter(|&b| b == b'{').count();
+        crate::model_de::hint_attribute_capacity(bound);
+        let event: Result<Event, _> = serde_json::from_str(raw.get());
+        crate::model_de::hint_attribute_capacity(0);
+        let event = event.map_err(|e| Error::json(&e, text, raw.get()))?;
         let location = format!("event {}", index + 1);
         match finalize_event(event, Some(raw.get().to_owned()), &mut parsed.rejected) {
             Ok(event) => parsed.events.push(event),
@@ -79,7 +83,8 @@ fn read_top_at<'a>(text: &'a str, raw: &'a RawValue) -> Result<Top<'a>, Error> {
             Some(e) => Error::json(&e, text, raw.get()),
             None => Error::Invalid {
                 format: "MISP event",
-                message: "unexpected shape".into(),
+                message: "an item of the event list is neither an event nor an event wrapper"
+                    .into(),
             },
         }
     })

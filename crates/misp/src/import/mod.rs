@@ -1,8 +1,8 @@
 //! Importers: turn the bytes of one file into validated MISP events or warninglists.
 //!
-//! The format is detected from content unless forced. Values that fail validation are
-//! returned as [`Rejected`] with a reason and left out, while the rest of the file is
-//! kept; a structural problem (bad JSON, unknown format) fails the whole file.
+//! The format is detected from content unless forced. A value that fails validation is
+//! left out and returned as [`Rejected`] with a reason, and the rest of the file is kept.
+//! A structural problem (bad JSON, unknown format) fails the whole file.
 
 mod csv;
 mod detect;

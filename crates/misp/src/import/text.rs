@@ -91,7 +91,7 @@ impl ListEvent {
         (category, to_ids)
     }
 
-    /// The attribute added last, to adjust fields the list format provides.
+    /// Returns the attribute added last, so a list format can adjust its fields.
     pub fn last_attribute(&mut self) -> Option<&mut Attribute> {
         self.event.attributes.last_mut()
     }
@@ -122,7 +122,6 @@ impl ListEvent {
             }
         }
         if !self.event.attributes.is_empty() {
-            // Serialising a model built from plain strings and numbers cannot fail.
             self.parsed.events.push(ParsedEvent {
                 event: self.event,
                 json: None,

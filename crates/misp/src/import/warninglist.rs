@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use crate::lenient;
 use crate::Error;
 
-/// How entries of a warninglist match a value (MISP's `type` field).
+/// Match types of warninglist entries (MISP's `type` field).
 pub const LIST_TYPES: &[&str] = &["string", "substring", "hostname", "cidr", "regex"];
 
 /// One warninglist as MISP publishes it.

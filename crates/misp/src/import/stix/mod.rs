@@ -71,7 +71,7 @@ fn str_field<'a>(object: &'a Value, key: &str) -> &'a str {
     object.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
-/// The uuid part of a STIX id such as `indicator--<uuid>`.
+/// Returns the uuid part of a STIX id such as `indicator--<uuid>`.
 fn id_uuid(id: &str) -> Option<Uuid> {
     id.rsplit_once("--")
         .and_then(|(_, u)| Uuid::parse_str(u).ok())

@@ -44,7 +44,7 @@ pub enum Expr {
 }
 
 impl Expr {
-    /// Every comparison in the expression, in order.
+    /// Returns every comparison in the expression, in order.
     pub fn comparisons(&self) -> Vec<&Comparison> {
         let mut out = Vec::new();
         self.collect(&mut out);
@@ -68,7 +68,7 @@ impl Expr {
     }
 }
 
-/// Why a pattern could not be parsed, with the byte offset where parsing stopped.
+/// Reason a pattern could not be parsed, with the byte offset where parsing stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatternError {
     pub offset: usize,

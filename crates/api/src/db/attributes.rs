@@ -1,0 +1,233 @@
+//! Attribute rows: reading, inserting, changing and deleting single attributes.
+
+use misp::Attribute;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::{now_secs, row_id_range, Db, DbError};
+
+/// Columns read into an [`AttributeRow`], in order, for a query over `attributes a`.
+pub const ATTRIBUTE_COLUMNS: &str = "a.id, a.event_id, a.object_id, a.uuid, a.type, a.category,
+    a.value, a.to_ids, a.deleted, a.object_relation, a.comment, a.timestamp, a.tags";
+
+/// One stored attribute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttributeRow {
+    pub id: i64,
+    pub event_id: i64,
+    pub object_id: Option<i64>,
+    pub uuid: String,
+    pub r#type: String,
+    pub category: String,
+    pub value: String,
+    pub to_ids: bool,
+    pub deleted: bool,
+    pub object_relation: Option<String>,
+    pub comment: Option<String>,
+    pub timestamp: Option<i64>,
+    pub tags: Vec<String>,
+}
+
+impl AttributeRow {
+    /// Reads a row selected with [`ATTRIBUTE_COLUMNS`].
+    pub fn from_row(r: &Row) -> rusqlite::Result<AttributeRow> {
+        let tags: Option<String> = r.get(12)?;
+        Ok(AttributeRow {
+            id: r.get(0)?,
+            event_id: r.get(1)?,
+            object_id: r.get(2)?,
+            uuid: r.get(3)?,
+            r#type: r.get(4)?,
+            category: r.get(5)?,
+            value: r.get(6)?,
+            to_ids: r.get(7)?,
+            deleted: r.get(8)?,
+            object_relation: r.get(9)?,
+            comment: r.get(10)?,
+            timestamp: r.get(11)?,
+            tags: tags
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// The SQL condition and parameter that select a row by numeric id or by uuid.
+pub(crate) fn id_or_uuid(key: &str) -> (&'static str, rusqlite::types::Value) {
+    match key.parse::<i64>() {
+        Ok(id) => ("id = ?1", rusqlite::types::Value::Integer(id)),
+        Err(_) => (
+            "uuid = ?1",
+            rusqlite::types::Value::Text(key.to_lowercase()),
+        ),
+    }
+}
+
+pub(crate) fn tags_json(tags: &[String]) -> Option<String> {
+    if tags.is_empty() {
+        None
+    } else {
+        serde_json::to_string(tags).ok()
+    }
+}
+
+/// Inserts `a` (already validated) into event `event_id`; returns its id.
+pub(crate) fn insert_attribute(
+    conn: &Connection,
+    event_id: i64,
+    object_id: Option<i64>,
+    a: &Attribute,
+) -> Result<i64, DbError> {
+    let (first, last) = row_id_range(event_id);
+    let max: Option<i64> = conn.query_row(
+        "SELECT MAX(id) FROM attributes WHERE id BETWEEN ?1 AND ?2",
+        [first, last],
+        |r| r.get(0),
+    )?;
+    let id = max.unwrap_or(first) + 1;
+    if id > last {
+        return Err(DbError::Conflict(format!(
+            "event {event_id} holds the maximum number of attributes"
+        )));
+    }
+    let tags: Vec<String> = a.tags.iter().map(|t| t.name.clone()).collect();
+    let uuid = a
+        .uuid
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    conn.execute(
+        "INSERT INTO attributes (id, event_id, object_id, uuid, type, category, value, to_ids,
+             deleted, object_relation, comment, timestamp, tags)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        params![
+            id,
+            event_id,
+            object_id,
+            uuid.to_lowercase(),
+            a.r#type,
+            a.category.as_deref().unwrap_or_default(),
+            a.value,
+            a.to_ids.unwrap_or(false),
+            a.deleted,
+            a.object_relation,
+            a.comment.as_deref().unwrap_or_default(),
+            a.timestamp.unwrap_or_else(now_secs),
+            tags_json(&tags),
+        ],
+    )?;
+    Ok(id)
+}
+
+/// Marks the event changed: a new timestamp, and its imported JSON dropped so that reads
+/// and exports rebuild it from the rows, which now differ.
+pub(crate) fn touch_event(conn: &Connection, event_id: i64) -> Result<(), DbError> {
+    conn.execute(
+        "UPDATE events SET timestamp = MAX(timestamp + 1, ?2) WHERE id = ?1",
+        params![event_id, now_secs()],
+    )?;
+    conn.execute("DELETE FROM event_json WHERE event_id = ?1", [event_id])?;
+    Ok(())
+}
+
+impl Db {
+    /// Reads the attribute with id or uuid `key`.
+    pub fn attribute(&self, key: &str) -> Result<AttributeRow, DbError> {
+        let conn = self.reader()?;
+        read_attribute(&conn, key)
+    }
+
+    /// Adds a validated attribute to the event with id or uuid `event_key`.
+    pub fn add_attribute(&self, event_key: &str, a: &Attribute) -> Result<AttributeRow, DbError> {
+        let mut conn = self.writer();
+        let tx = conn.transaction()?;
+        let event_id = super::events::event_id(&tx, event_key)?;
+        let id = insert_attribute(&tx, event_id, None, a)?;
+        touch_event(&tx, event_id)?;
+        let row = read_attribute(&tx, &id.to_string())?;
+        tx.commit()?;
+        Ok(row)
+    }
+
+    /// Replaces the stored attribute `key` by `a` (already merged and validated).
+    pub fn update_attribute(&self, key: &str, a: &Attribute) -> Result<AttributeRow, DbError> {
+        let mut conn = self.writer();
+        let tx = conn.transaction()?;
+        let old = read_attribute(&tx, key)?;
+        write_attribute_fields(&tx, old.id, a)?;
+        touch_event(&tx, old.event_id)?;
+        let row = read_attribute(&tx, &old.id.to_string())?;
+        tx.commit()?;
+        Ok(row)
+    }
+
+    /// Deletes attribute `key`: marks it deleted, or removes the row when `hard`.
+    pub fn delete_attribute(&self, key: &str, hard: bool) -> Result<AttributeRow, DbError> {
+        let mut conn = self.writer();
+        let tx = conn.transaction()?;
+        let old = read_attribute(&tx, key)?;
+        if hard {
+            tx.execute("DELETE FROM attributes WHERE id = ?1", [old.id])?;
+            tx.execute(
+                "DELETE FROM api_sightings WHERE attribute_id = ?1",
+                [old.id],
+            )?;
+        } else {
+            tx.execute(
+                "UPDATE attributes SET deleted = 1, timestamp = ?2 WHERE id = ?1",
+                params![old.id, now_secs()],
+            )?;
+        }
+        touch_event(&tx, old.event_id)?;
+        tx.commit()?;
+        Ok(old)
+    }
+}
+
+pub(crate) fn write_attribute_fields(
+    conn: &Connection,
+    id: i64,
+    a: &Attribute,
+) -> Result<(), DbError> {
+    let tags: Vec<String> = a.tags.iter().map(|t| t.name.clone()).collect();
+    conn.execute(
+        "UPDATE attributes SET type = ?2, category = ?3, value = ?4, to_ids = ?5, deleted = ?6,
+             object_relation = ?7, comment = ?8, timestamp = ?9, tags = ?10
+         WHERE id = ?1",
+        params![
+            id,
+            a.r#type,
+            a.category.as_deref().unwrap_or_default(),
+            a.value,
+            a.to_ids.unwrap_or(false),
+            a.deleted,
+            a.object_relation,
+            a.comment.as_deref().unwrap_or_default(),
+            a.timestamp.unwrap_or_else(now_secs),
+            tags_json(&tags),
+        ],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn read_attribute(conn: &Connection, key: &str) -> Result<AttributeRow, DbError> {
+    let (condition, value) = id_or_uuid(key);
+    let sql = format!("SELECT {ATTRIBUTE_COLUMNS} FROM attributes a WHERE a.{condition}");
+    conn.query_row(&sql, [value], AttributeRow::from_row)
+        .optional()?
+        .ok_or(DbError::NotFound("attribute"))
+}
+
+/// Reads every attribute of an event, in id order.
+pub(crate) fn event_attributes(
+    conn: &Connection,
+    event_id: i64,
+    include_deleted: bool,
+) -> Result<Vec<AttributeRow>, DbError> {
+    let (first, last) = row_id_range(event_id);
+    let sql = format!(
+        "SELECT {ATTRIBUTE_COLUMNS} FROM attributes a WHERE a.id BETWEEN ?1 AND ?2 {} ORDER BY a.id",
+        if include_deleted { "" } else { "AND a.deleted = 0" }
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([first, last], AttributeRow::from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -1,0 +1,337 @@
+//! Event rows: index, full reads with objects and attributes, and writes from MISP JSON.
+
+use misp::{Event, Object};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::attributes::{
+    event_attributes, id_or_uuid, insert_attribute, touch_event, write_attribute_fields,
+    AttributeRow,
+};
+use super::{now_secs, row_id_range, Db, DbError};
+
+/// The event columns read into an [`EventMeta`], for a query over `events e`.
+pub const EVENT_COLUMNS: &str = "e.id, e.uuid, e.info, e.threat_level_id, e.analysis, e.date,
+    e.timestamp, e.published, e.orgc, e.tags,
+    (SELECT COUNT(*) FROM attributes a WHERE a.id BETWEEN e.id << 32 AND (e.id << 32) | 4294967295 AND a.deleted = 0)";
+
+/// An event without its attributes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventMeta {
+    pub id: i64,
+    pub uuid: String,
+    pub info: String,
+    pub threat_level_id: Option<i64>,
+    pub analysis: Option<i64>,
+    pub date: Option<String>,
+    pub timestamp: i64,
+    pub published: bool,
+    pub orgc: Option<String>,
+    pub tags: Vec<String>,
+    pub attribute_count: i64,
+}
+
+impl EventMeta {
+    pub fn from_row(r: &Row) -> rusqlite::Result<EventMeta> {
+        Ok(EventMeta {
+            id: r.get(0)?,
+            uuid: r.get(1)?,
+            info: r.get(2)?,
+            threat_level_id: r.get(3)?,
+            analysis: r.get(4)?,
+            date: r.get(5)?,
+            timestamp: r.get(6)?,
+            published: r.get(7)?,
+            orgc: r.get(8)?,
+            tags: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default(),
+            attribute_count: r.get(10)?,
+        })
+    }
+}
+
+/// An object of an event, with its attributes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectRow {
+    pub id: i64,
+    pub event_id: i64,
+    pub uuid: String,
+    pub name: String,
+    pub meta_category: Option<String>,
+    pub deleted: bool,
+    pub attributes: Vec<AttributeRow>,
+}
+
+/// An event with its attributes (those outside objects) and objects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FullEvent {
+    pub meta: EventMeta,
+    pub attributes: Vec<AttributeRow>,
+    pub objects: Vec<ObjectRow>,
+}
+
+/// Resolves an event id or uuid to the stored id.
+pub(crate) fn event_id(conn: &Connection, key: &str) -> Result<i64, DbError> {
+    let (condition, value) = id_or_uuid(key);
+    conn.query_row(
+        &format!("SELECT id FROM events WHERE {condition}"),
+        [value],
+        |r| r.get(0),
+    )
+    .optional()?
+    .ok_or(DbError::NotFound("event"))
+}
+
+pub(crate) fn read_meta(conn: &Connection, id: i64) -> Result<EventMeta, DbError> {
+    conn.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events e WHERE e.id = ?1"
+    ))?
+    .query_row([id], EventMeta::from_row)
+    .optional()?
+    .ok_or(DbError::NotFound("event"))
+}
+
+/// Reads an event with all of its attributes and objects.
+pub(crate) fn read_full(
+    conn: &Connection,
+    id: i64,
+    include_deleted: bool,
+) -> Result<FullEvent, DbError> {
+    let meta = read_meta(conn, id)?;
+    let (first, last) = row_id_range(id);
+    let mut objects: Vec<ObjectRow> = conn
+        .prepare_cached(
+            "SELECT id, event_id, uuid, name, meta_category, deleted FROM objects
+             WHERE id BETWEEN ?1 AND ?2 ORDER BY id",
+        )?
+        .query_map([first, last], |r| {
+            Ok(ObjectRow {
+                id: r.get(0)?,
+                event_id: r.get(1)?,
+                uuid: r.get(2)?,
+                name: r.get(3)?,
+                meta_category: r.get(4)?,
+                deleted: r.get(5)?,
+                attributes: Vec::new(),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    if !include_deleted {
+        objects.retain(|o| !o.deleted);
+    }
+    let mut attributes = Vec::new();
+    for a in event_attributes(conn, id, include_deleted)? {
+        match a.object_id {
+            Some(oid) => {
+                if let Some(o) = objects.iter_mut().find(|o| o.id == oid) {
+                    o.attributes.push(a);
+                }
+            }
+            None => attributes.push(a),
+        }
+    }
+    Ok(FullEvent {
+        meta,
+        attributes,
+        objects,
+    })
+}
+
+fn insert_object(conn: &Connection, event_id: i64, object: &Object) -> Result<i64, DbError> {
+    let (first, last) = row_id_range(event_id);
+    let max: Option<i64> = conn.query_row(
+        "SELECT MAX(id) FROM objects WHERE id BETWEEN ?1 AND ?2",
+        [first, last],
+        |r| r.get(0),
+    )?;
+    let id = max.unwrap_or(first) + 1;
+    let uuid = object
+        .uuid
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    conn.execute(
+        "INSERT INTO objects (id, event_id, uuid, name, meta_category, deleted)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            id,
+            event_id,
+            uuid.to_lowercase(),
+            object.name,
+            object.meta_category,
+            object.deleted
+        ],
+    )?;
+    for a in &object.attributes {
+        insert_attribute(conn, event_id, Some(id), a)?;
+    }
+    Ok(id)
+}
+
+fn tag_names_json(event: &Event) -> String {
+    serde_json::to_string(&event.tag_names()).unwrap_or_else(|_| "[]".into())
+}
+
+impl Db {
+    /// Lists events (without attributes), newest id first.
+    pub fn event_index(&self) -> Result<Vec<EventMeta>, DbError> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events e ORDER BY e.id DESC"
+        ))?;
+        let rows = stmt.query_map([], EventMeta::from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Reads the event with id or uuid `key`, with attributes and objects.
+    pub fn event(&self, key: &str, include_deleted: bool) -> Result<FullEvent, DbError> {
+        let conn = self.reader()?;
+        let id = event_id(&conn, key)?;
+        read_full(&conn, id, include_deleted)
+    }
+
+    /// Stores a new event whose attributes are validated; returns it as stored.
+    pub fn add_event(&self, event: &Event) -> Result<FullEvent, DbError> {
+        let mut conn = self.writer();
+        let tx = conn.transaction()?;
+        let uuid = event.uuid.to_lowercase();
+        if event_id(&tx, &uuid).is_ok() {
+            return Err(DbError::Conflict(format!(
+                "an event with uuid {uuid} exists already"
+            )));
+        }
+        tx.execute(
+            "INSERT INTO events (uuid, info, threat_level_id, analysis, date, timestamp, published,
+                 orgc, tags, source, format, imported_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'api', 'misp-json', ?10)",
+            params![
+                uuid,
+                event.info,
+                event.threat_level_id,
+                event.analysis,
+                event.date,
+                event.timestamp.unwrap_or_else(now_secs),
+                event.published.unwrap_or(false),
+                event.orgc.as_ref().map(|o| o.name.as_str()),
+                tag_names_json(event),
+                now_secs(),
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        for a in &event.attributes {
+            insert_attribute(&tx, id, None, a)?;
+        }
+        for object in &event.objects {
+            insert_object(&tx, id, object)?;
+        }
+        let full = read_full(&tx, id, false)?;
+        tx.commit()?;
+        Ok(full)
+    }
+
+    /// Applies an edit as MISP does: metadata given replaces the stored one, attributes
+    /// and objects with a known uuid are updated, new ones are added, others are kept.
+    pub fn edit_event(&self, key: &str, event: &Event) -> Result<FullEvent, DbError> {
+        let mut conn = self.writer();
+        let tx = conn.transaction()?;
+        let id = event_id(&tx, key)?;
+        let old = read_meta(&tx, id)?;
+        tx.execute(
+            "UPDATE events SET info = ?2, threat_level_id = ?3, analysis = ?4, date = ?5,
+                 published = ?6, tags = ?7 WHERE id = ?1",
+            params![
+                id,
+                if event.info.is_empty() {
+                    &old.info
+                } else {
+                    &event.info
+                },
+                event.threat_level_id.or(old.threat_level_id),
+                event.analysis.or(old.analysis),
+                event.date.clone().or(old.date),
+                event.published.unwrap_or(old.published),
+                tag_names_json(event),
+            ],
+        )?;
+        merge_attributes(&tx, id, None, &event.attributes)?;
+        for object in &event.objects {
+            let known = match &object.uuid {
+                Some(u) => tx
+                    .query_row(
+                        "SELECT id FROM objects WHERE uuid = ?1 AND event_id = ?2",
+                        params![u.to_lowercase(), id],
+                        |r| r.get::<_, i64>(0),
+                    )
+                    .optional()?,
+                None => None,
+            };
+            match known {
+                Some(oid) => merge_attributes(&tx, id, Some(oid), &object.attributes)?,
+                None => {
+                    insert_object(&tx, id, object)?;
+                }
+            }
+        }
+        touch_event(&tx, id)?;
+        let full = read_full(&tx, id, false)?;
+        tx.commit()?;
+        Ok(full)
+    }
+
+    /// Deletes an event with its objects, attributes and sightings; returns its id.
+    pub fn delete_event(&self, key: &str) -> Result<i64, DbError> {
+        let mut conn = self.writer();
+        let tx = conn.transaction()?;
+        let id = event_id(&tx, key)?;
+        let (first, last) = row_id_range(id);
+        tx.execute(
+            "DELETE FROM attributes WHERE id BETWEEN ?1 AND ?2",
+            [first, last],
+        )?;
+        tx.execute(
+            "DELETE FROM objects WHERE id BETWEEN ?1 AND ?2",
+            [first, last],
+        )?;
+        tx.execute("DELETE FROM api_sightings WHERE event_id = ?1", [id])?;
+        tx.execute("DELETE FROM event_json WHERE event_id = ?1", [id])?;
+        tx.execute("DELETE FROM events WHERE id = ?1", [id])?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Sets the published flag of event `key`; returns its id.
+    pub fn publish_event(&self, key: &str, published: bool) -> Result<i64, DbError> {
+        let conn = self.writer();
+        let id = event_id(&conn, key)?;
+        conn.execute(
+            "UPDATE events SET published = ?2, timestamp = MAX(timestamp, ?3) WHERE id = ?1",
+            params![id, published, now_secs()],
+        )?;
+        Ok(id)
+    }
+}
+
+fn merge_attributes(
+    conn: &Connection,
+    event_id: i64,
+    object_id: Option<i64>,
+    attributes: &[misp::Attribute],
+) -> Result<(), DbError> {
+    let (first, last) = row_id_range(event_id);
+    for a in attributes {
+        let known: Option<i64> = match &a.uuid {
+            Some(u) => conn
+                .query_row(
+                    "SELECT id FROM attributes WHERE uuid = ?1 AND id BETWEEN ?2 AND ?3",
+                    params![u.to_lowercase(), first, last],
+                    |r| r.get(0),
+                )
+                .optional()?,
+            None => None,
+        };
+        match known {
+            Some(id) => write_attribute_fields(conn, id, a)?,
+            None => {
+                insert_attribute(conn, event_id, object_id, a)?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,188 @@
+//! The API's access to the intel database: a writer connection, a small pool of reader
+//! connections, and the API's own tables (`api_*`) with their migrations.
+
+pub(crate) mod attributes;
+pub(crate) mod events;
+pub(crate) mod sightings;
+mod users;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension};
+
+pub use attributes::AttributeRow;
+pub use events::EventMeta;
+pub use events::{FullEvent, ObjectRow};
+pub use sightings::{NewSighting, SightingRow};
+
+/// Errors of the API's database layer.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("failed to open the intel store")]
+    Store(#[from] intel::Error),
+    #[error("database error")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// Migrations of the API's own tables, recorded in `api_meta` under `schema_version`.
+const MIGRATIONS: &[&str] = &[
+    // 1: users and keys, sightings, and indexes for searches by value.
+    "CREATE TABLE api_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE api_users (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,
+        key_sha256 BLOB NOT NULL UNIQUE,
+        created INTEGER NOT NULL
+    );
+    CREATE TABLE api_sightings (
+        id INTEGER PRIMARY KEY,
+        uuid TEXT NOT NULL UNIQUE,
+        attribute_id INTEGER NOT NULL,
+        event_id INTEGER NOT NULL,
+        type INTEGER NOT NULL,
+        source TEXT NOT NULL DEFAULT '',
+        date_sighting INTEGER NOT NULL,
+        user_id INTEGER
+    );
+    CREATE INDEX api_sightings_attribute ON api_sightings(attribute_id);
+    CREATE INDEX api_attributes_value ON attributes(value);
+    CREATE INDEX api_attributes_value_tail ON attributes(substr(value, instr(value, '|') + 1));
+    CREATE INDEX api_attributes_value_head ON attributes(substr(value, 1, instr(value, '|') - 1));
+    CREATE INDEX api_attributes_uuid ON attributes(uuid);",
+];
+
+/// Reader connections kept open between requests.
+const MAX_IDLE_READERS: usize = 8;
+
+/// Handles on the intel database.
+pub struct Db {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+/// A reader connection borrowed from the pool; it goes back when dropped.
+pub struct Reader<'a> {
+    db: &'a Db,
+    conn: Option<Connection>,
+}
+
+impl std::ops::Deref for Reader<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.conn
+            .as_ref()
+            .expect("reader connection present until drop")
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let mut idle = self.db.readers.lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() < MAX_IDLE_READERS {
+                idle.push(conn);
+            }
+        }
+    }
+}
+
+impl Db {
+    /// Opens the intel store in `data_dir` (creating and migrating it), then the API's
+    /// tables in the same database file.
+    pub fn open(data_dir: &Path) -> Result<Db, DbError> {
+        let store = intel::Store::open(data_dir)?;
+        let path = store.path().to_owned();
+        drop(store);
+        let mut writer = connect(&path)?;
+        migrate(&mut writer)?;
+        Ok(Db {
+            path,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn writer(&self) -> MutexGuard<'_, Connection> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn reader(&self) -> Result<Reader<'_>, DbError> {
+        let idle = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => connect(&self.path)?,
+        };
+        Ok(Reader {
+            db: self,
+            conn: Some(conn),
+        })
+    }
+}
+
+fn connect(path: &Path) -> Result<Connection, DbError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), DbError> {
+    let has_meta: bool = conn
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'api_meta'",
+            [],
+            |_| Ok(true),
+        )
+        .optional()?
+        .unwrap_or(false);
+    let version: usize = if has_meta {
+        conn.query_row(
+            "SELECT value FROM api_meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+    } else {
+        0
+    };
+    for (index, script) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(script)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO api_meta (key, value) VALUES ('schema_version', ?1)",
+            [(index + 1).to_string()],
+        )?;
+        tx.commit()?;
+        tracing::info!(version = index + 1, "API tables migrated");
+    }
+    Ok(())
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// First and last attribute or object id of an event: `event_id << 32` plus 1 to 2^32 - 1,
+/// the layout the intel store uses.
+pub(crate) fn row_id_range(event_id: i64) -> (i64, i64) {
+    (event_id << 32, (event_id << 32) | 0xFFFF_FFFF)
+}

@@ -1,0 +1,147 @@
+//! Sightings of attributes, kept in the API's `api_sightings` table.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::attributes::read_attribute;
+use super::{now_secs, Db, DbError};
+
+/// One sighting.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SightingRow {
+    pub id: i64,
+    pub uuid: String,
+    pub attribute_id: i64,
+    pub attribute_uuid: String,
+    pub event_id: i64,
+    /// 0 sighting, 1 false positive, 2 expiration.
+    pub r#type: i64,
+    pub source: String,
+    pub date_sighting: i64,
+}
+
+const SIGHTING_COLUMNS: &str = "s.id, s.uuid, s.attribute_id, COALESCE(a.uuid, ''), s.event_id,
+    s.type, s.source, s.date_sighting";
+
+fn from_row(r: &Row) -> rusqlite::Result<SightingRow> {
+    Ok(SightingRow {
+        id: r.get(0)?,
+        uuid: r.get(1)?,
+        attribute_id: r.get(2)?,
+        attribute_uuid: r.get(3)?,
+        event_id: r.get(4)?,
+        r#type: r.get(5)?,
+        source: r.get(6)?,
+        date_sighting: r.get(7)?,
+    })
+}
+
+/// What a new sighting records.
+#[derive(Debug, Clone, Default)]
+pub struct NewSighting {
+    pub r#type: i64,
+    pub source: String,
+    pub date_sighting: Option<i64>,
+    pub uuid: Option<String>,
+}
+
+fn insert(
+    conn: &Connection,
+    attribute_key: &str,
+    new: &NewSighting,
+    user_id: i64,
+) -> Result<i64, DbError> {
+    let attribute = read_attribute(conn, attribute_key)?;
+    let uuid = new
+        .uuid
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    conn.execute(
+        "INSERT INTO api_sightings (uuid, attribute_id, event_id, type, source, date_sighting, user_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            uuid.to_lowercase(),
+            attribute.id,
+            attribute.event_id,
+            new.r#type,
+            new.source,
+            new.date_sighting.unwrap_or_else(now_secs),
+            user_id
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+impl Db {
+    /// Adds a sighting to each attribute in `attribute_keys` (ids or uuids).
+    pub fn add_sightings(
+        &self,
+        attribute_keys: &[String],
+        new: &NewSighting,
+        user_id: i64,
+    ) -> Result<Vec<SightingRow>, DbError> {
+        let mut conn = self.writer();
+        let tx = conn.transaction()?;
+        let mut ids = Vec::new();
+        for (n, key) in attribute_keys.iter().enumerate() {
+            // A client-chosen uuid can name only one sighting.
+            let new = if n == 0 {
+                new.clone()
+            } else {
+                NewSighting {
+                    uuid: None,
+                    ..new.clone()
+                }
+            };
+            ids.push(insert(&tx, key, &new, user_id)?);
+        }
+        let mut rows = Vec::new();
+        for id in ids {
+            rows.push(read_sighting(&tx, id)?);
+        }
+        tx.commit()?;
+        Ok(rows)
+    }
+
+    /// Lists sightings of one attribute (`context` = attribute) or of a whole event.
+    pub fn sightings(
+        &self,
+        event_id: Option<i64>,
+        attribute_id: Option<i64>,
+    ) -> Result<Vec<SightingRow>, DbError> {
+        let conn = self.reader()?;
+        sightings_of(&conn, event_id, attribute_id)
+    }
+
+    /// Deletes sighting `id`; returns false when there is none.
+    pub fn delete_sighting(&self, id: i64) -> Result<bool, DbError> {
+        let changed = self
+            .writer()
+            .execute("DELETE FROM api_sightings WHERE id = ?1", [id])?;
+        Ok(changed > 0)
+    }
+}
+
+pub(crate) fn sightings_of(
+    conn: &Connection,
+    event_id: Option<i64>,
+    attribute_id: Option<i64>,
+) -> Result<Vec<SightingRow>, DbError> {
+    let sql = format!(
+        "SELECT {SIGHTING_COLUMNS} FROM api_sightings s LEFT JOIN attributes a ON a.id = s.attribute_id
+         WHERE (?1 IS NULL OR s.event_id = ?1) AND (?2 IS NULL OR s.attribute_id = ?2)
+         ORDER BY s.id"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![event_id, attribute_id], from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn read_sighting(conn: &Connection, id: i64) -> Result<SightingRow, DbError> {
+    let sql = format!(
+        "SELECT {SIGHTING_COLUMNS} FROM api_sightings s LEFT JOIN attributes a ON a.id = s.attribute_id
+         WHERE s.id = ?1"
+    );
+    conn.query_row(&sql, [id], from_row)
+        .optional()?
+        .ok_or(DbError::NotFound("sighting"))
+}

@@ -1,0 +1,200 @@
+//! Attribute handlers: view, add, edit, delete and restSearch.
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use misp::Attribute;
+use serde_json::{json, Map, Value};
+
+use super::events::{prepare_for_write, unwrap_request};
+use super::{blocking, first_segment, unwrap_key, JsonBody};
+use crate::search::{named_params, SearchQuery};
+use crate::{json, stream, ApiError, AppState};
+
+pub async fn view(
+    State(state): State<AppState>,
+    Path(rest): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let key = first_segment(&rest);
+    let row = blocking(move || Ok(state.db.attribute(&key)?)).await?;
+    Ok(Json(json!({"Attribute": json::attribute_json(&row)})))
+}
+
+fn parse_attribute(value: Value) -> Result<Attribute, Map<String, Value>> {
+    let mut attribute: Attribute = serde_json::from_value(unwrap_key(value, "Attribute"))
+        .map_err(|e| field_error("value", &format!("invalid attribute: {e}")))?;
+    if attribute.r#type.is_empty() {
+        return Err(field_error("type", "The type field is required."));
+    }
+    if attribute.value.trim().is_empty() {
+        return Err(field_error("value", "The value field is required."));
+    }
+    prepare_for_write(&mut attribute).map_err(|e| {
+        let field = if e.0.contains("category") {
+            "category"
+        } else if e.0.contains("unknown attribute type") {
+            "type"
+        } else {
+            "value"
+        };
+        field_error(field, &e.0)
+    })?;
+    Ok(attribute)
+}
+
+fn field_error(field: &str, message: &str) -> Map<String, Value> {
+    let mut errors = Map::new();
+    errors.insert(field.to_owned(), json!([message]));
+    errors
+}
+
+/// Adds one attribute, or a list of them (each validated on its own, as MISP does).
+pub async fn add(
+    State(state): State<AppState>,
+    Path(rest): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let key = first_segment(&rest);
+    match body {
+        Value::Array(items) => add_many(state, key, items).await,
+        single => {
+            let attribute = parse_attribute(single)
+                .map_err(|errors| ApiError::validation("Could not add Attribute", errors))?;
+            let row = blocking(move || {
+                let row = state.db.add_attribute(&key, &attribute)?;
+                state.notify_change();
+                Ok(row)
+            })
+            .await?;
+            Ok(Json(json!({"Attribute": json::attribute_json(&row)})))
+        }
+    }
+}
+
+async fn add_many(
+    state: AppState,
+    key: String,
+    items: Vec<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let mut valid = Vec::new();
+    let mut errors = Map::new();
+    for (n, item) in items.into_iter().enumerate() {
+        match parse_attribute(item) {
+            Ok(a) => valid.push(a),
+            Err(e) => {
+                errors.insert(n.to_string(), Value::Object(e));
+            }
+        }
+    }
+    let single = valid.len() == 1 && errors.is_empty();
+    let rows = blocking(move || {
+        let mut rows = Vec::new();
+        for a in &valid {
+            rows.push(state.db.add_attribute(&key, a)?);
+        }
+        state.notify_change();
+        Ok(rows)
+    })
+    .await?;
+    let list: Vec<Value> = rows
+        .iter()
+        .map(|r| Value::Object(json::attribute_json(r)))
+        .collect();
+    let mut out = Map::new();
+    out.insert(
+        "Attribute".into(),
+        if single {
+            list[0].clone()
+        } else {
+            Value::Array(list)
+        },
+    );
+    if !errors.is_empty() {
+        out.insert("errors".into(), Value::Object(errors));
+    }
+    Ok(Json(Value::Object(out)))
+}
+
+/// Changes an attribute: the keys given replace the stored ones.
+pub async fn edit(
+    State(state): State<AppState>,
+    Path(rest): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let key = first_segment(&rest);
+    let Value::Object(changes) = unwrap_key(body, "Attribute") else {
+        return Err(ApiError::bad_request(
+            "attributes/edit expects a JSON object",
+        ));
+    };
+    let row = blocking(move || {
+        let old = state.db.attribute(&key)?;
+        let mut merged = json::attribute_json(&old);
+        for (k, v) in changes {
+            if !matches!(
+                k.as_str(),
+                "id" | "event_id" | "object_id" | "uuid" | "timestamp"
+            ) {
+                merged.insert(k, v);
+            }
+        }
+        let attribute = parse_attribute(Value::Object(merged))
+            .map_err(|errors| ApiError::validation("Could not edit Attribute", errors))?;
+        let row = state.db.update_attribute(&key, &attribute)?;
+        state.notify_change();
+        Ok(row)
+    })
+    .await?;
+    Ok(Json(json!({"Attribute": json::attribute_json(&row)})))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(rest): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let key = first_segment(&rest);
+    let hard = rest.contains("hard:1")
+        || matches!(body.get("hard"), Some(Value::Bool(true)))
+        || body
+            .get("hard")
+            .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
+            == Some(1);
+    blocking(move || {
+        state.db.delete_attribute(&key, hard)?;
+        state.notify_change();
+        Ok(())
+    })
+    .await?;
+    let message = if hard {
+        "Attribute permanently deleted."
+    } else {
+        "Attribute deleted."
+    };
+    Ok(Json(json!({"message": message})))
+}
+
+pub async fn search(State(state): State<AppState>, JsonBody(body): JsonBody) -> Response {
+    let query = match body {
+        Value::Object(map) => SearchQuery::parse(&unwrap_request(map)),
+        _ => Err(ApiError::bad_request("restSearch expects a JSON object")),
+    };
+    match query {
+        Ok(query) => stream::attributes(&state, query).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn search_get(State(state): State<AppState>, Path(rest): Path<String>) -> Response {
+    match SearchQuery::parse(&named_params(&rest)) {
+        Ok(query) => stream::attributes(&state, query).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn search_get_bare(State(state): State<AppState>) -> Response {
+    match SearchQuery::parse(&Map::new()) {
+        Ok(query) => stream::attributes(&state, query).await,
+        Err(e) => e.into_response(),
+    }
+}

@@ -1,0 +1,351 @@
+//! Event handlers: index, view, add, edit, delete, publish, restSearch, objects and the
+//! freetext import.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Json;
+use misp::{Attribute, Event, Object};
+use serde_json::{json, Map, Value};
+
+use super::{blocking, first_segment, unwrap_key, JsonBody};
+use crate::db::{now_secs, FullEvent};
+use crate::search::{named_params, SearchQuery};
+use crate::{json, stream, ApiError, AppState};
+
+pub async fn index(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let events = blocking(move || Ok(state.db.event_index()?)).await?;
+    let list: Vec<Value> = events
+        .iter()
+        .map(|e| Value::Object(json::event_meta_json(e)))
+        .collect();
+    Ok(Json(Value::Array(list)))
+}
+
+fn event_response(state: &AppState, event: &FullEvent) -> Result<Json<Value>, ApiError> {
+    let sightings = state.db.sightings(Some(event.meta.id), None)?;
+    Ok(Json(json::full_event_json(event, &sightings)))
+}
+
+pub async fn view(
+    State(state): State<AppState>,
+    Path(rest): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let key = first_segment(&rest);
+    blocking(move || {
+        let event = state.db.event(&key, false)?;
+        event_response(&state, &event)
+    })
+    .await
+}
+
+/// Validates every attribute of `event` in place; returns MISP's per-field errors.
+fn validate_event(event: &mut Event) -> Map<String, Value> {
+    let mut errors = Map::new();
+    if event.info.trim().is_empty() {
+        errors.insert("info".into(), json!(["Info cannot be empty."]));
+    }
+    let mut attribute_errors = Map::new();
+    for (n, a) in event.attributes.iter_mut().enumerate() {
+        if let Err(e) = prepare_for_write(a) {
+            attribute_errors.insert(n.to_string(), json!({"value": [e.0]}));
+        }
+    }
+    for (n, o) in event.objects.iter_mut().enumerate() {
+        for (m, a) in o.attributes.iter_mut().enumerate() {
+            if let Err(e) = prepare_for_write(a) {
+                attribute_errors
+                    .insert(format!("Object {n} Attribute {m}"), json!({"value": [e.0]}));
+            }
+        }
+    }
+    if !attribute_errors.is_empty() {
+        errors.insert("Attribute".into(), Value::Object(attribute_errors));
+    }
+    errors
+}
+
+/// Validates and normalises an attribute and gives it the time of this write.
+pub fn prepare_for_write(a: &mut Attribute) -> Result<(), misp::validate::ValueError> {
+    misp::validate::prepare_attribute(a)?;
+    a.timestamp = None;
+    Ok(())
+}
+
+fn parse_event(body: Value) -> Result<Event, ApiError> {
+    serde_json::from_value(unwrap_key(body, "Event"))
+        .map_err(|e| ApiError::bad_request(format!("invalid event: {e}")))
+}
+
+pub async fn add(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let mut event = parse_event(body)?;
+    let errors = validate_event(&mut event);
+    if !errors.is_empty() {
+        return Err(ApiError::validation("Could not add Event", errors));
+    }
+    if event.uuid.is_empty() {
+        event.uuid = uuid::Uuid::new_v4().to_string();
+    }
+    if event.date.as_deref().is_none_or(str::is_empty) {
+        event.date = Some(misp::import::epoch_to_date(now_secs()));
+    }
+    event.timestamp = None;
+    let response = blocking(move || {
+        let stored = state.db.add_event(&event).map_err(conflict_to_403)?;
+        state.notify_change();
+        event_response(&state, &stored)
+    })
+    .await?;
+    Ok(response)
+}
+
+fn conflict_to_403(err: crate::DbError) -> ApiError {
+    match err {
+        crate::DbError::Conflict(message) => {
+            ApiError::new(StatusCode::FORBIDDEN, message.clone(), message)
+        }
+        other => other.into(),
+    }
+}
+
+pub async fn edit(
+    State(state): State<AppState>,
+    Path(rest): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let key = first_segment(&rest);
+    let mut event = parse_event(body)?;
+    let errors = validate_event(&mut event);
+    let only_info = errors.len() == 1 && errors.contains_key("info");
+    if !errors.is_empty() && !only_info {
+        return Err(ApiError::validation("Could not edit Event", errors));
+    }
+    blocking(move || {
+        let stored = state.db.edit_event(&key, &event).map_err(conflict_to_403)?;
+        state.notify_change();
+        event_response(&state, &stored)
+    })
+    .await
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(rest): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let key = first_segment(&rest);
+    let id = blocking(move || {
+        let id = state.db.delete_event(&key)?;
+        state.notify_change();
+        Ok(id)
+    })
+    .await?;
+    Ok(Json(json!({
+        "saved": true, "success": true, "name": "Event deleted.", "message": "Event deleted.",
+        "url": format!("/events/delete/{id}"), "id": id.to_string(),
+    })))
+}
+
+async fn set_published(
+    state: AppState,
+    rest: String,
+    published: bool,
+) -> Result<Json<Value>, ApiError> {
+    let key = first_segment(&rest);
+    let id = blocking(move || {
+        let id = state.db.publish_event(&key, published)?;
+        state.notify_change();
+        Ok(id)
+    })
+    .await?;
+    let (name, url) = if published {
+        ("Publish", format!("/events/publish/{id}"))
+    } else {
+        ("Unpublish", format!("/events/unpublish/{id}"))
+    };
+    let message = if published {
+        "Event published."
+    } else {
+        "Event unpublished."
+    };
+    Ok(Json(
+        json!({"saved": true, "success": true, "name": name, "message": message, "url": url, "id": id.to_string()}),
+    ))
+}
+
+pub async fn publish(
+    State(state): State<AppState>,
+    Path(rest): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    set_published(state, rest, true).await
+}
+
+pub async fn unpublish(
+    State(state): State<AppState>,
+    Path(rest): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    set_published(state, rest, false).await
+}
+
+pub async fn search(State(state): State<AppState>, JsonBody(body): JsonBody) -> Response {
+    let query = match body {
+        Value::Object(map) => SearchQuery::parse(&unwrap_request(map)),
+        _ => Err(ApiError::bad_request("restSearch expects a JSON object")),
+    };
+    match query {
+        Ok(query) => stream::events(&state, query).await,
+        Err(e) => axum::response::IntoResponse::into_response(e),
+    }
+}
+
+pub async fn search_get(State(state): State<AppState>, Path(rest): Path<String>) -> Response {
+    match SearchQuery::parse(&named_params(&rest)) {
+        Ok(query) => stream::events(&state, query).await,
+        Err(e) => axum::response::IntoResponse::into_response(e),
+    }
+}
+
+/// MISP accepts restSearch filters inside a `request` key too.
+pub fn unwrap_request(mut map: Map<String, Value>) -> Map<String, Value> {
+    match map.remove("request") {
+        Some(Value::Object(inner)) => inner,
+        Some(other) => {
+            map.insert("request".into(), other);
+            map
+        }
+        None => map,
+    }
+}
+
+pub async fn add_object(
+    State(state): State<AppState>,
+    Path(rest): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let key = first_segment(&rest);
+    let mut object: Object = serde_json::from_value(unwrap_key(body, "Object"))
+        .map_err(|e| ApiError::bad_request(format!("invalid object: {e}")))?;
+    let mut errors = Map::new();
+    for (n, a) in object.attributes.iter_mut().enumerate() {
+        if let Err(e) = prepare_for_write(a) {
+            errors.insert(n.to_string(), json!({"value": [e.0]}));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation("Could not add Object", errors));
+    }
+    if object.uuid.is_none() {
+        object.uuid = Some(uuid::Uuid::new_v4().to_string());
+    }
+    let uuid = object.uuid.clone().unwrap_or_default().to_lowercase();
+    blocking(move || {
+        let edit = Event {
+            objects: vec![object],
+            ..Event::default()
+        };
+        let stored = state.db.edit_event(&key, &edit)?;
+        state.notify_change();
+        let event = json::full_event_json(&stored, &[]);
+        let found = event["Event"]["Object"]
+            .as_array()
+            .and_then(|list| list.iter().find(|o| o["uuid"] == uuid.as_str()))
+            .cloned()
+            .unwrap_or(Value::Null);
+        Ok(Json(json!({"Object": found})))
+    })
+    .await
+}
+
+pub async fn free_text(
+    State(state): State<AppState>,
+    Path(rest): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let key = first_segment(&rest);
+    let text = body
+        .get("value")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let adhere = matches!(body.get("adhereToWarninglists"), Some(Value::Bool(true)))
+        || body.get("adhereToWarninglists").and_then(Value::as_str) == Some("soft");
+    let mut attributes = free_text_attributes(&text);
+    blocking(move || {
+        if adhere {
+            let conn = state.db.reader()?;
+            let matcher = stream::load_matcher(&conn)?;
+            attributes.retain(|a| matcher.check(&a.r#type, &a.value).is_empty());
+        }
+        let mut out = Vec::new();
+        for a in &attributes {
+            let row = state.db.add_attribute(&key, a)?;
+            out.push(Value::Object(json::attribute_json(&row)));
+        }
+        state.notify_change();
+        Ok(Json(Value::Array(out)))
+    })
+    .await
+}
+
+/// Finds indicators in free text as MISP's freetext import does: each token (split at
+/// whitespace, quotes, brackets, commas and semicolons) is refanged and its type guessed;
+/// tokens that are no indicator are skipped, repeats are kept once.
+fn free_text_attributes(text: &str) -> Vec<Attribute> {
+    let separators = |c: char| c.is_whitespace() || "\"'<>(){},;".contains(c);
+    let mut seen = std::collections::HashSet::new();
+    let mut attributes = Vec::new();
+    for token in text.split(separators) {
+        let token = token.trim_end_matches(['.', ':', '!', '?']);
+        if token.is_empty() {
+            continue;
+        }
+        let refanged = misp::import::guess::refang(token);
+        let Ok((type_name, value)) = misp::import::guess::guess_type(&refanged) else {
+            continue;
+        };
+        if !seen.insert((type_name, value.clone())) {
+            continue;
+        }
+        let mut attribute = Attribute {
+            r#type: type_name.to_owned(),
+            value,
+            ..Attribute::default()
+        };
+        if misp::validate::prepare_attribute(&mut attribute).is_ok() {
+            attributes.push(attribute);
+        }
+    }
+    attributes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_text_finds_refanged_indicators() {
+        let found = free_text_attributes(
+            "seen 8.8.8.8, evil[.]example[.]com and 44D88612FEA8A8F36DE82E1278ABB02F.",
+        );
+        let pairs: Vec<(&str, &str)> = found
+            .iter()
+            .map(|a| (a.r#type.as_str(), a.value.as_str()))
+            .collect();
+        assert!(
+            pairs.contains(&("hostname", "evil.example.com")),
+            "{pairs:?}"
+        );
+        assert!(
+            pairs.contains(&("md5", "44d88612fea8a8f36de82e1278abb02f")),
+            "{pairs:?}"
+        );
+        assert!(
+            pairs
+                .iter()
+                .any(|(t, v)| t.starts_with("ip-") && *v == "8.8.8.8"),
+            "{pairs:?}"
+        );
+    }
+}

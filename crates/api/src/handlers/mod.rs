@@ -1,0 +1,171 @@
+//! Routes of the API, grouped by the permission they need, and helpers shared by handlers.
+
+mod attributes;
+mod events;
+mod server;
+mod sightings;
+mod warninglists;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{Map, Value};
+
+use crate::{auth, ApiError, AppState};
+
+/// Builds every route with authentication and role checks.
+pub fn routes(state: AppState) -> Router {
+    let read = Router::new()
+        .route("/servers/getVersion", get(server::version))
+        .route("/servers/getVersion.json", get(server::version))
+        .route(
+            "/servers/getPyMISPVersion.json",
+            get(server::pymisp_version),
+        )
+        .route("/users/view/me", get(server::me))
+        .route("/users/view/me.json", get(server::me))
+        .route(
+            "/attributes/describeTypes.json",
+            get(server::describe_types),
+        )
+        .route("/events/index", get(events::index).post(events::index))
+        .route("/events", get(events::index))
+        .route("/events/view/{*rest}", get(events::view).post(events::view))
+        .route("/attributes/view/{*rest}", get(attributes::view))
+        .route(
+            "/attributes/restSearch",
+            post(attributes::search).get(attributes::search_get_bare),
+        )
+        .route(
+            "/attributes/restSearch/{*rest}",
+            get(attributes::search_get).post(attributes::search),
+        )
+        .route("/events/restSearch", post(events::search))
+        .route(
+            "/events/restSearch/{*rest}",
+            get(events::search_get).post(events::search),
+        )
+        .route("/sightings/listSightings", post(sightings::list))
+        .route(
+            "/sightings/index",
+            post(sightings::list).get(sightings::list_all),
+        )
+        .route("/sightings/index/{*rest}", get(sightings::list_event))
+        .route("/warninglists/index", get(warninglists::index))
+        .route("/warninglists/view/{*rest}", get(warninglists::view))
+        .route("/warninglists/checkValue", post(warninglists::check_value));
+
+    let write = Router::new()
+        .route("/events/add", post(events::add))
+        .route("/events/add/{*rest}", post(events::add))
+        .route("/events/edit/{*rest}", post(events::edit).put(events::edit))
+        .route(
+            "/events/delete/{*rest}",
+            post(events::delete).delete(events::delete),
+        )
+        .route("/events/publish/{*rest}", post(events::publish))
+        .route("/events/unpublish/{*rest}", post(events::unpublish))
+        .route("/events/freeTextImport/{*rest}", post(events::free_text))
+        .route("/objects/add/{*rest}", post(events::add_object))
+        .route("/attributes/add/{*rest}", post(attributes::add))
+        .route(
+            "/attributes/edit/{*rest}",
+            post(attributes::edit).put(attributes::edit),
+        )
+        .route(
+            "/attributes/delete/{*rest}",
+            post(attributes::delete).delete(attributes::delete),
+        )
+        .route("/sightings/add", post(sightings::add))
+        .route("/sightings/add/{*rest}", post(sightings::add_to))
+        .route("/sightings/delete/{*rest}", post(sightings::delete))
+        .route("/shadowAttributes/add/{*rest}", post(proposals_unsupported))
+        .route(
+            "/shadowAttributes/edit/{*rest}",
+            post(proposals_unsupported),
+        )
+        .route(
+            "/shadowAttributes/delete/{*rest}",
+            post(proposals_unsupported),
+        )
+        .route_layer(from_fn(auth::require_write));
+
+    let admin = Router::new()
+        .route("/warninglists/toggleEnable", post(warninglists::toggle))
+        .route_layer(from_fn(auth::require_admin));
+
+    read.merge(write)
+        .merge(admin)
+        .fallback(not_found)
+        .route_layer(from_fn_with_state(state.clone(), auth::authenticate))
+        .with_state(state)
+}
+
+/// Proposals (shadow attributes) are not kept: every user who may propose may also write.
+/// PyMISP proposes after a 403 on a write, so read-only users get a 403 here too.
+async fn proposals_unsupported() -> ApiError {
+    ApiError::forbidden()
+}
+
+async fn not_found() -> ApiError {
+    let message = "Not Found";
+    ApiError::new(StatusCode::NOT_FOUND, message, message)
+}
+
+/// A JSON request body; an empty body reads as `{}`. Errors use MISP's shape.
+pub struct JsonBody(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                let status = rejection.status();
+                let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    format!("request body larger than {} bytes", crate::MAX_BODY_BYTES)
+                } else {
+                    rejection.body_text()
+                };
+                ApiError::new(status, message.clone(), message)
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(JsonBody(Value::Object(Map::new())));
+        }
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON in request body: {e}")))
+    }
+}
+
+/// The id in the first segment of a wildcard path (`12`, `12.json`, `12/noSightings:1`).
+pub fn first_segment(rest: &str) -> String {
+    let first = rest.split('/').find(|s| !s.is_empty()).unwrap_or_default();
+    first.strip_suffix(".json").unwrap_or(first).to_owned()
+}
+
+/// Runs blocking database work off the async threads.
+pub async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await.map_err(|_| {
+        let message = "An internal error has occurred.";
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message, message)
+    })?
+}
+
+/// Unwraps `{"Event": {...}}` style bodies; a bare object is returned as it is.
+pub fn unwrap_key(value: Value, key: &str) -> Value {
+    match value {
+        Value::Object(mut map) if map.get(key).is_some_and(Value::is_object) => {
+            map.remove(key).unwrap_or(Value::Null)
+        }
+        other => other,
+    }
+}
