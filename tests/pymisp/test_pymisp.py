@@ -113,6 +113,11 @@ def test_sightings_add_and_list(misp, event):
     assert len(listed) == 2
     assert all(x.source == "pytest" for x in listed)
 
+    found = misp.search_sightings(context="attribute", context_id=attribute, source="pytest", pythonify=True)
+    assert len(found) == 2
+    misp.delete_sighting(found[0])
+    assert len(misp.sightings(attribute, pythonify=True)) == 1
+
 
 def test_empty_file_md5_is_on_a_warninglist(misp):
     hits = misp.values_in_warninglist([EMPTY_MD5, MD5_UPPER.lower()])

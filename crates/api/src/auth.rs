@@ -36,7 +36,7 @@ impl Role {
         }
     }
 
-    /// The role id shown in `users/view/me`, as in MISP's default roles.
+    /// Returns the role id shown in `users/view/me`, as in MISP's default roles.
     pub fn id(self) -> u32 {
         match self {
             Role::Admin => 1,

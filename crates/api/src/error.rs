@@ -38,7 +38,7 @@ impl ApiError {
         self.0.status
     }
 
-    /// MISP answers a missing or wrong key with 403 and this text.
+    /// Returns the 403 error MISP returns for a missing or wrong key, with its text.
     pub fn unauthenticated() -> Self {
         let message = "Authentication failed. Please make sure you pass the API key of an API enabled user along in the Authorization header.";
         ApiError::new(StatusCode::FORBIDDEN, message, message)
@@ -59,7 +59,7 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message.clone(), message)
     }
 
-    /// A rejected write with the reasons per field, as MISP's `Could not add Attribute`.
+    /// Returns a rejected write with the reasons per field, as MISP's `Could not add Attribute`.
     pub fn validation(name: &str, errors: Map<String, Value>) -> Self {
         let mut error = ApiError::new(StatusCode::FORBIDDEN, name, name);
         error.0.errors = Some(Value::Object(errors));
@@ -98,14 +98,14 @@ impl From<DbError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        // The URL is filled in by `fill_error_url`, which knows the request path.
+        // The URL is filled in by `fill_error_url`, which has the request path.
         let mut response = (self.status(), Json(self.body(""))).into_response();
         response.extensions_mut().insert(self);
         response
     }
 }
 
-/// Rewrites error bodies so that `url` holds the path of the request, as MISP does.
+/// Rewrites error bodies so that `url` contains the path of the request, as MISP does.
 pub async fn fill_error_url(request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     let response = next.run(request).await;

@@ -27,7 +27,7 @@ fn org_json(name: Option<&str>) -> Value {
     json!({"id": "1", "name": name.unwrap_or(LOCAL_ORG), "uuid": LOCAL_ORG_UUID, "local": true})
 }
 
-/// An attribute as MISP renders it inside an event or a search result.
+/// Renders an attribute as MISP does inside an event or a search result.
 pub fn attribute_json(a: &AttributeRow) -> Map<String, Value> {
     let value = json!({
         "id": a.id.to_string(),
@@ -55,7 +55,7 @@ pub fn attribute_json(a: &AttributeRow) -> Map<String, Value> {
     }
 }
 
-/// The short `Event` block MISP adds to each attribute of a search result.
+/// Renders the short `Event` block MISP adds to each attribute of a search result.
 pub fn event_brief_json(meta: &EventMeta) -> Value {
     json!({
         "org_id": "1",
@@ -77,7 +77,7 @@ fn publish_timestamp(meta: &EventMeta) -> i64 {
     }
 }
 
-/// The event's own keys, without attributes and objects.
+/// Renders the event's own keys, without attributes and objects.
 pub fn event_meta_json(meta: &EventMeta) -> Map<String, Value> {
     let value = json!({
         "id": meta.id.to_string(),
@@ -142,7 +142,7 @@ fn with_sightings(a: &AttributeRow, sightings: &[SightingRow]) -> Value {
     Value::Object(map)
 }
 
-/// A full event wrapped as `{"Event": {...}}`.
+/// Renders a full event wrapped as `{"Event": {...}}`.
 pub fn full_event_json(event: &FullEvent, sightings: &[SightingRow]) -> Value {
     let mut map = event_meta_json(&event.meta);
     let attributes: Vec<Value> = event

@@ -1,16 +1,19 @@
 //! MISP-compatible REST API over the intel store.
 //!
 //! [`router`] builds the axum router that `iocwatch api` serves on its own and that
-//! `iocwatch server` mounts; [`AppState`] holds the database handles, the failed
+//! `iocwatch server` mounts; [`AppState`] contains the database handles, the failed
 //! authentication limiter and the change counter that tells the detector to reload.
 
 pub mod auth;
 pub mod db;
 mod error;
+mod feed_fetch;
 mod handlers;
 mod json;
+pub mod remote;
 mod search;
 mod serve;
+mod stix;
 mod stream;
 
 use std::path::Path;
@@ -23,7 +26,8 @@ use tokio::sync::watch;
 pub use auth::{Role, User};
 pub use db::{Db, DbError};
 pub use error::ApiError;
-pub use serve::serve;
+pub use rustls::ServerConfig as TlsServerConfig;
+pub use serve::{serve, serve_tls, tls_config, TlsError};
 
 /// Largest request body accepted, in bytes (MISP JSON events of a few thousand attributes fit).
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;

@@ -14,6 +14,8 @@ pub enum ReturnFormat {
     Json,
     Csv,
     Text,
+    /// A STIX 2.1 bundle of indicators.
+    Stix2,
 }
 
 /// Values of one filter: those to match and those to exclude (`!value` or `NOT`).
@@ -44,6 +46,8 @@ pub struct SearchQuery {
     pub publish_timestamp: Option<(i64, Option<i64>)>,
     pub timestamp: Option<(i64, Option<i64>)>,
     pub event_timestamp: Option<(i64, Option<i64>)>,
+    /// `attribute_timestamp`, which event searches apply to attributes.
+    pub attribute_timestamp: Option<(i64, Option<i64>)>,
     pub limit: Option<u64>,
     pub page: Option<u64>,
     pub include_event_tags: bool,
@@ -185,9 +189,10 @@ impl SearchQuery {
             None | Some("json") => ReturnFormat::Json,
             Some("csv") => ReturnFormat::Csv,
             Some("text") => ReturnFormat::Text,
+            Some("stix2") => ReturnFormat::Stix2,
             Some(other) => {
                 return Err(ApiError::bad_request(format!(
-                    "unsupported returnFormat `{other}`; use json, csv or text"
+                    "unsupported returnFormat `{other}`; use json, csv, text or stix2"
                 )))
             }
         };
@@ -205,6 +210,7 @@ impl SearchQuery {
             publish_timestamp: time_range(query, "publish_timestamp")?.or(last),
             timestamp: time_range(query, "timestamp")?,
             event_timestamp: time_range(query, "event_timestamp")?,
+            attribute_timestamp: time_range(query, "attribute_timestamp")?,
             limit: number(query, "limit")?,
             page: number(query, "page")?,
             include_event_tags: flag(query, "includeEventTags")?.unwrap_or(false),
@@ -284,8 +290,9 @@ impl Condition {
         }
         let p = self.param(Sql::Text(value));
         format!(
-            "(a.value = {p} OR substr(a.value, instr(a.value, '|') + 1) = {p}
-              OR substr(a.value, 1, instr(a.value, '|') - 1) = {p})"
+            "(a.value = {p}
+              OR (instr(a.value, '|') > 0 AND substr(a.value, instr(a.value, '|') + 1) = {p})
+              OR (instr(a.value, '|') > 0 AND substr(a.value, 1, instr(a.value, '|') - 1) = {p}))"
         )
     }
 
@@ -407,7 +414,7 @@ pub fn event_condition(query: &SearchQuery) -> Condition {
         c.clauses.push(format!("e.published = {p}"));
     }
     if query.publish_timestamp.is_some() {
-        // NOTE: the store keeps no publish time, so the event's last change stands in for it.
+        // NOTE: the store keeps no publish time, so the event's last change is used instead.
         c.clauses.push("e.published = 1".into());
         c.range("e.timestamp", query.publish_timestamp);
     }

@@ -17,10 +17,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::db::attributes::ATTRIBUTE_COLUMNS;
 use crate::db::events::{read_full, read_meta};
 use crate::db::sightings::sightings_of;
-use crate::db::{AttributeRow, DbError, EventMeta};
+use crate::db::{now_secs, AttributeRow, DbError, EventMeta};
 use crate::json;
 use crate::search::{attribute_condition, event_condition, ReturnFormat, SearchQuery};
-use crate::{ApiError, AppState};
+use crate::{stix, ApiError, AppState};
 
 /// Bytes collected before a chunk is sent.
 const CHUNK_BYTES: usize = 64 * 1024;
@@ -199,7 +199,7 @@ fn render_csv(conn: &Connection, a: &AttributeRow) -> Result<Vec<u8>, DbError> {
 /// Streams the attributes matching `query` in its return format.
 pub async fn attributes(state: &AppState, query: SearchQuery) -> Response {
     let content_type = match query.return_format {
-        ReturnFormat::Json => "application/json",
+        ReturnFormat::Json | ReturnFormat::Stix2 => "application/json",
         ReturnFormat::Csv => "text/csv; charset=utf-8",
         ReturnFormat::Text => "text/plain; charset=utf-8",
     };
@@ -228,6 +228,15 @@ pub async fn attributes(state: &AppState, query: SearchQuery) -> Response {
                 sink.write(format!("{}\n", intel::export::CSV_HEADER.join(",")).as_bytes())
             }
             ReturnFormat::Text => true,
+            ReturnFormat::Stix2 => {
+                let head = format!(
+                    "{{\"type\": \"bundle\", \"id\": \"bundle--{}\", \"objects\": [{}",
+                    uuid::Uuid::new_v4(),
+                    stix::identity(now_secs())
+                );
+                first = false;
+                sink.write(head.as_bytes())
+            }
         };
         while let Some(row) = rows.next()? {
             let a = AttributeRow::from_row(row)?;
@@ -241,8 +250,16 @@ pub async fn attributes(state: &AppState, query: SearchQuery) -> Response {
                 ReturnFormat::Json => render_json(conn, &query, &mut context, &a)?,
                 ReturnFormat::Csv => render_csv(conn, &a)?,
                 ReturnFormat::Text => format!("{}\n", a.value).into_bytes(),
+                ReturnFormat::Stix2 => match stix::indicator(&a) {
+                    Some(indicator) => indicator.to_string().into_bytes(),
+                    None => continue,
+                },
             };
-            if query.return_format == ReturnFormat::Json && !first {
+            let in_list = matches!(
+                query.return_format,
+                ReturnFormat::Json | ReturnFormat::Stix2
+            );
+            if in_list && !first {
                 sink.write(b",");
             }
             first = false;
@@ -250,16 +267,27 @@ pub async fn attributes(state: &AppState, query: SearchQuery) -> Response {
                 return Ok(());
             }
         }
-        if query.return_format == ReturnFormat::Json {
-            sink.write(b"]}}");
-        }
+        match query.return_format {
+            ReturnFormat::Json => sink.write(b"]}}"),
+            ReturnFormat::Stix2 => sink.write(b"]}"),
+            _ => true,
+        };
         Ok(())
     })
     .await
 }
 
 /// Streams the events that match `query`, each with all of its attributes.
-pub async fn events(state: &AppState, query: SearchQuery) -> Response {
+pub async fn events(state: &AppState, mut query: SearchQuery) -> Response {
+    // For events, MISP's `timestamp` is the event's; attribute times are `attribute_timestamp`.
+    if query.event_timestamp.is_none() {
+        query.event_timestamp = query.timestamp.take();
+    }
+    query.timestamp = query.attribute_timestamp.take();
+    if query.return_format != ReturnFormat::Json {
+        // CSV, text and STIX list attributes, so an event search gives those of its events.
+        return attributes(state, query).await;
+    }
     stream(state, "application/json", move |conn, sink, started| {
         let (limit, offset) = query.limit_offset();
         let (condition, sql) =

@@ -5,6 +5,7 @@ use std::error::Error;
 use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -266,7 +267,17 @@ impl Lookup<'_> {
 }
 
 fn read_alert(path: &Path) -> Result<Value, String> {
-    let file = fs::File::open(path).map_err(|e| e.to_string())?;
+    // O_NONBLOCK keeps a FIFO in place of the alert from blocking the open, and with it
+    // integratord, which waits for every run; regular files ignore the flag.
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    let is_file = file.metadata().map_err(|e| e.to_string())?.is_file();
+    if !is_file {
+        return Err("not a regular file".to_string());
+    }
     let mut text = String::new();
     file.take(MAX_ALERT_BYTES + 1)
         .read_to_string(&mut text)
@@ -306,4 +317,42 @@ fn chain(error: &dyn Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_alert_rejects_a_fifo_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("alert.fifo");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+
+        let error = read_alert(&fifo).unwrap_err();
+
+        assert_eq!(error, "not a regular file");
+    }
+
+    #[test]
+    fn read_alert_rejects_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+
+        assert!(read_alert(dir.path()).is_err());
+    }
+
+    #[test]
+    fn read_alert_parses_a_json_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.alert");
+        fs::write(&path, br#"{"id":"1"}"#).unwrap();
+
+        let document = read_alert(&path).unwrap();
+
+        assert_eq!(document["id"], "1");
+    }
 }

@@ -6,16 +6,17 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::config::DatabaseLocation;
 use crate::quarantine::QuarantineRecord;
 use crate::state::{FileState, HashSkip};
 
-/// How long the writer collects operations before committing them.
+/// How long the writer collects operations before committing them. A flush waits at most
+/// this long.
 const BATCH_WINDOW: Duration = Duration::from_millis(100);
 
 /// Maximum operations in one transaction.
@@ -90,11 +91,9 @@ impl BaselineDb {
             DatabaseLocation::Memory => (Connection::open_in_memory(), ":memory:".to_string()),
             DatabaseLocation::File(path) => {
                 if let Some(parent) = path.parent() {
-                    crate::sys::fs::create_private_dir(parent).map_err(|source| {
-                        DbError::CreateDir {
-                            path: parent.to_path_buf(),
-                            source,
-                        }
+                    crate::sys::fs::create_dirs(parent).map_err(|source| DbError::CreateDir {
+                        path: parent.to_path_buf(),
+                        source,
                     })?;
                 }
                 (Connection::open(path), path.display().to_string())
@@ -372,12 +371,16 @@ impl Drop for DbWriter {
 fn writer_loop(mut db: BaselineDb, rx: Receiver<DbOp>, committed: &AtomicU64) {
     let mut batch = Vec::new();
     while let Ok(first) = rx.recv() {
+        // Sleeping through the window, rather than waiting on the channel, keeps senders
+        // from waking this thread once per write while events are being handled.
+        if !matches!(first, DbOp::Flush(_)) {
+            std::thread::sleep(BATCH_WINDOW);
+        }
         batch.push(first);
-        let deadline = Instant::now() + BATCH_WINDOW;
-        while batch.len() < BATCH_MAX_OPS && !matches!(batch.last(), Some(DbOp::Flush(_))) {
-            match rx.recv_deadline(deadline) {
+        while batch.len() < BATCH_MAX_OPS {
+            match rx.try_recv() {
                 Ok(op) => batch.push(op),
-                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
+                Err(_) => break,
             }
         }
         commit_batch(&mut db, &mut batch, committed);

@@ -375,6 +375,39 @@ fn file_written_with_exclusive_create_is_one_added() {
     assert_eq!(on_path[0].size_after, Some(500));
 }
 
+#[test]
+fn symlinked_monitored_directory_is_watched() {
+    let mut link = std::path::PathBuf::new();
+    let mut h = Harness::start(
+        |_| {},
+        |c| {
+            let root = c.directories[0].path.clone();
+            link = root.with_file_name("link-to-root");
+            std::os::unix::fs::symlink(&root, &link).unwrap();
+            c.directories[0].path = link.clone();
+        },
+    );
+    write(&h.root.join("f.txt"), b"via link");
+    let added = h.wait_file(&link.join("f.txt"), FileEventKind::Added);
+    assert_eq!(added.mode, Mode::Realtime);
+}
+
+#[test]
+fn followed_symlink_directory_is_monitored() {
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().to_path_buf();
+    let mut h = Harness::start(
+        |root| std::os::unix::fs::symlink(&target, root.join("link")).unwrap(),
+        |c| c.directories[0].follow_symlinks = Some(true),
+    );
+    write(&outside.path().join("new.txt"), b"through the link");
+    let added = h.wait_file(&h.root.join("link/new.txt"), FileEventKind::Added);
+    assert_eq!(
+        added.sha256_after.as_deref(),
+        Some(sha256_hex(b"through the link").as_str())
+    );
+}
+
 /// Inode numbers of every directory watched by an inotify descriptor of this process.
 fn watched_inodes() -> Vec<u64> {
     let mut inodes = Vec::new();

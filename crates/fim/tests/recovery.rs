@@ -135,3 +135,13 @@ fn watch_limit_warns_and_falls_back_to_scans() {
     let added = h.wait_file(&deep, FileEventKind::Added);
     assert_eq!(added.mode, Mode::Scheduled);
 }
+
+#[test]
+fn scheduled_only_directory_reports_on_scan() {
+    let mut h = Harness::start(|_| {}, |c| c.directories[0].realtime = Some(false));
+    let path = h.root.join("later.txt");
+    write(&path, b"x");
+    h.handle.scan_now();
+    let added = h.wait_file(&path, FileEventKind::Added);
+    assert_eq!(added.mode, Mode::Scheduled);
+}

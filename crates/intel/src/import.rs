@@ -226,8 +226,15 @@ fn list_files(dir: &Path, format: Option<Format>) -> Result<Vec<PathBuf>, Error>
             if entry.file_name().to_string_lossy().starts_with('.') {
                 continue;
             }
-            if path.is_dir() {
+            // Symbolic links to folders are not followed, so a link cycle cannot loop.
+            let file_type = entry.file_type().map_err(|source| Error::Read {
+                path: path.clone(),
+                source,
+            })?;
+            if file_type.is_dir() {
                 pending.push(path);
+            } else if !path.is_file() {
+                continue;
             } else if !json_only
                 || path
                     .extension()

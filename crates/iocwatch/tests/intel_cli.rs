@@ -283,3 +283,48 @@ fn stats_lists_default_warninglists() {
     let out = cli.run(&["intel", "stats"]);
     assert!(stdout(&out).contains("annotate"), "{}", stdout(&out));
 }
+
+#[test]
+fn csv_column_and_stdin_lookup() {
+    let cli = Cli::new();
+    let csv = cli.dir.path().join("hashes.csv");
+    std::fs::write(
+        &csv,
+        "# exported list\nfirst_seen,file_name,digest\n\
+         2024-01-01,a.exe,0749BAE92CA336A02C83D126E04EC628\n\
+         2024-01-02,b.exe,77b0c41b7d340b8a3d903f21347bbf06aa766b5b\n",
+    )
+    .unwrap();
+    let out = cli.run(&[
+        "intel",
+        "import",
+        "--csv-column",
+        "digest",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("(csv): 1 events added"),
+        "{}",
+        stdout(&out)
+    );
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iocwatch"))
+        .env("IOCWATCH_DATA_DIR", cli.data_dir())
+        .args(["intel", "lookup", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"77B0C41B7D340B8A3D903F21347BBF06AA766B5B\nnot-known\n")
+        .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let lines: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0].contains("\"type\":\"sha1\""), "{}", lines[0]);
+}

@@ -82,9 +82,10 @@ impl Watch {
 
     /// Sends SIGTERM and returns whether the process exited successfully.
     fn stop(mut self) -> bool {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
+        // The shell's built-in `kill`, so no procps package is needed.
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(format!("kill -TERM {}", self.child.id()))
             .status()
             .unwrap();
         assert!(status.success());

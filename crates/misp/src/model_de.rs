@@ -147,9 +147,9 @@ thread_local! {
 }
 
 /// Reserves room for up to `bound` attributes in the next attribute list read on this
-/// thread. A `Vec` that grows by doubling copies a list of a million attributes (several
-/// hundred MB) into fresh memory at every step; reserving the bound up front touches
-/// only the pages the list fills.
+/// thread. Without it the list grows by doubling, and each step copies a list of a
+/// million attributes (several hundred MB) into fresh memory. Reserved but unused room
+/// is never touched, so it costs address space only.
 pub(crate) fn hint_attribute_capacity(bound: usize) {
     CAPACITY_HINT.with(|h| h.set(bound));
 }

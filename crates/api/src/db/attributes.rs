@@ -51,7 +51,7 @@ impl AttributeRow {
     }
 }
 
-/// The SQL condition and parameter that select a row by numeric id or by uuid.
+/// Returns the SQL condition and parameter that select a row by numeric id or by uuid.
 pub(crate) fn id_or_uuid(key: &str) -> (&'static str, rusqlite::types::Value) {
     match key.parse::<i64>() {
         Ok(id) => ("id = ?1", rusqlite::types::Value::Integer(id)),
@@ -86,7 +86,7 @@ pub(crate) fn insert_attribute(
     let id = max.unwrap_or(first) + 1;
     if id > last {
         return Err(DbError::Conflict(format!(
-            "event {event_id} holds the maximum number of attributes"
+            "event {event_id} already has the maximum number of attributes (2^32 - 1)"
         )));
     }
     let tags: Vec<String> = a.tags.iter().map(|t| t.name.clone()).collect();

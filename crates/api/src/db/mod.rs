@@ -3,7 +3,9 @@
 
 pub(crate) mod attributes;
 pub(crate) mod events;
+pub(crate) mod feeds;
 pub(crate) mod sightings;
+pub(crate) mod tags;
 mod users;
 
 use std::path::{Path, PathBuf};
@@ -15,7 +17,9 @@ use rusqlite::{Connection, OptionalExtension};
 pub use attributes::AttributeRow;
 pub use events::EventMeta;
 pub use events::{FullEvent, ObjectRow};
+pub use feeds::{FeedRow, NewFeed};
 pub use sightings::{NewSighting, SightingRow};
+pub use tags::TagRow;
 
 /// Errors of the API's database layer.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +36,8 @@ pub enum DbError {
 
 /// Migrations of the API's own tables, recorded in `api_meta` under `schema_version`.
 const MIGRATIONS: &[&str] = &[
-    // 1: users and keys, sightings, and indexes for searches by value.
+    // 1: users and keys, sightings, and indexes for searches by value: the whole value, and
+    // each half of composite values (`filename|sha256`), so either half is found by index.
     "CREATE TABLE api_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE api_users (
         id INTEGER PRIMARY KEY,
@@ -53,9 +58,35 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX api_sightings_attribute ON api_sightings(attribute_id);
     CREATE INDEX api_attributes_value ON attributes(value);
-    CREATE INDEX api_attributes_value_tail ON attributes(substr(value, instr(value, '|') + 1));
-    CREATE INDEX api_attributes_value_head ON attributes(substr(value, 1, instr(value, '|') - 1));
+    CREATE INDEX api_attributes_value_tail ON attributes(substr(value, instr(value, '|') + 1))
+        WHERE instr(value, '|') > 0;
+    CREATE INDEX api_attributes_value_head ON attributes(substr(value, 1, instr(value, '|') - 1))
+        WHERE instr(value, '|') > 0;
     CREATE INDEX api_attributes_uuid ON attributes(uuid);",
+    // 2: the tag list of `tags/index`.
+    "CREATE TABLE api_tags (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        colour TEXT NOT NULL DEFAULT '#ffffff',
+        exportable INTEGER NOT NULL DEFAULT 1,
+        hide_tag INTEGER NOT NULL DEFAULT 0
+    );",
+    // 3: feeds that `feeds/fetchFromFeed` imports from a local folder or an HTTP URL.
+    "CREATE TABLE api_feeds (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        provider TEXT NOT NULL DEFAULT '',
+        url TEXT NOT NULL,
+        source_format TEXT NOT NULL,
+        input_source TEXT NOT NULL CHECK (input_source IN ('local', 'network')),
+        enabled INTEGER NOT NULL DEFAULT 1,
+        last_fetched INTEGER
+    );",
+    // 4: how far each remote MISP instance has been pulled.
+    "CREATE TABLE api_remote_state (
+        url TEXT PRIMARY KEY,
+        last_timestamp INTEGER NOT NULL
+    );",
 ];
 
 /// Reader connections kept open between requests.
@@ -109,6 +140,28 @@ impl Db {
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Event timestamp up to which `url` has been pulled.
+    pub fn remote_watermark(&self, url: &str) -> Result<Option<i64>, DbError> {
+        let conn = self.reader()?;
+        Ok(conn
+            .query_row(
+                "SELECT last_timestamp FROM api_remote_state WHERE url = ?1",
+                [url],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Records that `url` has been pulled up to event timestamp `last_timestamp`.
+    pub fn set_remote_watermark(&self, url: &str, last_timestamp: i64) -> Result<(), DbError> {
+        self.writer().execute(
+            "INSERT INTO api_remote_state (url, last_timestamp) VALUES (?1, ?2)
+             ON CONFLICT (url) DO UPDATE SET last_timestamp = excluded.last_timestamp",
+            rusqlite::params![url, last_timestamp],
+        )?;
+        Ok(())
     }
 
     /// Path of the database file.

@@ -35,7 +35,7 @@ fn from_row(r: &Row) -> rusqlite::Result<SightingRow> {
     })
 }
 
-/// What a new sighting records.
+/// Fields of a new sighting.
 #[derive(Debug, Clone, Default)]
 pub struct NewSighting {
     pub r#type: i64,
@@ -112,11 +112,13 @@ impl Db {
         sightings_of(&conn, event_id, attribute_id)
     }
 
-    /// Deletes sighting `id`; returns false when there is none.
-    pub fn delete_sighting(&self, id: i64) -> Result<bool, DbError> {
-        let changed = self
-            .writer()
-            .execute("DELETE FROM api_sightings WHERE id = ?1", [id])?;
+    /// Deletes the sighting with id or uuid `key`; returns false when there is none.
+    pub fn delete_sighting(&self, key: &str) -> Result<bool, DbError> {
+        let (condition, value) = super::attributes::id_or_uuid(key);
+        let changed = self.writer().execute(
+            &format!("DELETE FROM api_sightings WHERE {condition}"),
+            [value],
+        )?;
         Ok(changed > 0)
     }
 }

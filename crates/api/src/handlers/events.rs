@@ -289,9 +289,9 @@ pub async fn free_text(
     .await
 }
 
-/// Finds indicators in free text as MISP's freetext import does: each token (split at
-/// whitespace, quotes, brackets, commas and semicolons) is refanged and its type guessed;
-/// tokens that are no indicator are skipped, repeats are kept once.
+/// Finds indicators in free text as MISP's freetext import does. Each token (split at
+/// whitespace, quotes, brackets, commas and semicolons) is refanged and its type guessed.
+/// Tokens that are no indicator are skipped, and repeats are kept once.
 fn free_text_attributes(text: &str) -> Vec<Attribute> {
     let separators = |c: char| c.is_whitespace() || "\"'<>(){},;".contains(c);
     let mut seen = std::collections::HashSet::new();
@@ -318,6 +318,41 @@ fn free_text_attributes(text: &str) -> Vec<Attribute> {
         }
     }
     attributes
+}
+
+/// `events/upload_stix/2`: imports a STIX 2.0 or 2.1 bundle as a new event.
+pub async fn upload_stix(
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let meta = misp::FileMeta {
+        name: "STIX upload".into(),
+        source_key: format!("api:upload_stix:{}", uuid::Uuid::new_v4()),
+        mtime: now_secs(),
+    };
+    // PyMISP's `upload_stix(data=str)` sends the bundle as a JSON string; unwrap it.
+    let body = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::String(inner)) => axum::body::Bytes::from(inner),
+        _ => body,
+    };
+    let parsed = misp::parse_bytes(&body, Some(misp::Format::Stix2), &meta, &Default::default())
+        .map_err(|e| ApiError::bad_request(format!("invalid STIX 2 bundle: {e}")))?;
+    let Some(first) = parsed.events.into_iter().next() else {
+        return Err(ApiError::bad_request(
+            "the STIX bundle contains no supported indicators",
+        ));
+    };
+    let mut event = first.event;
+    event.timestamp = None;
+    for a in &mut event.attributes {
+        a.timestamp = None;
+    }
+    blocking(move || {
+        let stored = state.db.add_event(&event).map_err(conflict_to_403)?;
+        state.notify_change();
+        event_response(&state, &stored)
+    })
+    .await
 }
 
 #[cfg(test)]

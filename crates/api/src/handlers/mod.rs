@@ -2,8 +2,10 @@
 
 mod attributes;
 mod events;
+mod feeds;
 mod server;
 mod sightings;
+mod tags;
 mod warninglists;
 
 use axum::body::Bytes;
@@ -54,6 +56,12 @@ pub fn routes(state: AppState) -> Router {
             post(sightings::list).get(sightings::list_all),
         )
         .route("/sightings/index/{*rest}", get(sightings::list_event))
+        .route("/sightings/restSearch", post(sightings::search))
+        .route("/sightings/restSearch/{*rest}", post(sightings::search))
+        .route("/tags/index", get(tags::index))
+        .route("/feeds/index", get(feeds::index))
+        .route("/feeds", get(feeds::index))
+        .route("/tags", get(tags::index))
         .route("/warninglists/index", get(warninglists::index))
         .route("/warninglists/view/{*rest}", get(warninglists::view))
         .route("/warninglists/checkValue", post(warninglists::check_value));
@@ -69,6 +77,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/events/publish/{*rest}", post(events::publish))
         .route("/events/unpublish/{*rest}", post(events::unpublish))
         .route("/events/freeTextImport/{*rest}", post(events::free_text))
+        .route("/events/upload_stix/2", post(events::upload_stix))
         .route("/objects/add/{*rest}", post(events::add_object))
         .route("/attributes/add/{*rest}", post(attributes::add))
         .route(
@@ -82,6 +91,8 @@ pub fn routes(state: AppState) -> Router {
         .route("/sightings/add", post(sightings::add))
         .route("/sightings/add/{*rest}", post(sightings::add_to))
         .route("/sightings/delete/{*rest}", post(sightings::delete))
+        .route("/tags/attachTagToObject", post(tags::attach))
+        .route("/tags/removeTagFromObject", post(tags::remove))
         .route("/shadowAttributes/add/{*rest}", post(proposals_unsupported))
         .route(
             "/shadowAttributes/edit/{*rest}",
@@ -95,6 +106,12 @@ pub fn routes(state: AppState) -> Router {
 
     let admin = Router::new()
         .route("/warninglists/toggleEnable", post(warninglists::toggle))
+        .route("/tags/add", post(tags::add))
+        .route("/feeds/add", post(feeds::add))
+        .route(
+            "/feeds/fetchFromFeed/{*rest}",
+            post(feeds::fetch).get(feeds::fetch),
+        )
         .route_layer(from_fn(auth::require_admin));
 
     read.merge(write)
@@ -142,7 +159,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     }
 }
 
-/// The id in the first segment of a wildcard path (`12`, `12.json`, `12/noSightings:1`).
+/// Returns the id in the first segment of a wildcard path (`12`, `12.json`, `12/noSightings:1`).
 pub fn first_segment(rest: &str) -> String {
     let first = rest.split('/').find(|s| !s.is_empty()).unwrap_or_default();
     first.strip_suffix(".json").unwrap_or(first).to_owned()

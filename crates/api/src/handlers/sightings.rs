@@ -176,12 +176,70 @@ pub async fn delete(
     Path(rest): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let key = first_segment(&rest);
-    let id: i64 = key.parse().map_err(|_| ApiError::not_found("sighting"))?;
-    let deleted = blocking(move || Ok(state.db.delete_sighting(id)?)).await?;
+    let deleted = blocking({
+        let key = key.clone();
+        move || Ok(state.db.delete_sighting(&key)?)
+    })
+    .await?;
     if !deleted {
         return Err(ApiError::not_found("sighting"));
     }
     Ok(Json(
-        json!({"saved": true, "success": true, "name": "Sighting successfully deleted.", "message": "Sighting successfully deleted.", "url": format!("/sightings/delete/{id}")}),
+        json!({"saved": true, "success": true, "name": "Sighting successfully deleted.", "message": "Sighting successfully deleted.", "url": format!("/sightings/delete/{key}")}),
     ))
+}
+
+/// `sightings/restSearch/{context}`: sightings of one attribute or event (`id`), or all,
+/// filtered by `type`, `source` and time (`last`, `from`, `to`, `timestamp`).
+pub async fn search(
+    State(state): State<AppState>,
+    rest: Option<Path<String>>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let context = rest.map(|Path(r)| first_segment(&r)).unwrap_or_default();
+    let id = text(&body, "id");
+    let sighting_type = text(&body, "type");
+    let source = text(&body, "source");
+    let from = ["last", "from", "timestamp"]
+        .iter()
+        .find_map(|k| text(&body, k))
+        .map(|t| {
+            crate::search::parse_time(&t)
+                .ok_or_else(|| ApiError::bad_request(format!("invalid time `{t}`")))
+        })
+        .transpose()?;
+    let to = text(&body, "to")
+        .map(|t| {
+            crate::search::parse_time(&t)
+                .ok_or_else(|| ApiError::bad_request(format!("invalid time `{t}`")))
+        })
+        .transpose()?;
+    let rows = blocking(move || {
+        let rows = match (context.as_str(), id) {
+            ("attribute", Some(key)) => {
+                let attribute = state.db.attribute(&key)?;
+                state.db.sightings(None, Some(attribute.id))?
+            }
+            ("event", Some(key)) => {
+                let event = state.db.event(&key, true)?;
+                state.db.sightings(Some(event.meta.id), None)?
+            }
+            _ => state.db.sightings(None, None)?,
+        };
+        Ok(rows)
+    })
+    .await?;
+    let selected: Vec<Value> = rows
+        .iter()
+        .filter(|s| {
+            sighting_type
+                .as_ref()
+                .is_none_or(|t| *t == s.r#type.to_string())
+        })
+        .filter(|s| source.as_ref().is_none_or(|src| *src == s.source))
+        .filter(|s| from.is_none_or(|f| s.date_sighting >= f))
+        .filter(|s| to.is_none_or(|t| s.date_sighting <= t))
+        .map(|s| json!({"Sighting": json::sighting_json(s)}))
+        .collect();
+    Ok(Json(json!({"response": selected})))
 }

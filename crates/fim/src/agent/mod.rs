@@ -241,7 +241,7 @@ impl Agent {
         }
     }
 
-    /// Number of files in the baseline.
+    /// Returns the number of files in the baseline.
     pub fn baseline_len(&self) -> usize {
         self.baseline.len()
     }
@@ -426,7 +426,7 @@ fn load_baseline(
     Ok(dropped)
 }
 
-/// 128 random bits in hex; falls back to time and pid when no random source is readable.
+/// Creates 128 random bits in hex, from time and pid when no random source is readable.
 fn new_baseline_id() -> String {
     let mut bytes = [0u8; 16];
     if sys::host::random_bytes(&mut bytes).is_err() {

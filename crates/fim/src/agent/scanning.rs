@@ -153,6 +153,41 @@ impl Agent {
 
     /// Reports unseen files as deleted, closes a silent baseline, and emits the summary.
     fn finish_scan(&mut self, totals: ScanTotals) -> Result<ScanSummary, AgentError> {
+        self.sweep_unseen()?;
+        let Some(scan) = self.scan.take() else {
+            unreachable!("finish_scan runs with a scan")
+        };
+        let kind = scan.job.kind;
+        if kind == ScanKind::Baseline {
+            self.db
+                .send(DbOp::Meta(db::META_BASELINE_COMPLETE, "1".into()));
+            self.baseline_complete = true;
+            self.end_silent_phase()?;
+        }
+
+        let summary = ScanSummary {
+            kind,
+            files: totals.files,
+            hashed: totals.hashed,
+            bytes: totals.bytes,
+            events: scan.events,
+            duration_ms: scan.started.elapsed().as_millis() as u64,
+        };
+        self.report_finished(&summary)?;
+
+        self.next_scheduled = Instant::now() + self.scope.config.scan_interval;
+        self.baseline.compact();
+        self.release_due = Some(Instant::now() + MEMORY_RELEASE_DELAY);
+        if self.rescan_pending && !self.stopping {
+            self.rescan_pending = false;
+            self.start_scan(ScanKind::Rescan, self.realtime_roots())?;
+        }
+        Ok(summary)
+    }
+
+    /// Reports baseline files the scan did not see as deleted; a silent baseline drops them
+    /// without events.
+    fn sweep_unseen(&mut self) -> Result<(), AgentError> {
         let silent = self
             .scan
             .as_ref()
@@ -164,26 +199,13 @@ impl Agent {
                 self.record(root, &path, None, Mode::Scheduled)?;
             }
         }
-        let Some(scan) = self.scan.take() else {
-            unreachable!("finish_scan runs with a scan")
-        };
-        let kind = scan.job.kind;
-        if kind == ScanKind::Baseline {
-            self.db
-                .send(DbOp::Meta(db::META_BASELINE_COMPLETE, "1".into()));
-            self.baseline_complete = true;
-            self.end_silent_phase()?;
-        }
-        let summary = ScanSummary {
-            kind,
-            files: totals.files,
-            hashed: totals.hashed,
-            bytes: totals.bytes,
-            events: scan.events,
-            duration_ms: scan.started.elapsed().as_millis() as u64,
-        };
+        Ok(())
+    }
+
+    fn report_finished(&mut self, summary: &ScanSummary) -> Result<(), AgentError> {
+        let kind = summary.kind.as_str();
         tracing::info!(
-            kind = kind.as_str(),
+            kind,
             files = summary.files,
             hashed = summary.hashed,
             events = summary.events,
@@ -193,18 +215,11 @@ impl Agent {
         let notice = Notice {
             notice: NoticeKind::ScanFinished,
             path: None,
-            message: format!("{} scan finished", kind.as_str()),
+            message: format!("{kind} scan finished"),
             scan: Some(summary.clone()),
         };
         self.emitter.emit(EventBody::Notice(notice), &self.db)?;
-        self.next_scheduled = Instant::now() + self.scope.config.scan_interval;
-        self.baseline.compact();
-        self.release_due = Some(Instant::now() + MEMORY_RELEASE_DELAY);
-        if self.rescan_pending && !self.stopping {
-            self.rescan_pending = false;
-            self.start_scan(ScanKind::Rescan, self.realtime_roots())?;
-        }
-        Ok(summary)
+        Ok(())
     }
 
     /// Baseline files under the scanned directories that the scan did not see, with their
@@ -238,6 +253,9 @@ impl Agent {
 
     /// Handles every event queued while the silent baseline ran, then treats the silently
     /// recorded files as reported.
+    ///
+    /// NOTE: after a queue overflow during the silent baseline, a file created meanwhile
+    /// whose events were dropped and that the baseline recorded is not reported as added.
     fn end_silent_phase(&mut self) -> Result<(), AgentError> {
         self.read_events()?;
         self.process_queue(usize::MAX)?;
@@ -263,7 +281,8 @@ impl Agent {
         depth: u32,
     ) -> Result<bool, AgentError> {
         use crate::watches::AddOutcome;
-        let follow = self.scope.dir(root).follow_symlinks;
+        // The monitored directory itself may be a symlink; the configuration names it.
+        let follow = self.scope.dir(root).follow_symlinks || depth == 0;
         match self
             .watches
             .add_tree(path, TreeRole { root, depth }, follow)

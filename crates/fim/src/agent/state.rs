@@ -72,6 +72,9 @@ impl LogLimiter {
 
 impl Agent {
     /// Probes `path` now and records the result.
+    ///
+    /// NOTE: realtime hashing runs on the agent thread, so a large file delays the events
+    /// queued behind it. The kernel keeps them, and an overflow leads to a rescan.
     pub(super) fn check_file(
         &mut self,
         root: usize,

@@ -241,6 +241,15 @@ impl OpenedFile {
     }
 }
 
+/// Creates `dir` and its missing parents with mode 0700 (before the umask); existing
+/// directories are left as they are.
+pub fn create_dirs(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
 /// Creates `dir` (and missing parents) and forces its mode to 0700.
 pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     fs::DirBuilder::new()

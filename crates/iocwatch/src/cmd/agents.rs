@@ -72,8 +72,8 @@ fn list(args: ListArgs, global: &Global) -> anyhow::Result<ExitCode> {
     }
 
     println!(
-        "{:<5} {:<24} {:<16} {:<20} {:<10} {}",
-        "ID", "NAME", "STATUS", "LAST SEEN (UTC)", "VERSION", "ADDRESS"
+        "{:<5} {:<24} {:<16} {:<20} {:<10} ADDRESS",
+        "ID", "NAME", "STATUS", "LAST SEEN (UTC)", "VERSION"
     );
     for agent in &agents {
         let status = if agent.removed {

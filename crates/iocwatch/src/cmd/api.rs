@@ -11,7 +11,7 @@ use super::Global;
 
 #[derive(Args, Debug)]
 pub struct ApiArgs {
-    /// Address and port to listen on; plain HTTP is served only on a loopback address
+    /// Address and port to listen on; without --tls-cert only a loopback address is accepted
     #[arg(long, default_value = "127.0.0.1:8443")]
     pub listen: SocketAddr,
 
@@ -25,17 +25,16 @@ pub struct ApiArgs {
 }
 
 pub fn run(args: ApiArgs, global: &Global) -> anyhow::Result<ExitCode> {
-    // TODO: serve HTTPS with --tls-cert/--tls-key; until then only loopback HTTP is served.
-    if args.tls_cert.is_some() {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            api::tls_config(cert, key).context("failed to load the HTTPS certificate and key")?,
+        ),
+        _ => None,
+    };
+    if tls.is_none() && !args.listen.ip().is_loopback() {
         anyhow::bail!(
-            "HTTPS for `iocwatch api` is not available yet; listen on a loopback address \
-             without --tls-cert, or serve the API through `iocwatch server`"
-        );
-    }
-    if !args.listen.ip().is_loopback() {
-        anyhow::bail!(
-            "refusing plain HTTP on {}: the API serves plain HTTP only on a loopback address \
-             (127.0.0.1 or ::1)",
+            "refusing plain HTTP on {}: pass --tls-cert and --tls-key, or listen on a \
+             loopback address (127.0.0.1 or ::1)",
             args.listen
         );
     }
@@ -49,23 +48,32 @@ pub fn run(args: ApiArgs, global: &Global) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("failed to listen on {}", args.listen))?;
-        let local = listener
-            .local_addr()
-            .context("failed to read the listen address")?;
-        tracing::info!(address = %local, "API listening");
-        // The first stdout line tells scripts which port was bound (useful with port 0).
-        println!("listening on http://{local}");
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        api::serve(listener, state, shutdown)
-            .await
-            .context("API server failed")
-    })?;
+    runtime.block_on(serve(args.listen, state, tls))?;
     tracing::info!("API stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(
+    address: SocketAddr,
+    state: api::AppState,
+    tls: Option<std::sync::Arc<api::TlsServerConfig>>,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("failed to listen on {address}"))?;
+    let local = listener
+        .local_addr()
+        .context("failed to read the listen address")?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(address = %local, scheme, "API listening");
+    // The first stdout line gives scripts the bound port (useful with port 0).
+    println!("listening on {scheme}://{local}");
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let served = match tls {
+        Some(tls) => api::serve_tls(listener, state, tls, shutdown).await,
+        None => api::serve(listener, state, shutdown).await,
+    };
+    served.context("API server failed")
 }

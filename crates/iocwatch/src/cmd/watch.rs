@@ -45,16 +45,7 @@ struct Alert<'a> {
 
 pub fn run(args: WatchArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let detector = load_detector(global)?;
-    let mut dirs = Vec::new();
-    for dir in &args.dirs {
-        let resolved = std::fs::canonicalize(dir).with_context(|| {
-            format!(
-                "failed to open the folder `{}`; check the path",
-                dir.display()
-            )
-        })?;
-        dirs.push(resolved);
-    }
+    let dirs = resolve_dirs(&args.dirs)?;
     let mut config = Config::for_directories(&dirs, &global.data_dir)?;
     config.database = DatabaseLocation::Memory;
     config.silent_first_scan = false;
@@ -93,6 +84,28 @@ pub fn run(args: WatchArgs, global: &Global) -> anyhow::Result<ExitCode> {
         .join()
         .map_err(|_| anyhow::anyhow!("the watcher thread panicked"))??;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves each folder to its canonical path; a path that is missing or not a folder
+/// is an error, since the agent would otherwise wait for a folder to appear there.
+fn resolve_dirs(dirs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut resolved = Vec::with_capacity(dirs.len());
+    for dir in dirs {
+        let path = std::fs::canonicalize(dir).with_context(|| {
+            format!(
+                "failed to open the folder `{}`; check the path",
+                dir.display()
+            )
+        })?;
+        if !path.is_dir() {
+            anyhow::bail!(
+                "`{}` is not a folder; give the folder that contains it (`iocwatch scan` checks single files)",
+                dir.display()
+            );
+        }
+        resolved.push(path);
+    }
+    Ok(resolved)
 }
 
 /// Loads the intel index, or returns `None` (saying so on stderr) when the store is empty.
@@ -190,4 +203,38 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_dirs_rejects_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file.txt");
+        std::fs::write(&file, b"x").unwrap();
+
+        let error = resolve_dirs(&[file]).unwrap_err().to_string();
+
+        assert!(error.contains("is not a folder"), "{error}");
+    }
+
+    #[test]
+    fn resolve_dirs_rejects_a_missing_path() {
+        let dir = tempfile::tempdir().unwrap();
+
+        let error = resolve_dirs(&[dir.path().join("missing")]).unwrap_err();
+
+        assert!(error.to_string().contains("failed to open the folder"), "{error}");
+    }
+
+    #[test]
+    fn resolve_dirs_accepts_folders() {
+        let dir = tempfile::tempdir().unwrap();
+
+        let resolved = resolve_dirs(&[dir.path().to_path_buf()]).unwrap();
+
+        assert_eq!(resolved, vec![dir.path().canonicalize().unwrap()]);
+    }
 }

@@ -311,7 +311,11 @@ mod tests {
         let options = CsvOptions::default();
         let text = "name,size\n\"unterminated,1\nother,2\n";
         let err = parse_csv(text.as_bytes(), &meta(), &options).unwrap_err();
-        assert!(err.to_string().contains("check that the file is a CSV file"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("check that the file is a CSV file"),
+            "{err}"
+        );
         let err = parse_csv(b"a;b\nc;d\n", &meta(), &options).unwrap_err();
         assert!(err.to_string().contains("none of its"), "{err}");
     }

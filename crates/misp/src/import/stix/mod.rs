@@ -525,7 +525,9 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
     let days = days_from_civil(num(0..4)?, num(5..7)?, num(8..10)?);
     let secs = num(11..13)? * 3600 + num(14..16)? * 60 + num(17..19)?;
-    let rest = s[19..].trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    let rest = s
+        .get(19..)?
+        .trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
     let offset = match rest.as_bytes() {
         [] | [b'Z' | b'z'] => 0,
         [sign @ (b'+' | b'-'), ..] if rest.len() == 6 => {
