@@ -3,7 +3,7 @@
 
 use std::error::Error;
 use std::ffi::OsString;
-use std::fs::{self, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -349,7 +349,7 @@ mod tests {
     fn read_alert_parses_a_json_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.alert");
-        fs::write(&path, br#"{"id":"1"}"#).unwrap();
+        std::fs::write(&path, br#"{"id":"1"}"#).unwrap();
 
         let document = read_alert(&path).unwrap();
 

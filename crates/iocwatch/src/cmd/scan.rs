@@ -30,8 +30,8 @@ pub struct ScanArgs {
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
 
-    /// Threads that walk and hash; 0 means one per CPU
-    #[arg(long, default_value_t = 0, value_name = "N")]
+    /// Threads that walk and hash, at most 256; 0 means one per CPU
+    #[arg(long, default_value_t = 0, value_name = "N", value_parser = parse_threads)]
     pub threads: usize,
 
     /// Skip files larger than this many bytes (counted in the summary, never read)
@@ -59,6 +59,23 @@ pub struct ScanArgs {
     /// Do not print the summary on stderr
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// Maximum value of `--threads`. Each thread keeps a 256 KiB read buffer and a stack, so a
+/// count like 100000 exhausts memory. The limit is an estimate of what a disk array can use.
+const MAX_THREADS: usize = 256;
+
+/// Parses `--threads`, rejecting counts that would only exhaust memory.
+fn parse_threads(value: &str) -> Result<usize, String> {
+    let threads: usize = value
+        .parse()
+        .map_err(|_| format!("`{value}` is not a number of threads"))?;
+    if threads > MAX_THREADS {
+        return Err(format!(
+            "{threads} is more than {MAX_THREADS} threads; use 0 for one per CPU"
+        ));
+    }
+    Ok(threads)
 }
 
 /// One JSON line of output: the file, the digest that matched, then the indicator's fields.
@@ -217,4 +234,28 @@ fn print_summary(
     eprintln!("Errors: {}", summary.errors);
     eprintln!("Intel load time: {:.3} sec", load.as_secs_f64());
     eprintln!("Time: {:.3} sec", total.as_secs_f64());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_accepts_zero_and_the_maximum() {
+        assert_eq!(parse_threads("0"), Ok(0));
+        assert_eq!(parse_threads("256"), Ok(MAX_THREADS));
+    }
+
+    #[test]
+    fn threads_rejects_counts_over_the_maximum() {
+        let error = parse_threads("100000").unwrap_err();
+
+        assert!(error.contains("more than 256"), "{error}");
+    }
+
+    #[test]
+    fn threads_rejects_non_numbers() {
+        assert!(parse_threads("-1").is_err());
+        assert!(parse_threads("many").is_err());
+    }
 }

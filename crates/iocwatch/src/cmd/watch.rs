@@ -226,7 +226,10 @@ mod tests {
 
         let error = resolve_dirs(&[dir.path().join("missing")]).unwrap_err();
 
-        assert!(error.to_string().contains("failed to open the folder"), "{error}");
+        assert!(
+            error.to_string().contains("failed to open the folder"),
+            "{error}"
+        );
     }
 
     #[test]
