@@ -100,6 +100,9 @@ pub struct ConfigFile {
     pub database_path: Option<PathBuf>,
     pub quarantine_dir: Option<PathBuf>,
     pub output: Option<OutputFile>,
+    /// The `[manager]` section, kept as written: the binary parses and checks it, so this
+    /// crate stays free of the link's dependencies.
+    pub manager: Option<toml::Table>,
     #[serde(default)]
     pub directories: Vec<DirectoryFile>,
 }
@@ -166,6 +169,8 @@ pub struct Config {
     pub database: DatabaseLocation,
     pub quarantine_dir: PathBuf,
     pub output: OutputConfig,
+    /// The `[manager]` section as written, when present.
+    pub manager: Option<toml::Table>,
     /// When the baseline is empty, record the first scan without reporting it. Off for
     /// `iocwatch watch`, which reports every existing file.
     pub silent_first_scan: bool,
@@ -212,15 +217,7 @@ impl fmt::Display for ProblemList<'_> {
 impl Config {
     /// Reads, parses and validates the TOML file at `path`.
     pub fn load(path: &Path, data_dir: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let file: ConfigFile = toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        file.validate(data_dir)
+        ConfigFile::read(path)?.validate(data_dir)
     }
 
     /// Builds a configuration for `dirs` with every default, as `iocwatch watch` uses it.
@@ -240,8 +237,30 @@ impl Config {
 }
 
 impl ConfigFile {
+    /// Reads and parses the TOML file at `path`, without validating it.
+    pub fn read(path: &Path) -> Result<ConfigFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
     /// Applies defaults and checks every field; relative default paths hang off `data_dir`.
     pub fn validate(self, data_dir: &Path) -> Result<Config, ConfigError> {
+        self.validate_with(data_dir, Vec::new())
+    }
+
+    /// Like [`ConfigFile::validate`], reporting `extra` (problems the caller found in
+    /// sections it checks itself, such as `[manager]`) together with the others.
+    pub fn validate_with(
+        self,
+        data_dir: &Path,
+        extra: Vec<Problem>,
+    ) -> Result<Config, ConfigError> {
         let mut problems = Vec::new();
         let mut problem =
             |field: String, message: String| problems.push(Problem { field, message });
@@ -323,6 +342,7 @@ impl ConfigFile {
             skipped_fs_types.extend(NETWORK_FILESYSTEMS.iter().map(|s| s.to_string()));
         }
 
+        problems.extend(extra);
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems));
         }
@@ -349,6 +369,7 @@ impl ConfigFile {
             database,
             quarantine_dir,
             output,
+            manager: self.manager,
             silent_first_scan: true,
             own_paths,
         })
@@ -575,6 +596,30 @@ mod tests {
         assert!(fields.contains(&"directories[0].check[1]"));
         assert!(fields.contains(&"directories[0].ignore_globs[0]"));
         assert!(fields.contains(&"directories[0].ignore_regexes[0]"));
+    }
+
+    #[test]
+    fn manager_section_kept_with_extra_problems() {
+        let text = "[manager]\nkeepalive_secs = 5\n[[directories]]\npath = \"/etc\"\n";
+        let config = parse(text).unwrap();
+        let manager = config.manager.unwrap();
+        assert_eq!(manager["keepalive_secs"].as_integer(), Some(5));
+
+        let file: ConfigFile = toml::from_str("scan_interval_secs = 0\n[manager]\n").unwrap();
+        let extra = vec![Problem {
+            field: "manager.keepalive_secs".into(),
+            message: "must be at least 1".into(),
+        }];
+        let ConfigError::Invalid(problems) = file
+            .validate_with(Path::new("/var/lib/iocwatch"), extra)
+            .unwrap_err()
+        else {
+            panic!()
+        };
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert!(fields.contains(&"scan_interval_secs"));
+        assert!(fields.contains(&"directories"));
+        assert!(fields.contains(&"manager.keepalive_secs"));
     }
 
     #[test]

@@ -1,9 +1,6 @@
-//! End-to-end tests of the manager: the real `iocwatch` binary as manager,
-//! agents as separate processes over TLS on loopback, real inotify, real files.
-//!
-//! The agent process is this test binary run again with `IOCWATCH_E2E_AGENT`
-//! set (see [`agent_process`]): it runs the FIM agent with the manager link
-//! as its event sink, so that it can be killed and restarted on its own.
+//! End-to-end tests of the manager: the real `iocwatch` binary as manager and
+//! as agents (`iocwatch agent --config` with a `[manager]` section), over TLS
+//! on loopback, real inotify, real files.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,7 +10,6 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 const SECRET: &str = "e2e-enrollment-secret";
-const AGENT_ENV: &str = "IOCWATCH_E2E_AGENT";
 
 fn iocwatch() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_iocwatch"));
@@ -189,23 +185,39 @@ impl Manager {
     }
 }
 
-/// Starts an agent process watching `watch`, with its state under `root/<name>`.
+/// Writes the agent configuration of `root/<name>`: `watch` monitored, events
+/// sent to the manager with the enrollment in `root/<name>/enrollment`.
+fn write_agent_config(root: &Path, name: &str, watch: &Path) -> PathBuf {
+    let state = root.join(name);
+    std::fs::create_dir_all(&state).unwrap();
+    let config = format!(
+        "[manager]\n\
+         enrollment_dir = \"{enrollment}\"\n\
+         keepalive_secs = 1\n\
+         reconnect_max_secs = 1\n\
+         [[directories]]\n\
+         path = \"{watch}\"\n",
+        enrollment = state.join("enrollment").display(),
+        watch = watch.display(),
+    );
+    let path = state.join("agent.toml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+/// Starts `iocwatch agent --config` watching `watch`, with its state under `root/<name>`.
 fn start_agent(root: &Path, name: &str, watch: &Path) -> Process {
+    let config = write_agent_config(root, name, watch);
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(root.join(format!("{name}.log")))
         .unwrap();
-    let child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "agent_process",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .env(AGENT_ENV, root.join(name))
-        .env("IOCWATCH_E2E_WATCH", watch)
+    let child = iocwatch()
+        .args(["--log", "info", "--data-dir"])
+        .arg(root.join(name))
+        .args(["agent", "--config"])
+        .arg(config)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -213,49 +225,9 @@ fn start_agent(root: &Path, name: &str, watch: &Path) -> Process {
     Process(child)
 }
 
-/// The agent process: the FIM agent with the manager link as its sink. Does
-/// nothing unless this binary was started by [`start_agent`].
-#[test]
-fn agent_process() {
-    let Some(state) = std::env::var_os(AGENT_ENV).map(PathBuf::from) else {
-        return;
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter("info")
-        .with_writer(std::io::stderr)
-        .init();
-    let watch = PathBuf::from(std::env::var_os("IOCWATCH_E2E_WATCH").unwrap());
-    let identity = link::Identity::load(&state.join("enrollment")).unwrap();
-    let section = link::ManagerSection {
-        reconnect_max_secs: 1,
-        keepalive_secs: 1,
-        ..Default::default()
-    };
-    let link = link::Link::start(link::LinkConfig {
-        identity,
-        spool_path: state.join("spool.db"),
-        section,
-        version: "0.1.0".into(),
-        quarantine: None,
-    })
-    .unwrap();
-
-    let config = fim::Config::for_directories(&[watch], &state).unwrap();
-    let sink = LinkSink(link.sink());
-    let (_handle, thread) = fim::Agent::new(config, Box::new(sink)).unwrap().spawn();
-    let _ = thread.join();
-}
-
-struct LinkSink(link::EventSink);
-
-impl fim::EventSink for LinkSink {
-    fn send(&mut self, event: fim::Event) -> Result<(), fim::SinkError> {
-        let value = serde_json::to_value(&event).map_err(|e| fim::SinkError::Io(e.into()))?;
-        self.0
-            .send(&value)
-            .map_err(|e| fim::SinkError::Io(std::io::Error::other(e)))?;
-        Ok(())
-    }
+/// Returns the spool path of the agent whose state is in `root/<name>`.
+fn spool_path(root: &Path, name: &str) -> PathBuf {
+    root.join(name).join("link/spool.sqlite")
 }
 
 /// Waits until the agent is connected and past its first baseline scan: a
@@ -389,6 +361,84 @@ fn known_hash_gives_alert_with_misp_fields() {
 }
 
 #[test]
+fn manager_section_sends_file_events() {
+    let root = tempfile::tempdir().unwrap();
+    let watch = root.path().join("watched");
+    std::fs::create_dir_all(&watch).unwrap();
+    let manager = Manager::start(root.path());
+    manager.enroll("web-01");
+    let _agent = start_agent(root.path(), "web-01", &watch);
+    wait_ready(&manager, &watch);
+
+    let file = watch.join("report.txt");
+    std::fs::write(&file, "quarterly figures\n").unwrap();
+    let path = file.display().to_string();
+    wait_until("the file alert", Duration::from_secs(20), || {
+        manager
+            .alerts()
+            .iter()
+            .any(|a| a.pointer("/syscheck/path").and_then(Value::as_str) == Some(path.as_str()))
+    });
+    let alert = manager
+        .alerts()
+        .into_iter()
+        .find(|a| a.pointer("/syscheck/path").and_then(Value::as_str) == Some(path.as_str()))
+        .unwrap();
+    assert_eq!(alert["agent"]["name"], "web-01");
+    assert_eq!(alert["syscheck"]["event"], "added");
+    assert!(spool_path(root.path(), "web-01").exists());
+}
+
+#[test]
+fn manager_problems_reported_with_others() {
+    let root = tempfile::tempdir().unwrap();
+    let config = root.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        "scan_interval_secs = 0\n[manager]\nkeepalive_secs = 0\n\
+         [[directories]]\npath = \"/etc\"\n",
+    )
+    .unwrap();
+    let output = iocwatch()
+        .args(["agent", "--check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("`scan_interval_secs`"), "{stderr}");
+    assert!(stderr.contains("`manager.keepalive_secs`"), "{stderr}");
+
+    std::fs::write(&config, "[manager]\nadress = \"127.0.0.1:1\"\n").unwrap();
+    let output = iocwatch()
+        .args(["agent", "--check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unknown field `adress`"), "{stderr}");
+    assert!(stderr.contains("`directories`"), "{stderr}");
+}
+
+#[test]
+fn missing_enrollment_names_the_fix() {
+    let root = tempfile::tempdir().unwrap();
+    let watch = root.path().join("watched");
+    std::fs::create_dir_all(&watch).unwrap();
+    let config = write_agent_config(root.path(), "web-09", &watch);
+    let output = iocwatch()
+        .arg("--data-dir")
+        .arg(root.path().join("web-09"))
+        .args(["agent", "--once", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("iocwatch agent enroll"), "{stderr}");
+}
+
+#[test]
 fn events_spooled_while_manager_down_arrive_once() {
     let root = tempfile::tempdir().unwrap();
 
@@ -401,7 +451,7 @@ fn events_spooled_while_manager_down_arrive_once() {
 
     manager.stop();
     write_files(&watch, "down", 5000);
-    let spool = root.path().join("web-01/spool.db");
+    let spool = spool_path(root.path(), "web-01");
     wait_until("5000 spooled events", Duration::from_secs(120), || {
         spooled(&spool) >= 5000
     });

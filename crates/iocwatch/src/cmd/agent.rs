@@ -1,11 +1,21 @@
-//! `iocwatch agent`: runs the file integrity monitoring agent, or enrolls it with a manager.
+//! `iocwatch agent`: runs the file integrity monitoring agent, or enrolls it with a manager,
+//! and sends its events to the manager when the configuration has a `[manager]` section.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use fim::{Agent, AgentHandle, Config, EventSink, JsonLinesSink, OutputConfig};
+use fim::config::Problem;
+use fim::{Agent, AgentHandle, Config, ConfigError, ConfigFile, EventSink, JsonLinesSink};
+
+/// Spool of events not yet acknowledged by the manager, relative to the data directory.
+const SPOOL_FILE: &str = "link/spool.sqlite";
+/// Enrollment folder, relative to the data directory, as `iocwatch agent enroll` stores it.
+const ENROLLMENT_DIR: &str = "manager";
+/// How long `--once` waits for the manager to acknowledge the scan's events.
+const ONCE_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 use super::Global;
 
@@ -42,17 +52,22 @@ pub fn run(args: AgentArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let Some(config_path) = args.config else {
         anyhow::bail!("missing --config FILE; docs/agent-config.md describes the file");
     };
-    let config = Config::load(&config_path, &global.data_dir)?;
+    let loaded = load_config(&config_path, &global.data_dir)?;
     if args.check_config {
         eprintln!(
-            "{}: valid, {} monitored directories",
+            "{}: valid, {} monitored directories{}",
             config_path.display(),
-            config.directories.len()
+            loaded.config.directories.len(),
+            if loaded.manager.is_some() {
+                ", sending to a manager"
+            } else {
+                ""
+            }
         );
         return Ok(ExitCode::SUCCESS);
     }
 
-    let sink = open_sink(&config.output)?;
+    let (config, sink, link) = open_sinks(loaded, &global.data_dir)?;
     let mut agent = Agent::new(config, sink).context("failed to start the agent")?;
     agent.set_memory_release(release_allocator_memory);
     if args.once {
@@ -66,6 +81,14 @@ pub fn run(args: AgentArgs, global: &Global) -> anyhow::Result<ExitCode> {
             summary.events,
             summary.duration_ms
         );
+        if let Some(link) = link {
+            if !link.wait_drained(ONCE_DRAIN_TIMEOUT) {
+                tracing::warn!(
+                    pending = link.sink().pending(),
+                    "events not yet acknowledged by the manager stay in the spool"
+                );
+            }
+        }
         return Ok(ExitCode::SUCCESS);
     }
     stop_on_signal(agent.handle())?;
@@ -80,15 +103,176 @@ pub(crate) fn release_allocator_memory() {
     unsafe { libmimalloc_sys::mi_collect(true) };
 }
 
+/// A validated agent configuration with its `[manager]` section parsed.
+struct Loaded {
+    config: Config,
+    manager: Option<link::ManagerSection>,
+    /// `[output]` was written in the file, so the local sink runs beside the manager.
+    explicit_output: bool,
+}
+
+/// Reads the file and validates it, reporting `[manager]` problems with the others.
+fn load_config(path: &Path, data_dir: &Path) -> Result<Loaded, ConfigError> {
+    let mut file = ConfigFile::read(path)?;
+    let explicit_output = file.output.is_some();
+    let (manager, problems) = match file.manager.take() {
+        None => (None, Vec::new()),
+        Some(table) => parse_manager(table),
+    };
+    let mut config = file.validate_with(data_dir, problems)?;
+    config.manager = None;
+    Ok(Loaded {
+        config,
+        manager,
+        explicit_output,
+    })
+}
+
+/// Parses and checks the `[manager]` table, returning one problem per invalid field.
+fn parse_manager(table: toml::Table) -> (Option<link::ManagerSection>, Vec<Problem>) {
+    let section: link::ManagerSection = match toml::Value::Table(table).try_into() {
+        Ok(section) => section,
+        Err(e) => {
+            let problem = Problem {
+                field: "manager".into(),
+                message: e.message().trim_end().to_string(),
+            };
+            return (None, vec![problem]);
+        }
+    };
+    let problems: Vec<Problem> = section
+        .problems()
+        .into_iter()
+        .map(|text| match text.split_once(": ") {
+            Some((field, message)) => Problem {
+                field: field.to_string(),
+                message: message.to_string(),
+            },
+            None => Problem {
+                field: "manager".into(),
+                message: text,
+            },
+        })
+        .collect();
+    (Some(section), problems)
+}
+
+/// Opens the sinks the configuration selects: the manager link when `[manager]` is present
+/// (with the local sink too when `[output]` is written), otherwise the local sink.
+fn open_sinks(
+    loaded: Loaded,
+    data_dir: &Path,
+) -> anyhow::Result<(Config, Box<dyn EventSink>, Option<link::Link>)> {
+    let Loaded {
+        mut config,
+        manager,
+        explicit_output,
+    } = loaded;
+    let local = open_local_sink(&config.output)?;
+    let Some(section) = manager else {
+        return Ok((config, local, None));
+    };
+    let data_dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    let link = start_link(&mut config, section, &data_dir)?;
+    let remote: Box<dyn EventSink> = Box::new(LinkSink(link.sink()));
+    let sink = if explicit_output {
+        Box::new(TeeSink(vec![remote, local]))
+    } else {
+        remote
+    };
+    Ok((config, sink, Some(link)))
+}
+
+/// Loads the enrollment and starts the link. Its folders join the agent's own paths, so they
+/// are never monitored.
+fn start_link(
+    config: &mut Config,
+    section: link::ManagerSection,
+    data_dir: &Path,
+) -> anyhow::Result<link::Link> {
+    let enrollment = section
+        .enrollment_dir
+        .clone()
+        .unwrap_or_else(|| data_dir.join(ENROLLMENT_DIR));
+    let identity = link::Identity::load(&enrollment).with_context(|| {
+        format!(
+            "failed to load the enrollment from `{}`; run `iocwatch agent enroll` first",
+            enrollment.display()
+        )
+    })?;
+    let spool_path = data_dir.join(SPOOL_FILE);
+    let spool_dir = spool_path.parent().unwrap_or(data_dir).to_path_buf();
+    create_private_dir(&spool_dir)?;
+
+    let quarantine = link::QuarantineConfig {
+        dir: config.quarantine_dir.clone(),
+        allowed_roots: config.directories.iter().map(|d| d.path.clone()).collect(),
+    };
+    let link = link::Link::start(link::LinkConfig {
+        identity,
+        spool_path,
+        section,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        quarantine: Some(quarantine),
+    })
+    .context("failed to start the manager link")?;
+    config.own_paths.extend([spool_dir, enrollment]);
+    Ok(link)
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("failed to create the spool folder `{}`", dir.display()))
+}
+
 /// Opens the local sink the configuration selects.
-fn open_sink(output: &OutputConfig) -> anyhow::Result<Box<dyn EventSink>> {
+fn open_local_sink(output: &fim::OutputConfig) -> anyhow::Result<Box<dyn EventSink>> {
     Ok(match output {
-        OutputConfig::Stdout => Box::new(JsonLinesSink::stdout()),
-        OutputConfig::File(path) => Box::new(
+        fim::OutputConfig::Stdout => Box::new(JsonLinesSink::stdout()),
+        fim::OutputConfig::File(path) => Box::new(
             JsonLinesSink::append_to(path)
                 .with_context(|| format!("failed to open the event file `{}`", path.display()))?,
         ),
     })
+}
+
+/// Commits each event to the manager link's spool.
+struct LinkSink(link::EventSink);
+
+impl EventSink for LinkSink {
+    fn send(&mut self, event: fim::Event) -> Result<(), fim::SinkError> {
+        let value = serde_json::to_value(&event).map_err(|e| fim::SinkError::Io(e.into()))?;
+        self.0
+            .send(&value)
+            .map_err(|e| fim::SinkError::Io(std::io::Error::other(e)))?;
+        Ok(())
+    }
+}
+
+/// Hands each event to every sink in turn.
+struct TeeSink(Vec<Box<dyn EventSink>>);
+
+impl EventSink for TeeSink {
+    fn send(&mut self, event: fim::Event) -> Result<(), fim::SinkError> {
+        let Some((last, rest)) = self.0.split_last_mut() else {
+            return Ok(());
+        };
+        for sink in rest {
+            sink.send(event.clone())?;
+        }
+        last.send(event)
+    }
+
+    fn flush(&mut self) -> Result<(), fim::SinkError> {
+        for sink in &mut self.0 {
+            sink.flush()?;
+        }
+        Ok(())
+    }
 }
 
 /// Stops the agent on SIGINT or SIGTERM, from a small thread of its own.
