@@ -251,6 +251,8 @@ pub fn request_body(digest: &Digest, enforce_warninglist: bool) -> Value {
         "to_ids": true,
         "enforceWarninglist": enforce_warninglist,
         "includeEventTags": true,
+        // Without it MISP returns a short `Event` that has no `threat_level_id`.
+        "includeContext": true,
         "limit": RESULT_LIMIT,
     })
 }

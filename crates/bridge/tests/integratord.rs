@@ -1,12 +1,15 @@
 //! End-to-end runs of `custom-iocwatch` as wazuh-integratord starts it: real Wazuh 4.x
-//! alerts in, a lookup on a loopback intel server, a message on a bound queue socket out.
+//! alerts in, a lookup on a real `iocwatch api` on loopback, a message on a bound queue
+//! socket out.
 
 mod common;
 
 use std::fs;
 use std::time::Duration;
 
-use common::{attribute, closed_port_url, self_signed, Behaviour, Harness, IntelServer, API_KEY};
+use common::{
+    attribute, closed_port_url, self_signed, Behaviour, Harness, IntelServer, API_KEY, UNKNOWN_KEY,
+};
 use serde_json::{json, Value};
 
 /// Digests of the file in `fim-added.json` (an empty file).
@@ -20,6 +23,12 @@ const MODIFIED_SHA256_BEFORE: &str =
 /// SHA-256 of wscript.exe in `sysmon-process.json`, upper-case there.
 const SYSMON_SHA256: &str = "CE9F70E104C07D92FC05FBD6000839FD6A87FF010E706396F87DD679244ED97B";
 
+/// Options that let the empty-file digests above match: the server's built-in
+/// `empty-hashes` warninglist hides them otherwise.
+fn no_warninglist() -> Value {
+    json!({"enforce_warninglist": false})
+}
+
 fn only_message(harness: &Harness) -> (String, Value) {
     let message = harness.message().expect("a message on the queue socket");
     assert!(harness.message().is_none(), "exactly one message");
@@ -32,15 +41,14 @@ fn added_file_match_is_sent_for_its_agent() {
         "sha256",
         ADDED_SHA256,
         true,
-        "42",
         "Dropper campaign",
     )]);
     let harness = Harness::new();
     harness.run(
         "fim-added.json",
-        API_KEY,
+        server.key(),
         &server.url(),
-        &harness.options(json!({})),
+        &harness.options(no_warninglist()),
     );
 
     let (location, body) = only_message(&harness);
@@ -54,15 +62,15 @@ fn added_file_match_is_sent_for_its_agent() {
     assert_eq!(source["alert_id"], "1668705462.50453");
     assert_eq!(source["rule_id"], "554");
     assert_eq!(source["agent"]["name"], "Ubuntu");
-    assert_eq!(body["misp"]["event_id"], "42");
+    assert_eq!(body["misp"]["event_id"], server.event_ids()[0].as_str());
     assert_eq!(body["misp"]["event_info"], "Dropper campaign");
-    assert_eq!(body["misp"]["threat_level_id"], "1");
+    assert_eq!(body["misp"]["threat_level_id"], "1", "{body}");
     assert_eq!(body["misp"]["type"], "sha256");
     assert_eq!(body["misp"]["tags"], json!(["tlp:amber"]));
 
     let requests = server.requests();
     assert_eq!(requests.len(), 1);
-    assert_eq!(requests[0].authorization.as_deref(), Some(API_KEY));
+    assert_eq!(requests[0].authorization.as_deref(), Some(server.key()));
     assert_eq!(requests[0].body["value"], ADDED_SHA256);
     assert_eq!(requests[0].body["to_ids"], true);
     assert_eq!(requests[0].body["returnFormat"], "json");
@@ -79,13 +87,12 @@ fn modified_file_is_looked_up_by_new_digest() {
         "sha256",
         MODIFIED_SHA256,
         true,
-        "7",
         "Hosts hijack",
     )]);
     let harness = Harness::new();
     harness.run(
         "fim-modified.json",
-        API_KEY,
+        server.key(),
         &server.url(),
         &harness.options(json!({})),
     );
@@ -94,7 +101,7 @@ fn modified_file_is_looked_up_by_new_digest() {
     assert_eq!(location, "[006] (RHEL7) 10.0.1.214->iocwatch");
     assert_eq!(body["iocwatch"]["source"]["file"], "/etc/hosts");
     assert_eq!(body["iocwatch"]["source"]["event"], "modified");
-    assert_eq!(body["misp"]["event_id"], "7");
+    assert_eq!(body["misp"]["event_id"], server.event_ids()[0].as_str());
     let requested: Vec<Value> = server
         .requests()
         .into_iter()
@@ -109,17 +116,11 @@ fn modified_file_is_looked_up_by_new_digest() {
 #[test]
 fn sysmon_process_hashes_are_looked_up() {
     let lower = SYSMON_SHA256.to_ascii_lowercase();
-    let server = IntelServer::start(vec![attribute(
-        "sha256",
-        &lower,
-        true,
-        "9",
-        "Script dropper",
-    )]);
+    let server = IntelServer::start(vec![attribute("sha256", &lower, true, "Script dropper")]);
     let harness = Harness::new();
     harness.run(
         "sysmon-process.json",
-        API_KEY,
+        server.key(),
         &server.url(),
         &harness.options(json!({})),
     );
@@ -139,7 +140,7 @@ fn non_file_alert_sends_nothing() {
     let harness = Harness::new();
     harness.run(
         "non-file.json",
-        API_KEY,
+        server.key(),
         &server.url(),
         &harness.options(json!({})),
     );
@@ -154,18 +155,18 @@ fn non_file_alert_sends_nothing() {
 
 #[test]
 fn file_without_sha256_uses_sha1_then_md5() {
-    let server = IntelServer::start(vec![attribute("md5", ADDED_MD5, true, "5", "Old md5 feed")]);
+    let server = IntelServer::start(vec![attribute("md5", ADDED_MD5, true, "Old md5 feed")]);
     let harness = Harness::new();
     harness.run(
         "fim-added-no-sha256.json",
-        API_KEY,
+        server.key(),
         &server.url(),
-        &harness.options(json!({})),
+        &harness.options(no_warninglist()),
     );
 
     let (_, body) = only_message(&harness);
     assert_eq!(body["iocwatch"]["source"]["hash_type"], "md5");
-    assert_eq!(body["misp"]["event_id"], "5");
+    assert_eq!(body["misp"]["event_id"], server.event_ids()[0].as_str());
     let requested: Vec<Value> = server
         .requests()
         .into_iter()
@@ -175,18 +176,32 @@ fn file_without_sha256_uses_sha1_then_md5() {
 }
 
 #[test]
+fn empty_file_digest_is_warninglisted() {
+    let server = IntelServer::start(vec![attribute("sha256", ADDED_SHA256, true, "Empty file")]);
+    let harness = Harness::new();
+    harness.run(
+        "fim-added.json",
+        server.key(),
+        &server.url(),
+        &harness.options(json!({})),
+    );
+
+    assert!(harness.message().is_none(), "warninglisted value matched");
+    assert_eq!(server.requests()[0].body["enforceWarninglist"], true);
+}
+
+#[test]
 fn miss_sends_nothing_by_default() {
     let server = IntelServer::start(vec![attribute(
         "sha256",
         ADDED_SHA256,
         false,
-        "3",
         "Context only",
     )]);
     let harness = Harness::new();
     harness.run(
         "fim-added.json",
-        API_KEY,
+        server.key(),
         &server.url(),
         &harness.options(json!({})),
     );
@@ -205,7 +220,7 @@ fn miss_is_sent_when_asked() {
     let server = IntelServer::start(vec![]);
     let harness = Harness::new();
     let options = harness.options(json!({"report_misses": true}));
-    harness.run("fim-added.json", API_KEY, &server.url(), &options);
+    harness.run("fim-added.json", server.key(), &server.url(), &options);
 
     let (_, body) = only_message(&harness);
     assert_eq!(body["iocwatch"]["status"], "miss");
@@ -239,7 +254,7 @@ fn slow_server_times_out() {
     let harness = Harness::new();
     let options = harness.options(json!({"timeout_secs": 1, "retries": 0}));
     let started = std::time::Instant::now();
-    harness.run("fim-added.json", API_KEY, &server.url(), &options);
+    harness.run("fim-added.json", server.key(), &server.url(), &options);
 
     assert!(
         started.elapsed() < Duration::from_secs(3),
@@ -252,11 +267,10 @@ fn slow_server_times_out() {
 
 #[test]
 fn wrong_key_is_reported_without_retry() {
-    let server = IntelServer::start(vec![attribute("sha256", ADDED_SHA256, true, "42", "x")]);
+    let server = IntelServer::start(vec![attribute("sha256", ADDED_SHA256, true, "x")]);
     let harness = Harness::new();
     let options = harness.options(json!({"retries": 3}));
-    let wrong_key = "0000000000000000000000000000000000000000";
-    harness.run("fim-added.json", wrong_key, &server.url(), &options);
+    harness.run("fim-added.json", UNKNOWN_KEY, &server.url(), &options);
 
     let (_, body) = only_message(&harness);
     assert_eq!(body["iocwatch"]["error"], "unauthorized");
@@ -265,7 +279,7 @@ fn wrong_key_is_reported_without_retry() {
     let log = harness.log();
     assert!(log.contains("rejected the API key"), "{log}");
     assert!(
-        !log.contains(wrong_key),
+        !log.contains(UNKNOWN_KEY),
         "the key must never be logged: {log}"
     );
 }
@@ -277,7 +291,7 @@ fn api_key_is_never_logged() {
     let alert = harness.alert("fim-added.json");
     harness.run_args(&[
         alert.into_os_string(),
-        API_KEY.into(),
+        server.key().into(),
         server.url().into(),
         "debug".into(),
         harness.options(json!({})).into_os_string(),
@@ -288,21 +302,21 @@ fn api_key_is_never_logged() {
         log.contains("DEBUG"),
         "debug flag turns on debug lines: {log}"
     );
-    assert!(!log.contains(API_KEY), "{log}");
+    assert!(!log.contains(server.key()), "{log}");
 }
 
 #[test]
 fn cached_result_is_not_asked_again() {
-    let server = IntelServer::start(vec![attribute("sha256", ADDED_SHA256, true, "42", "x")]);
+    let server = IntelServer::start(vec![attribute("sha256", ADDED_SHA256, true, "x")]);
     let harness = Harness::new();
-    let options = harness.options(json!({}));
-    harness.run("fim-added.json", API_KEY, &server.url(), &options);
-    harness.run("fim-added.json", API_KEY, &server.url(), &options);
+    let options = harness.options(no_warninglist());
+    harness.run("fim-added.json", server.key(), &server.url(), &options);
+    harness.run("fim-added.json", server.key(), &server.url(), &options);
 
     assert_eq!(server.requests().len(), 1);
     for _ in 0..2 {
         let (_, body) = Harness::parse(&harness.message().expect("a match per run"));
-        assert_eq!(body["misp"]["event_id"], "42");
+        assert_eq!(body["misp"]["event_id"], server.event_ids()[0].as_str());
     }
 }
 
@@ -311,8 +325,8 @@ fn cached_miss_expires_with_ttl() {
     let server = IntelServer::start(vec![]);
     let harness = Harness::new();
     let options = harness.options(json!({"cache_ttl_secs": 2}));
-    harness.run("fim-added.json", API_KEY, &server.url(), &options);
-    harness.run("fim-added.json", API_KEY, &server.url(), &options);
+    harness.run("fim-added.json", server.key(), &server.url(), &options);
+    harness.run("fim-added.json", server.key(), &server.url(), &options);
     assert_eq!(
         server.requests().len(),
         3,
@@ -320,7 +334,7 @@ fn cached_miss_expires_with_ttl() {
     );
 
     std::thread::sleep(Duration::from_millis(3100));
-    harness.run("fim-added.json", API_KEY, &server.url(), &options);
+    harness.run("fim-added.json", server.key(), &server.url(), &options);
     assert_eq!(
         server.requests().len(),
         6,
@@ -335,13 +349,13 @@ fn untrusted_certificate_is_rejected() {
         ..Default::default()
     };
     let server = IntelServer::start_with(
-        vec![attribute("sha256", ADDED_SHA256, true, "42", "x")],
+        vec![attribute("sha256", ADDED_SHA256, true, "x")],
         behaviour,
     );
     let harness = Harness::new();
     harness.run(
         "fim-added.json",
-        API_KEY,
+        server.key(),
         &server.url(),
         &harness.options(json!({})),
     );
@@ -358,14 +372,14 @@ fn ca_file_makes_certificate_trusted() {
         ..Default::default()
     };
     let server = IntelServer::start_with(
-        vec![attribute("sha256", ADDED_SHA256, true, "42", "x")],
+        vec![attribute("sha256", ADDED_SHA256, true, "x")],
         behaviour,
     );
     let harness = Harness::new();
     let ca_file = harness.path("ca.pem");
     fs::write(&ca_file, server.ca_pem().expect("TLS server")).expect("write CA");
-    let options = harness.options(json!({"ca_file": ca_file}));
-    harness.run("fim-added.json", API_KEY, &server.url(), &options);
+    let options = harness.options(json!({"ca_file": ca_file, "enforce_warninglist": false}));
+    harness.run("fim-added.json", server.key(), &server.url(), &options);
 
     let (_, body) = only_message(&harness);
     assert_eq!(body["iocwatch"]["status"], "match");
@@ -398,7 +412,7 @@ fn invalid_options_stop_the_run() {
     let server = IntelServer::start(vec![]);
     let harness = Harness::new();
     let options = harness.options(json!({"timeout": 5}));
-    harness.run("fim-added.json", API_KEY, &server.url(), &options);
+    harness.run("fim-added.json", server.key(), &server.url(), &options);
 
     assert!(harness.message().is_none());
     assert!(server.requests().is_empty());

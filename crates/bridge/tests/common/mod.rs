@@ -1,141 +1,291 @@
-//! Test harness: an intel server on loopback that serves MISP's `attributes/restSearch`,
-//! a bound queue socket, and a runner for the `custom-iocwatch` binary.
-//!
-//! NOTE: `IntelServer` is a stand-in built from the request and response shapes of MISP's
-//! OpenAPI description, because the iocwatch server does not serve this API yet. When it
-//! does, `IntelServer::start` should launch the real server on 127.0.0.1 with the same
-//! attributes imported. The tests only use `start`, `start_with`, `url`, `requests` and
-//! `ca_pem`, so the swap stays inside this file.
+//! Test harness: a real `iocwatch api` on loopback with intel added through `events/add`,
+//! a recording relay in front of it, a bound queue socket, and a runner for the
+//! `custom-iocwatch` binary.
 
 #![allow(dead_code)]
 
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
+/// A well-formed key for runs that never reach a server.
 pub const API_KEY: &str = "6S8qKqbYWFtWtYkTKrJrL2NFcmDkZ6I0kZS1ZuTq";
+/// A well-formed key that no user of the server has.
+pub const UNKNOWN_KEY: &str = "0000000000000000000000000000000000000000";
 pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
-/// Builds an attribute in the shape of MISP's `AttributeRestSearchListItem`: the
-/// attribute fields, its `Event` and its `Tag` list.
-pub fn attribute(
-    attribute_type: &str,
-    value: &str,
-    to_ids: bool,
-    event_id: &str,
-    info: &str,
-) -> Value {
-    json!({
-        "id": format!("{event_id}01"),
-        "event_id": event_id,
-        "object_id": "0",
-        "object_relation": null,
-        "category": "Payload delivery",
-        "type": attribute_type,
-        "value": value,
-        "to_ids": to_ids,
-        "uuid": "5f2f8a7c-1d2e-4f3a-9b8c-7d6e5f4a3b2c",
-        "timestamp": "1700000000",
-        "distribution": "5",
-        "sharing_group_id": "0",
-        "comment": "",
-        "deleted": false,
-        "disable_correlation": false,
-        "first_seen": null,
-        "last_seen": null,
-        "Event": {
-            "org_id": "1",
-            "distribution": "1",
-            "id": event_id,
-            "info": info,
-            "orgc_id": "1",
-            "uuid": "c99506a6-1255-4b71-afa5-7b8ba48c3b1b",
-            "threat_level_id": "1",
-        },
-        "Tag": [{"id": "3", "name": "tlp:amber", "colour": "#FFC000", "exportable": true}]
-    })
+/// Builds a MISP `events/add` body with one attribute: threat level high, the event
+/// tagged `tlp:amber`.
+pub fn attribute(attribute_type: &str, value: &str, to_ids: bool, info: &str) -> Value {
+    json!({"Event": {
+        "info": info,
+        "threat_level_id": "1",
+        "analysis": "2",
+        "distribution": "1",
+        "Tag": [{"name": "tlp:amber"}],
+        "Attribute": [{
+            "category": "Payload delivery",
+            "type": attribute_type,
+            "value": value,
+            "to_ids": to_ids,
+        }],
+    }})
 }
 
-/// How the server treats requests.
+/// How the server is reached.
 #[derive(Debug, Clone, Default)]
 pub struct Behaviour {
-    /// Pause before each response.
+    /// Pause of the relay before it forwards each request.
     pub delay: Duration,
-    /// TLS certificate and key (PEM) to serve HTTPS with.
+    /// TLS certificate and key (PEM) for the server to serve HTTPS with.
     pub tls: Option<(String, String)>,
 }
 
-/// A request the server received: the `Authorization` header and the JSON body.
+/// A request the relay forwarded: the `Authorization` header and the JSON body.
 #[derive(Debug, Clone)]
 pub struct Request {
     pub authorization: Option<String>,
     pub body: Value,
 }
 
-/// The intel server on 127.0.0.1, stopped on drop.
+/// A real `iocwatch api` process on 127.0.0.1 with its own data folder, killed on drop.
+///
+/// Over plain HTTP the bridge talks to a relay that records each request and then passes
+/// its bytes to the server unchanged, so tests can count lookups and read their bodies. The
+/// relay also delays requests when asked, because the server itself answers at once.
+/// Over HTTPS the bridge talks to the server directly and no requests are recorded.
 pub struct IntelServer {
-    port: u16,
-    https: bool,
+    process: Child,
+    _data_dir: tempfile::TempDir,
+    key: String,
+    url: String,
     ca_pem: Option<String>,
-    requests: Arc<Mutex<Vec<Request>>>,
+    event_ids: Vec<String>,
+    requests: Option<Arc<Mutex<Vec<Request>>>>,
 }
 
 impl IntelServer {
-    /// Starts a plain HTTP server that stores `attributes` and accepts [`API_KEY`].
-    pub fn start(attributes: Vec<Value>) -> IntelServer {
-        IntelServer::start_with(attributes, Behaviour::default())
+    /// Starts a plain HTTP server that contains `events` (from [`attribute`]).
+    pub fn start(events: Vec<Value>) -> IntelServer {
+        IntelServer::start_with(events, Behaviour::default())
     }
 
-    pub fn start_with(attributes: Vec<Value>, behaviour: Behaviour) -> IntelServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-        let port = listener.local_addr().expect("local address").port();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let shared = Arc::new(Shared {
-            attributes,
-            delay: behaviour.delay,
-            tls: behaviour
-                .tls
-                .as_ref()
-                .map(|(cert, key)| tls_config(cert, key)),
-            requests: Arc::clone(&requests),
-        });
-        thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let shared = Arc::clone(&shared);
-                thread::spawn(move || shared.serve(stream));
-            }
-        });
-        IntelServer {
-            port,
-            https: behaviour.tls.is_some(),
-            ca_pem: behaviour.tls.map(|(cert, _)| cert),
-            requests,
+    pub fn start_with(events: Vec<Value>, behaviour: Behaviour) -> IntelServer {
+        let data_dir = tempfile::tempdir().expect("tempdir");
+        let key = add_user(data_dir.path());
+        let (process, server_url) = spawn_api(data_dir.path(), behaviour.tls.as_ref());
+        let mut server = IntelServer {
+            process,
+            _data_dir: data_dir,
+            key,
+            url: server_url.clone(),
+            ca_pem: behaviour.tls.as_ref().map(|(cert, _)| cert.clone()),
+            event_ids: Vec::new(),
+            requests: None,
+        };
+        let agent = http_agent(server.ca_pem.as_deref());
+        for event in events {
+            let id = add_event(&agent, &server_url, &server.key, &event);
+            server.event_ids.push(id);
         }
+        if behaviour.tls.is_none() {
+            let (url, requests) = start_relay(&server_url, behaviour.delay);
+            server.url = url;
+            server.requests = Some(requests);
+        }
+        server
     }
 
     /// Returns the base URL, as an administrator puts it in `<hook_url>`.
     pub fn url(&self) -> String {
-        let scheme = if self.https { "https" } else { "http" };
-        format!("{scheme}://127.0.0.1:{}", self.port)
+        self.url.clone()
     }
 
+    /// Returns the API key of the server's user, role `user`.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Returns the ids the server gave the events, in the order they were passed.
+    pub fn event_ids(&self) -> &[String] {
+        &self.event_ids
+    }
+
+    /// Returns the requests recorded so far; only a plain HTTP server records them.
     pub fn requests(&self) -> Vec<Request> {
-        self.requests.lock().expect("requests lock").clone()
+        let requests = self
+            .requests
+            .as_ref()
+            .expect("requests are recorded over plain HTTP only");
+        requests.lock().expect("requests lock").clone()
     }
 
     /// Returns the certificate the server presents, for `ca_file`.
     pub fn ca_pem(&self) -> Option<&str> {
         self.ca_pem.as_deref()
     }
+}
+
+impl Drop for IntelServer {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// Returns the `iocwatch` binary of the build profile the tests run in. Cargo does not
+/// build it for this package's tests, so it is built once here when it is missing.
+fn iocwatch_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        // The test executable is `<target>/<profile>/deps/<name>`.
+        let exe = std::env::current_exe().expect("path of the test executable");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test executable inside <target>/<profile>/deps");
+        let binary = profile_dir.join("iocwatch");
+        if !binary.exists() {
+            build_iocwatch(profile_dir);
+        }
+        assert!(
+            binary.exists(),
+            "iocwatch binary missing at {}",
+            binary.display()
+        );
+        binary
+    })
+}
+
+fn build_iocwatch(profile_dir: &Path) {
+    let target_dir = profile_dir.parent().expect("target folder");
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev",
+        Some(other) => other,
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "-p",
+            "iocwatch",
+            "--bin",
+            "iocwatch",
+            "--profile",
+            profile,
+        ])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo build for iocwatch");
+    assert!(status.success(), "cargo build of iocwatch failed: {status}");
+}
+
+/// Adds a user with role `user` and returns its API key.
+fn add_user(data_dir: &Path) -> String {
+    let output = Command::new(iocwatch_binary())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["users", "add", "bridge", "--role", "user"])
+        .output()
+        .expect("run iocwatch users add");
+    assert!(
+        output.status.success(),
+        "iocwatch users add failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let key = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    assert_eq!(
+        key.len(),
+        40,
+        "iocwatch users add printed no 40-character key"
+    );
+    key
+}
+
+/// Starts `iocwatch api` on a free loopback port and returns it with its base URL.
+fn spawn_api(data_dir: &Path, tls: Option<&(String, String)>) -> (Child, String) {
+    let mut command = Command::new(iocwatch_binary());
+    command
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["api", "--listen", "127.0.0.1:0"]);
+    if let Some((cert, key)) = tls {
+        let cert_path = data_dir.join("api-cert.pem");
+        let key_path = data_dir.join("api-key.pem");
+        fs::write(&cert_path, cert).expect("write certificate");
+        fs::write(&key_path, key).expect("write key");
+        command
+            .arg("--tls-cert")
+            .arg(cert_path)
+            .arg("--tls-key")
+            .arg(key_path);
+    }
+    let mut process = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start iocwatch api");
+    let stdout = process.stdout.take().expect("stdout of iocwatch api");
+    let url = read_listen_url(stdout);
+    (process, url)
+}
+
+/// Reads `listening on URL`, the first stdout line of `iocwatch api`.
+fn read_listen_url(stdout: ChildStdout) -> String {
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read stdout of iocwatch api");
+    let url = line.trim().strip_prefix("listening on ");
+    url.unwrap_or_else(|| panic!("iocwatch api did not start: {line:?}"))
+        .to_string()
+}
+
+fn http_agent(ca_pem: Option<&str>) -> ureq::Agent {
+    use ureq::tls::{Certificate, RootCerts, TlsConfig};
+
+    let mut config = ureq::Agent::config_builder().http_status_as_error(false);
+    if let Some(pem) = ca_pem {
+        let certificate = Certificate::from_pem(pem.as_bytes())
+            .expect("certificate PEM")
+            .to_owned();
+        let roots = RootCerts::Specific(Arc::new(vec![certificate]));
+        config = config.tls_config(TlsConfig::builder().root_certs(roots).build());
+    }
+    config.build().new_agent()
+}
+
+/// Sends one `events/add` and returns the id of the stored event.
+fn add_event(agent: &ureq::Agent, url: &str, key: &str, event: &Value) -> String {
+    let mut response = agent
+        .post(format!("{url}/events/add"))
+        .header("Authorization", key)
+        .header("Accept", "application/json")
+        .header("Content-Type", "application/json")
+        .send(event.to_string())
+        .expect("send events/add");
+    let status = response.status();
+    let text = response
+        .body_mut()
+        .read_to_string()
+        .expect("events/add response");
+    let body: Value = serde_json::from_str(&text).expect("events/add JSON");
+    assert_eq!(status, 200, "events/add rejected: {body}");
+    body["Event"]["id"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| body["Event"]["id"].to_string())
 }
 
 /// Returns a URL on loopback where nothing listens.
@@ -153,134 +303,109 @@ pub fn self_signed() -> (String, String) {
     (generated.cert.pem(), generated.signing_key.serialize_pem())
 }
 
-struct Shared {
-    attributes: Vec<Value>,
+/// Starts the recording relay on a free loopback port in front of `upstream_url`.
+fn start_relay(upstream_url: &str, delay: Duration) -> (String, Arc<Mutex<Vec<Request>>>) {
+    let upstream = upstream_url
+        .strip_prefix("http://")
+        .expect("relay forwards plain HTTP")
+        .to_string();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let port = listener.local_addr().expect("local address").port();
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let relay = Arc::new(Relay {
+        upstream,
+        delay,
+        requests: Arc::clone(&requests),
+    });
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let relay = Arc::clone(&relay);
+            thread::spawn(move || relay.serve(stream));
+        }
+    });
+    (format!("http://127.0.0.1:{port}"), requests)
+}
+
+struct Relay {
+    upstream: String,
     delay: Duration,
-    tls: Option<Arc<rustls::ServerConfig>>,
     requests: Arc<Mutex<Vec<Request>>>,
 }
 
-impl Shared {
-    fn serve(&self, stream: TcpStream) {
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-        match &self.tls {
-            None => {
-                let _ = self.answer(stream);
-            }
-            Some(config) => {
-                let Ok(connection) = rustls::ServerConnection::new(Arc::clone(config)) else {
-                    return;
-                };
-                let _ = self.answer(rustls::StreamOwned::new(connection, stream));
-            }
-        }
+impl Relay {
+    /// Forwards one request per connection. Both heads get `Connection: close`, so the
+    /// client opens a new connection for its next request.
+    fn serve(&self, client: TcpStream) {
+        let _ = client.set_read_timeout(Some(Duration::from_secs(10)));
+        let _ = self.forward(client);
     }
 
-    fn answer<S: Read + Write>(&self, mut stream: S) -> io::Result<()> {
-        let (path, authorization, body) = read_request(&mut stream)?;
+    fn forward(&self, client: TcpStream) -> io::Result<()> {
+        let mut client_reader = BufReader::new(client.try_clone()?);
+        let Some(head) = read_head(&mut client_reader)? else {
+            return Ok(());
+        };
+        let length = header(&head, "content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0usize);
+        let mut body = vec![0; length];
+        client_reader.read_exact(&mut body)?;
+        self.requests.lock().expect("requests lock").push(Request {
+            authorization: header(&head, "authorization"),
+            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        });
         thread::sleep(self.delay);
 
-        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        self.requests.lock().expect("requests lock").push(Request {
-            authorization: authorization.clone(),
-            body: body.clone(),
-        });
-
-        let (status, answer) = if path != "/attributes/restSearch" {
-            (404, error_json("Not Found", &path))
-        } else if authorization.as_deref() != Some(API_KEY) {
-            // MISP's `UnauthorizedApiError`.
-            let message = "Authentication failed. Please make sure you pass the API key of an API enabled user along in the Authorization header.";
-            (
-                403,
-                json!({"name": message, "message": message, "url": path}),
-            )
-        } else {
-            (200, json!({"response": {"Attribute": self.search(&body)}}))
-        };
-        write_response(&mut stream, status, &answer)
-    }
-
-    /// Filters as MISP does for `value` and `to_ids`.
-    fn search(&self, filter: &Value) -> Vec<Value> {
-        let value = filter["value"]
-            .as_str()
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        let detections_only = filter["to_ids"].as_bool().unwrap_or(false);
-        self.attributes
-            .iter()
-            .filter(|a| a["value"].as_str().map(str::to_ascii_lowercase) == Some(value.clone()))
-            .filter(|a| !detections_only || a["to_ids"] == true)
-            .cloned()
-            .collect()
+        let mut upstream = TcpStream::connect(&self.upstream)?;
+        upstream.write_all(close_connection(&head).as_bytes())?;
+        upstream.write_all(&body)?;
+        let mut upstream_reader = BufReader::new(upstream);
+        let response_head = read_head(&mut upstream_reader)?.unwrap_or_default();
+        let mut client = client;
+        client.write_all(close_connection(&response_head).as_bytes())?;
+        io::copy(&mut upstream_reader, &mut client)?;
+        client.flush()?;
+        client.shutdown(Shutdown::Both)
     }
 }
 
-fn error_json(name: &str, url: &str) -> Value {
-    json!({"name": name, "message": name, "url": url})
-}
-
-fn read_request<S: Read>(stream: &mut S) -> io::Result<(String, Option<String>, Vec<u8>)> {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let path = line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-
-    let mut authorization = None;
-    let mut length = 0usize;
+/// Reads an HTTP head up to and without its blank line, or `None` at end of stream.
+fn read_head<R: BufRead>(reader: &mut R) -> io::Result<Option<Vec<String>>> {
+    let mut lines = Vec::new();
     loop {
-        line.clear();
-        if reader.read_line(&mut line)? == 0 || line == "\r\n" {
-            break;
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok((!lines.is_empty()).then_some(lines));
         }
-        if let Some((name, value)) = line.split_once(':') {
-            let value = value.trim().to_string();
-            match name.to_ascii_lowercase().as_str() {
-                "authorization" => authorization = Some(value),
-                "content-length" => length = value.parse().unwrap_or(0),
-                _ => {}
-            }
+        if line == "\r\n" {
+            return Ok(Some(lines));
+        }
+        lines.push(line.trim_end_matches("\r\n").to_string());
+    }
+}
+
+fn header(head: &[String], name: &str) -> Option<String> {
+    head.iter().skip(1).find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.eq_ignore_ascii_case(name)
+            .then(|| value.trim().to_string())
+    })
+}
+
+/// Rebuilds a head with `Connection: close` in place of any `Connection` header.
+fn close_connection(head: &[String]) -> String {
+    let mut text = String::new();
+    for line in head {
+        let is_connection = line
+            .split_once(':')
+            .is_some_and(|(key, _)| key.eq_ignore_ascii_case("connection"));
+        if !is_connection {
+            text.push_str(line);
+            text.push_str("\r\n");
         }
     }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body)?;
-    Ok((path, authorization, body))
-}
-
-fn write_response<S: Write>(stream: &mut S, status: u16, body: &Value) -> io::Result<()> {
-    let text = body.to_string();
-    let reason = match status {
-        200 => "OK",
-        403 => "Forbidden",
-        _ => "Not Found",
-    };
-    write!(
-        stream,
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-        text.len()
-    )?;
-    stream.flush()
-}
-
-fn tls_config(cert_pem: &str, key_pem: &str) -> Arc<rustls::ServerConfig> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-
-    let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes()).expect("certificate PEM");
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("key PEM");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_no_client_auth()
-        .with_single_cert(vec![cert], key)
-        .expect("server certificate");
-    Arc::new(config)
+    text.push_str("Connection: close\r\n\r\n");
+    text
 }
 
 /// A temporary Wazuh-like layout: the queue socket, the log file, the cache folder.
