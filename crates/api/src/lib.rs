@@ -2,7 +2,7 @@
 //!
 //! [`router`] builds the axum router that `iocwatch api` serves on its own and that
 //! `iocwatch server` mounts; [`AppState`] contains the database handles, the failed
-//! authentication limiter and the change counter that tells the detector to reload.
+//! authentication limiter and the change counter that signals the detector to reload.
 
 pub mod auth;
 pub mod db;

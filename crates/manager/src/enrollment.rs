@@ -16,7 +16,7 @@ use crate::secret::SecretHash;
 /// Largest enrollment frame accepted; a CSR is well under 4 KiB.
 const MAX_FRAME_BYTES: usize = 64 * 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Delay before answering a wrong secret, to slow down guessing.
+/// Delay before the reply to a wrong secret, to slow down guessing.
 const REJECT_DELAY: Duration = Duration::from_secs(1);
 
 /// What the enrollment handler needs; shared by all connections.

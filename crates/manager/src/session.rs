@@ -157,7 +157,7 @@ async fn run(
     };
     let reason = read_loop(&mut reader, &agent_ref, &outgoing, &context).await;
 
-    // The registry of connections holds a sender too: it goes first, so that
+    // The registry of connections contains a sender too: it goes first, so that
     // the writer task sees its queue close and ends.
     let current = context.connections.unregister(&agent.id, token);
     drop(outgoing);

@@ -1,4 +1,4 @@
-//! Errors of the MISP parsers: each names the position and says what to do.
+//! Errors of the MISP parsers: each names the position and the fix.
 
 /// A file-level parse failure: when it occurs, nothing from the file may be stored.
 #[derive(Debug, thiserror::Error)]

@@ -104,7 +104,7 @@ impl HashAlgo {
     }
 
     /// True for md5, sha1 and SHA-2 (224/256/384/512): digests of a file's whole content,
-    /// told apart by length alone. Only these enter the raw-digest detection index, so a
+    /// distinguished by length alone. Only these enter the raw-digest detection index, so a
     /// 32-byte sha256 of a file never matches a sha3-256, sha512/256 or authentihash value.
     pub fn is_content_digest(self) -> bool {
         matches!(

@@ -61,7 +61,7 @@ pub struct Request {
 ///
 /// Over plain HTTP the bridge talks to a relay that records each request and then passes
 /// its bytes to the server unchanged, so tests can count lookups and read their bodies. The
-/// relay also delays requests when asked, because the server itself answers at once.
+/// relay also delays requests when asked, because the server itself replies at once.
 /// Over HTTPS the bridge talks to the server directly and no requests are recorded.
 pub struct IntelServer {
     process: Child,

@@ -86,8 +86,8 @@ pub fn run(args: WatchArgs, global: &Global) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Resolves each folder to its canonical path; a path that is missing or not a folder
-/// is an error, since the agent would otherwise wait for a folder to appear there.
+/// Resolves each folder to its canonical path. A path that is missing or not a folder is
+/// an error, because the agent would otherwise wait for a folder to appear there.
 fn resolve_dirs(dirs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut resolved = Vec::with_capacity(dirs.len());
     for dir in dirs {

@@ -11,7 +11,7 @@ use super::text::{lines, ListEvent};
 use super::{FileMeta, Parsed};
 use crate::Error;
 
-/// Longest line accepted, in bytes; a longer line is rejected, not truncated.
+/// Maximum line length accepted, in bytes; a longer line is rejected, not truncated.
 const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// Parses a freetext list into one event.
