@@ -39,6 +39,8 @@ enrollment = "127.0.0.1:0"
 agents = "127.0.0.1:0"
 [enrollment]
 secret_file = "$bench/secret"
+[api]
+listen = "127.0.0.1:0"
 TOML
 
 "$release/iocwatch" --log warn server --config "$bench/server.toml" 2> "$bench/server.log" &

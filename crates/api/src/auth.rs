@@ -94,14 +94,15 @@ pub struct FailureLimiter {
 }
 
 impl FailureLimiter {
-    fn is_blocked(&self, client: Option<IpAddr>) -> bool {
+    /// True when `client` failed [`MAX_FAILURES`] times within the current window.
+    pub fn is_blocked(&self, client: Option<IpAddr>) -> bool {
         let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         matches!(map.get(&client), Some((start, n))
             if start.elapsed() < FAILURE_WINDOW && *n >= MAX_FAILURES)
     }
 
     /// Records a failure; returns the number of failures in the current window.
-    fn record(&self, client: Option<IpAddr>) -> u32 {
+    pub fn record(&self, client: Option<IpAddr>) -> u32 {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() > 10_000 {
             map.retain(|_, (start, _)| start.elapsed() < FAILURE_WINDOW);

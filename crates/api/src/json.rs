@@ -3,7 +3,10 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::db::{AttributeRow, EventMeta, FullEvent, ObjectRow, SightingRow};
+use crate::db::{
+    AttributeRow, EventCorrelations, EventMeta, FullEvent, ObjectRow, RelatedAttribute,
+    SightingRow,
+};
 
 /// Name and uuid of the organisation that owns the local store.
 pub const LOCAL_ORG: &str = "iocwatch";
@@ -44,7 +47,7 @@ pub fn attribute_json(a: &AttributeRow) -> Map<String, Value> {
         "sharing_group_id": "0",
         "comment": a.comment.clone().unwrap_or_default(),
         "deleted": a.deleted,
-        "disable_correlation": false,
+        "disable_correlation": a.disable_correlation,
         "first_seen": null,
         "last_seen": null,
         "Tag": a.tags.iter().map(|t| tag_json(t, false)).collect::<Vec<_>>(),
@@ -108,7 +111,7 @@ pub fn event_meta_json(meta: &EventMeta) -> Map<String, Value> {
     }
 }
 
-fn object_json(o: &ObjectRow, sightings: &[SightingRow]) -> Value {
+fn object_json(o: &ObjectRow, sightings: &[SightingRow], correlations: &EventCorrelations) -> Value {
     json!({
         "id": o.id.to_string(),
         "name": o.name,
@@ -125,12 +128,25 @@ fn object_json(o: &ObjectRow, sightings: &[SightingRow]) -> Value {
         "deleted": o.deleted,
         "first_seen": null,
         "last_seen": null,
-        "Attribute": o.attributes.iter().map(|a| with_sightings(a, sightings)).collect::<Vec<_>>(),
+        "Attribute": o.attributes.iter().map(|a| event_attribute_json(a, sightings, correlations)).collect::<Vec<_>>(),
     })
 }
 
-fn with_sightings(a: &AttributeRow, sightings: &[SightingRow]) -> Value {
+/// An attribute inside an event: its sightings, its over-correlation flag and, when they
+/// were read, its related attributes.
+fn event_attribute_json(
+    a: &AttributeRow,
+    sightings: &[SightingRow],
+    correlations: &EventCorrelations,
+) -> Value {
     let mut map = attribute_json(a);
+    map.insert(
+        "over_correlation".into(),
+        Value::Bool(correlations.over_correlating.contains(&a.id)),
+    );
+    if let Some(related) = correlations.related_attributes.get(&a.id) {
+        map.insert("RelatedAttribute".into(), related_attributes_json(related));
+    }
     let own: Vec<Value> = sightings
         .iter()
         .filter(|s| s.attribute_id == a.id)
@@ -142,25 +158,95 @@ fn with_sightings(a: &AttributeRow, sightings: &[SightingRow]) -> Value {
     Value::Object(map)
 }
 
-/// Renders a full event wrapped as `{"Event": {...}}`.
+/// Renders a full event wrapped as `{"Event": {...}}`, without correlations.
 pub fn full_event_json(event: &FullEvent, sightings: &[SightingRow]) -> Value {
+    full_event_json_with(event, sightings, &EventCorrelations::default())
+}
+
+/// Renders a full event wrapped as `{"Event": {...}}` with its `RelatedEvent` list and
+/// the correlations of its attributes.
+pub fn full_event_json_with(
+    event: &FullEvent,
+    sightings: &[SightingRow],
+    correlations: &EventCorrelations,
+) -> Value {
     let mut map = event_meta_json(&event.meta);
     let attributes: Vec<Value> = event
         .attributes
         .iter()
-        .map(|a| with_sightings(a, sightings))
+        .map(|a| event_attribute_json(a, sightings, correlations))
         .collect();
     let objects: Vec<Value> = event
         .objects
         .iter()
-        .map(|o| object_json(o, sightings))
+        .map(|o| object_json(o, sightings, correlations))
         .collect();
     map.insert("Attribute".into(), Value::Array(attributes));
     map.insert("Object".into(), Value::Array(objects));
-    for key in ["ShadowAttribute", "RelatedEvent", "Galaxy", "EventReport"] {
+    for key in ["ShadowAttribute", "Galaxy", "EventReport"] {
         map.insert(key.into(), Value::Array(Vec::new()));
     }
+    let related: Vec<Value> = correlations
+        .related_events
+        .iter()
+        .map(related_event_json)
+        .collect();
+    map.insert("RelatedEvent".into(), Value::Array(related));
     json!({ "Event": map })
+}
+
+/// One entry of `RelatedEvent`: `{"Event": {...}}` with the keys MISP lists there.
+pub fn related_event_json(meta: &EventMeta) -> Value {
+    json!({"Event": {
+        "id": meta.id.to_string(),
+        "date": meta.date.clone().unwrap_or_default(),
+        "threat_level_id": meta.threat_level_id.unwrap_or(4).to_string(),
+        "info": meta.info,
+        "published": meta.published,
+        "uuid": meta.uuid,
+        "analysis": meta.analysis.unwrap_or(0).to_string(),
+        "timestamp": meta.timestamp.to_string(),
+        "distribution": "1",
+        "org_id": "1",
+        "orgc_id": "1",
+        "Org": org_json(None),
+        "Orgc": org_json(meta.orgc.as_deref()),
+    }})
+}
+
+/// A `RelatedAttribute` list: the fields MISP's correlation lookup returns for each
+/// attribute, with the short block of its event.
+pub fn related_attributes_json(related: &[RelatedAttribute]) -> Value {
+    const KEYS: [&str; 13] = [
+        "id",
+        "event_id",
+        "object_id",
+        "object_relation",
+        "category",
+        "type",
+        "value",
+        "uuid",
+        "timestamp",
+        "distribution",
+        "sharing_group_id",
+        "to_ids",
+        "comment",
+    ];
+    let list = related
+        .iter()
+        .map(|r| {
+            let mut full = attribute_json(&r.attribute);
+            let mut map = Map::new();
+            for key in KEYS {
+                if let Some(value) = full.remove(key) {
+                    map.insert(key.into(), value);
+                }
+            }
+            map.insert("Event".into(), event_brief_json(&r.event));
+            Value::Object(map)
+        })
+        .collect();
+    Value::Array(list)
 }
 
 /// A sighting without the `{"Sighting": ...}` wrapper.

@@ -15,6 +15,7 @@ mod search;
 mod serve;
 mod stix;
 mod stream;
+mod taxii;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -27,7 +28,9 @@ pub use auth::{Role, User};
 pub use db::{Db, DbError};
 pub use error::ApiError;
 pub use rustls::ServerConfig as TlsServerConfig;
-pub use serve::{serve, serve_tls, tls_config, TlsError};
+pub use serve::{
+    serve, serve_router, serve_router_tls, serve_tls, tls_config, tls_config_from_pem, TlsError,
+};
 
 /// Largest request body accepted, in bytes (MISP JSON events of a few thousand attributes fit).
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -63,15 +66,17 @@ impl AppState {
         self.changes.subscribe()
     }
 
-    pub(crate) fn notify_change(&self) {
+    /// Signals that indicators changed, for writers outside the API's handlers.
+    pub fn notify_change(&self) {
         self.changes.send_modify(|n| *n += 1);
     }
 }
 
 /// Builds the API router with authentication, role checks, MISP's error shape and the
-/// body size limit applied.
+/// body size limit applied, and the TAXII 2.1 server under `/taxii2/`.
 pub fn router(state: AppState) -> Router {
     handlers::routes(state.clone())
+        .merge(taxii::routes(state.clone()))
         .layer(axum::middleware::from_fn(error::fill_error_url))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }

@@ -53,6 +53,8 @@ pub struct SearchQuery {
     pub include_event_tags: bool,
     pub include_context: bool,
     pub include_sightings: bool,
+    /// `includeCorrelations`: each attribute gets its `RelatedAttribute` list.
+    pub include_correlations: bool,
     pub enforce_warninglist: bool,
     pub return_format: ReturnFormat,
 }
@@ -216,6 +218,7 @@ impl SearchQuery {
             include_event_tags: flag(query, "includeEventTags")?.unwrap_or(false),
             include_context: flag(query, "includeContext")?.unwrap_or(false),
             include_sightings: flag(query, "includeSightings")?.unwrap_or(false),
+            include_correlations: flag(query, "includeCorrelations")?.unwrap_or(false),
             enforce_warninglist: flag(query, "enforceWarninglist")?.unwrap_or(false),
             return_format,
         })

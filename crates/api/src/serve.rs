@@ -17,7 +17,17 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    serve_router(listener, router(state), shutdown).await
+}
+
+/// Serves `app` (the API router, possibly merged with other routes) over plain HTTP on
+/// `listener` until `shutdown` completes.
+pub async fn serve_router(
+    listener: TcpListener,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     // Without TCP_NODELAY, small responses wait for delayed ACKs (about 40 ms on Linux).
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         if let Err(error) = tcp.set_nodelay(true) {
@@ -36,6 +46,12 @@ pub enum TlsError {
     Read {
         what: &'static str,
         path: std::path::PathBuf,
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("invalid PEM {what}")]
+    Pem {
+        what: &'static str,
         #[source]
         source: rustls_pki_types::pem::Error,
     },
@@ -59,6 +75,30 @@ pub fn tls_config(
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .map_err(read("certificate file", cert_path))?;
     let key = PrivateKeyDer::from_pem_file(key_path).map_err(read("key file", key_path))?;
+    server_config(certs, key)
+}
+
+/// Builds a server configuration from a PEM certificate chain and private key held in
+/// memory, such as a certificate just issued by the manager's CA.
+pub fn tls_config_from_pem(
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+    let read = |what: &'static str| move |source| TlsError::Pem { what, source };
+    let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(read("certificate"))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(read("key"))?;
+    server_config(certs, key)
+}
+
+fn server_config(
+    certs: Vec<rustls_pki_types::CertificateDer<'static>>,
+    key: rustls_pki_types::PrivateKeyDer<'static>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -75,8 +115,18 @@ pub async fn serve_tls(
     tls: Arc<rustls::ServerConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_router_tls(listener, router(state), tls, shutdown).await
+}
+
+/// Serves `app` (the API router, possibly merged with other routes) over HTTPS on
+/// `listener` until `shutdown` completes.
+pub async fn serve_router_tls(
+    listener: TcpListener,
+    app: axum::Router,
+    tls: Arc<rustls::ServerConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let app = router(state);
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {

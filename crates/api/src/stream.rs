@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::db::attributes::ATTRIBUTE_COLUMNS;
+use crate::db::correlations;
 use crate::db::events::{read_full, read_meta};
 use crate::db::sightings::sightings_of;
 use crate::db::{now_secs, AttributeRow, DbError, EventMeta};
@@ -124,10 +125,11 @@ pub(crate) fn load_matcher(conn: &Connection) -> Result<Matcher, DbError> {
     Ok(Matcher::new(&lists))
 }
 
-/// Per-request caches of event rows.
+/// Per-request caches of event rows and of the correlation limit.
 #[derive(Default)]
 struct Context {
     events: HashMap<i64, EventMeta>,
+    correlation_limit: Option<i64>,
 }
 
 impl Context {
@@ -136,6 +138,15 @@ impl Context {
             Entry::Occupied(entry) => Ok(entry.into_mut()),
             Entry::Vacant(entry) => Ok(entry.insert(read_meta(conn, id)?)),
         }
+    }
+
+    fn correlation_limit(&mut self, conn: &Connection) -> Result<i64, DbError> {
+        if let Some(limit) = self.correlation_limit {
+            return Ok(limit);
+        }
+        let limit = intel::store::correlation::limit(conn)?;
+        self.correlation_limit = Some(limit);
+        Ok(limit)
     }
 }
 
@@ -162,6 +173,17 @@ fn render_json(
         let sightings = sightings_of(conn, None, Some(a.id))?;
         let list = sightings.iter().map(json::sighting_json).collect();
         map.insert("Sighting".into(), Value::Array(list));
+    }
+    if query.include_correlations {
+        let limit = context.correlation_limit(conn)?;
+        let over = correlations::is_over_correlating(conn, a.id, limit)?;
+        map.insert("over_correlation".into(), Value::Bool(over));
+        let related =
+            correlations::related_with_events(conn, a.id, limit, &mut context.events)?;
+        map.insert(
+            "RelatedAttribute".into(),
+            json::related_attributes_json(&related),
+        );
     }
     Ok(serde_json::to_vec(&Value::Object(map)).unwrap_or_default())
 }
@@ -321,8 +343,14 @@ pub async fn events(state: &AppState, mut query: SearchQuery) -> Response {
             } else {
                 Vec::new()
             };
-            let bytes =
-                serde_json::to_vec(&json::full_event_json(&event, &sightings)).unwrap_or_default();
+            let correlations =
+                correlations::for_event(conn, &event, query.include_correlations)?;
+            let bytes = serde_json::to_vec(&json::full_event_json_with(
+                &event,
+                &sightings,
+                &correlations,
+            ))
+            .unwrap_or_default();
             if n > 0 {
                 sink.write(b",");
             }

@@ -6,7 +6,6 @@
 //! `Authorization` header, and a 200 response is `{"response": {"Attribute": [...]}}` where
 //! each attribute may carry its `Event` and `Tag` list.
 
-use std::fs;
 use std::io;
 use std::sync::Arc;
 use std::thread;
@@ -338,7 +337,9 @@ fn flag(value: Option<&Value>) -> bool {
 
 fn read_ca_file(path: &std::path::Path) -> Result<RootCerts, LookupError> {
     let configuration = |message: String| LookupError::Configuration { message };
-    let pem = fs::read(path)
+    let mut pem = Vec::new();
+    crate::options::open_regular(path)
+        .and_then(|mut file| std::io::Read::read_to_end(&mut file, &mut pem))
         .map_err(|e| configuration(format!("failed to read ca_file `{}`: {e}", path.display())))?;
 
     let mut certificates = Vec::new();

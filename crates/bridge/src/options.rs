@@ -2,6 +2,8 @@
 //! command line, and the defaults, resolved and checked in one place.
 
 use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -68,18 +70,21 @@ impl Options {
             path: path.to_path_buf(),
             source,
         };
-        let metadata = match fs::metadata(path) {
-            Ok(metadata) => metadata,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Options::default()),
+        let file = match open_regular(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Options::default()),
             Err(e) => return Err(read_error(e)),
         };
-        if metadata.len() > MAX_OPTIONS_BYTES {
+        let mut text = String::new();
+        file.take(MAX_OPTIONS_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(read_error)?;
+        if text.len() as u64 > MAX_OPTIONS_BYTES {
             return Err(OptionsError::TooLarge {
                 path: path.to_path_buf(),
             });
         }
 
-        let text = fs::read_to_string(path).map_err(read_error)?;
         if text.trim().is_empty() {
             return Ok(Options::default());
         }
@@ -90,10 +95,32 @@ impl Options {
     }
 }
 
+/// Opens `path` for reading only when it is a regular file. The open uses O_NONBLOCK, so
+/// a FIFO in its place fails at once instead of blocking the run. A blocked run would
+/// block integratord too, because it waits for every run. Regular files ignore the flag.
+pub(crate) fn open_regular(path: &Path) -> io::Result<fs::File> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (a FIFO, device or folder)",
+        ));
+    }
+    Ok(file)
+}
+
 /// Returns `log_path` from an options file that [`Options::load`] rejected, so that the
 /// rejection is logged where the administrator asked for logs.
 pub fn log_path_of_invalid(path: &Path) -> Option<PathBuf> {
-    let text = fs::read_to_string(path).ok()?;
+    let mut text = String::new();
+    open_regular(path)
+        .ok()?
+        .take(MAX_OPTIONS_BYTES)
+        .read_to_string(&mut text)
+        .ok()?;
     let document: serde_json::Value = serde_json::from_str(&text).ok()?;
     document.get("log_path")?.as_str().map(PathBuf::from)
 }
@@ -231,6 +258,22 @@ mod tests {
         fs::write(&path, r#"{"timeout": 3}"#).expect("write");
         let message = Options::load(&path).expect_err("unknown field").to_string();
         assert!(message.contains("unknown field `timeout`"), "{message}");
+    }
+
+    #[test]
+    fn fifo_options_file_is_rejected_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.options");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+
+        let message = Options::load(&fifo).expect_err("a FIFO").to_string();
+
+        assert!(message.contains("fifo.options"), "{message}");
+        assert_eq!(log_path_of_invalid(&fifo), None);
     }
 
     #[test]

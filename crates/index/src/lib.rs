@@ -11,9 +11,11 @@
 //! A sha256 record takes 36 bytes and its directory share 2 to 4 bytes. A digest with several
 //! ids keeps them in a side table.
 
+mod encode;
 mod memory;
 mod table;
 
+pub use encode::DecodeError;
 use table::{Pending, Table, MULTI_TAG};
 
 /// Digests up to this many bytes are converted to key words on the stack.
@@ -56,19 +58,8 @@ impl DigestIndexBuilder {
             .map(|pending| Table::build(pending, &mut multi))
             .collect();
         tables.sort_by_key(|table| table.key_len);
-
-        let mut by_len = [0u8; INLINE_KEY_BYTES + 1];
-        for (i, table) in tables.iter().enumerate() {
-            if table.key_len <= INLINE_KEY_BYTES && i < usize::from(u8::MAX) {
-                by_len[table.key_len] = i as u8 + 1;
-            }
-        }
         multi.shrink_to_fit();
-        DigestIndex {
-            tables,
-            by_len,
-            multi: multi.into_boxed_slice(),
-        }
+        DigestIndex::from_tables(tables, multi.into_boxed_slice())
     }
 
     fn pending_for(&mut self, digest_len: usize) -> &mut Pending {
@@ -100,6 +91,21 @@ impl Default for DigestIndex {
 }
 
 impl DigestIndex {
+    /// Assembles an index from tables sorted by digest length and their side table.
+    fn from_tables(tables: Vec<Table>, multi: Box<[u32]>) -> DigestIndex {
+        let mut by_len = [0u8; INLINE_KEY_BYTES + 1];
+        for (i, table) in tables.iter().enumerate() {
+            if table.key_len <= INLINE_KEY_BYTES && i < usize::from(u8::MAX) {
+                by_len[table.key_len] = i as u8 + 1;
+            }
+        }
+        DigestIndex {
+            tables,
+            by_len,
+            multi,
+        }
+    }
+
     /// Returns the ids stored under `digest`, ascending and without repeats, or an empty slice
     /// when the digest is unknown.
     pub fn get(&self, digest: &[u8]) -> &[u32] {
@@ -127,6 +133,18 @@ impl DigestIndex {
     /// Number of distinct digests.
     pub fn len(&self) -> usize {
         self.tables.iter().map(Table::len).sum()
+    }
+
+    /// Returns the largest id stored, or `None` when the index is empty.
+    pub fn max_id(&self) -> Option<u32> {
+        let mut max = None;
+        for table in &self.tables {
+            for i in 0..table.len() {
+                let ids = self.ids_of(table.value_at(i));
+                max = max.max(ids.iter().copied().max());
+            }
+        }
+        max
     }
 
     pub fn is_empty(&self) -> bool {

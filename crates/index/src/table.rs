@@ -123,6 +123,48 @@ impl Table {
         }
     }
 
+    /// Rebuilds a table from the parts [`Table::parts`] returned, checking every bound that a
+    /// lookup relies on.
+    pub(crate) fn from_parts(
+        key_len: usize,
+        bits: u32,
+        directory: Vec<u32>,
+        records: Vec<u32>,
+    ) -> Result<Table, &'static str> {
+        let key_words = key_len.div_ceil(4);
+        let stride = key_words + 1;
+        if bits > 31 || directory.len() != (1usize << bits) + 1 {
+            return Err("directory size does not match its bits");
+        }
+        if records.len() % stride != 0 {
+            return Err("records are not whole");
+        }
+        let n = records.len() / stride;
+        if directory[0] != 0 || directory.windows(2).any(|pair| pair[0] > pair[1]) {
+            return Err("directory is not ascending");
+        }
+        if directory[directory.len() - 1] as usize != n {
+            return Err("directory does not end at the record count");
+        }
+        Ok(Table {
+            key_len,
+            key_words,
+            stride,
+            bits,
+            directory: directory.into_boxed_slice(),
+            records: records.into_boxed_slice(),
+        })
+    }
+
+    /// The directory and the records, for encoding.
+    pub(crate) fn parts(&self) -> (&[u32], &[u32]) {
+        (&self.directory, &self.records)
+    }
+
+    pub(crate) fn bits(&self) -> u32 {
+        self.bits
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.records.len() / self.stride
     }

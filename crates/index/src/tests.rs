@@ -42,12 +42,21 @@ fn assert_matches_model(entries: &[(Vec<u8>, u32)], absent: &[Vec<u8>]) {
     let mut batch = Vec::new();
     index.get_batch(&queries, &mut batch);
     assert_eq!(batch.len(), queries.len());
+    let decoded = DigestIndex::from_bytes(&encoded(&index)).unwrap();
+    assert_eq!(decoded.len(), index.len());
 
     for (query, batched) in queries.iter().zip(&batch) {
         let want = expected.get(query).map(Vec::as_slice).unwrap_or(&[]);
         assert_eq!(index.get(query), want, "get({query:02x?})");
         assert_eq!(*batched, want, "get_batch({query:02x?})");
+        assert_eq!(decoded.get(query), want, "decoded get({query:02x?})");
     }
+}
+
+fn encoded(index: &DigestIndex) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    index.encode(&mut bytes);
+    bytes
 }
 
 /// Deterministic pseudo-random digest bytes (splitmix64).
@@ -195,6 +204,52 @@ fn reserve_then_insert() {
     let index = builder.build();
     assert_eq!(index.len(), 1);
     assert_eq!(index.get(&digest(1, 32)), &[1]);
+}
+
+#[test]
+fn decode_rejects_every_truncation() {
+    let entries: Vec<(Vec<u8>, u32)> = (0..40u64).map(|i| (digest(i % 30, 16), i as u32)).collect();
+    let bytes = encoded(&build(&entries));
+    for len in 0..bytes.len() {
+        assert!(
+            DigestIndex::from_bytes(&bytes[..len]).is_err(),
+            "decoded the first {len} of {} bytes",
+            bytes.len()
+        );
+    }
+}
+
+#[test]
+fn decode_survives_damaged_bytes() {
+    let entries: Vec<(Vec<u8>, u32)> = (0..60u64).map(|i| (digest(i % 45, 20), i as u32)).collect();
+    let bytes = encoded(&build(&entries));
+    let queries: Vec<Vec<u8>> = (0..50u64).map(|i| digest(i, 20)).collect();
+    for at in 0..bytes.len() {
+        for flip in [0x01u8, 0x80, 0xff] {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= flip;
+            // Decoding may succeed with wrong ids, but lookups on the result must not panic.
+            if let Ok(index) = DigestIndex::from_bytes(&damaged) {
+                for query in &queries {
+                    let _ = index.get(query);
+                }
+                let mut out = Vec::new();
+                index.get_batch(&queries, &mut out);
+            }
+        }
+    }
+}
+
+#[test]
+fn decode_rejects_foreign_bytes() {
+    assert!(DigestIndex::from_bytes(b"").is_err());
+    assert!(DigestIndex::from_bytes(b"not an index at all").is_err());
+    let mut bytes = encoded(&build(&[(digest(1, 32), 1)]));
+    bytes.push(0);
+    let Err(error) = DigestIndex::from_bytes(&bytes) else {
+        panic!("decoded an index with a trailing byte");
+    };
+    assert!(error.to_string().contains("trailing bytes"), "{error}");
 }
 
 /// Digests drawn from a small alphabet and few lengths, so that duplicates, shared prefixes

@@ -1,20 +1,32 @@
 //! The in-memory detection index: every attribute with `to_ids` that is not deleted (nor
-//! in a deleted object), built once from the store. Lookups never touch the disk.
+//! in a deleted object), built once from the store.
 //!
 //! Content digests (md5, sha1, sha224, sha256, sha384, sha512, also the hash half of
 //! `filename|<hash>` and `malware-sample`) are keyed by their raw bytes in a
 //! [`index::DigestIndex`]. Every other value, including the file name half of a
 //! composite and hashes such as ssdeep or sha3-256, is keyed by its normalised text.
+//!
+//! The index holds only those keys and each indicator's attribute id; a lookup that matches
+//! reads the indicator's other fields and its event from the store (see `details.rs`). A
+//! lookup that matches nothing never touches the disk. The built index is saved next to the
+//! store (see `snapshot.rs`) and read back by the next load while the store is unchanged.
+
+mod build;
+mod details;
+mod snapshot;
+
+pub use snapshot::SNAPSHOT_FILE;
 
 use std::sync::Arc;
 
 use hashing::Algorithms;
-use index::{DigestIndex, DigestIndexBuilder};
-use misp::hash::{composite_parts, content_digest, hash_of, HashAlgo};
+use index::DigestIndex;
+use misp::hash::HashAlgo;
 use rusqlite::Row;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
+use crate::galaxy::{self, GalaxyCluster};
 use crate::store::Store;
 use crate::warninglist::{Action, Matcher, WarninglistHit};
 use crate::Error;
@@ -44,6 +56,9 @@ pub struct Match {
     pub object_relation: Option<String>,
     /// Event tags, then attribute tags not already listed.
     pub tags: Vec<String>,
+    /// Galaxy clusters of the event and the attribute: those of their `Galaxy` blocks, then
+    /// those only named by a `misp-galaxy:` tag.
+    pub galaxies: Vec<GalaxyCluster>,
     /// True when a warninglist with the `suppress` action lists the value.
     pub suppressed: bool,
     pub warninglists: Vec<WarninglistHit>,
@@ -63,11 +78,11 @@ struct EventMeta {
     threat_level_id: Option<i64>,
     date: Option<Box<str>>,
     tags: Arc<[Box<str>]>,
+    galaxies: Option<Box<[GalaxyCluster]>>,
 }
 
 struct Indicator {
     attribute_id: i64,
-    event: u32,
     uuid: Box<str>,
     type_name: Arc<str>,
     category: Arc<str>,
@@ -75,8 +90,7 @@ struct Indicator {
     object_name: Option<Arc<str>>,
     object_relation: Option<Arc<str>>,
     tags: Option<Box<[Box<str>]>>,
-    /// Index into `Detector::hit_sets`; 0 is the empty set.
-    hits: u32,
+    galaxies: Option<Box<[GalaxyCluster]>>,
 }
 
 /// Counts of what a detector holds.
@@ -90,23 +104,43 @@ pub struct DetectorStats {
 
 /// The detection index, built from a [`Store`].
 pub struct Detector {
-    events: Vec<EventMeta>,
-    indicators: Vec<Indicator>,
     digests: DigestIndex,
     values: FxHashMap<Box<str>, Vec<u32>>,
-    hit_sets: Vec<Vec<WarninglistHit>>,
+    /// Attribute id of each indicator, by the id that `digests` and `values` return.
+    attribute_ids: Vec<i64>,
+    matcher: Matcher,
+    details: details::Details,
     algorithms: Algorithms,
     suppressed: usize,
 }
 
 impl Detector {
-    /// Loads every detection indicator and the warninglists from the store.
+    /// Loads every detection indicator and the warninglists from the store. It reads the
+    /// index saved by an earlier load when the store has not changed since, and otherwise
+    /// builds the index and saves it for the next load.
     pub fn load(store: &Store) -> Result<Detector, Error> {
+        let db_path = store.path();
+        // The key is read before the indicators, so that a write during the build leaves
+        // the saved index stale rather than wrongly fresh.
+        let key = snapshot::StoreKey::of(db_path);
         let matcher = Matcher::new(&store.warninglists()?);
-        let mut loader = Loader::new(matcher);
-        loader.load_events(store)?;
-        loader.load_indicators(store)?;
-        Ok(loader.finish())
+        let saved = db_path.with_file_name(snapshot::SNAPSHOT_FILE);
+        let indexed = match &key {
+            Ok(key) => load_or_build(store, &matcher, &saved, key)?,
+            Err(error) => {
+                tracing::debug!(path = %db_path.display(), %error, "failed to read the store's file state; building the index");
+                build::build(store.conn(), &matcher)?
+            }
+        };
+        Ok(Detector {
+            digests: indexed.digests,
+            values: indexed.values,
+            attribute_ids: indexed.attribute_ids,
+            matcher,
+            details: details::Details::open(db_path)?,
+            algorithms: indexed.algorithms,
+            suppressed: indexed.suppressed,
+        })
     }
 
     /// Returns the digest algorithms that at least one detection indicator uses.
@@ -122,7 +156,9 @@ impl Detector {
             return Vec::new();
         }
         let matched = hex::encode(digest);
-        ids.iter().map(|&id| self.to_match(id, &matched)).collect()
+        ids.iter()
+            .filter_map(|&id| self.to_match(id, &matched))
+            .collect()
     }
 
     /// Looks up any value: a hex hash in any case, an ssdeep, `filename|hash` (matched by
@@ -148,7 +184,7 @@ impl Detector {
             query.to_owned()
         };
         ids.into_iter()
-            .map(|id| self.to_match(id, &matched))
+            .filter_map(|id| self.to_match(id, &matched))
             .collect()
     }
 
@@ -172,25 +208,42 @@ impl Detector {
     /// Counts of indicators, digest keys and value keys.
     pub fn stats(&self) -> DetectorStats {
         DetectorStats {
-            indicators: self.indicators.len(),
+            indicators: self.attribute_ids.len(),
             digests: self.digests.len(),
             values: self.values.len(),
             suppressed: self.suppressed,
         }
     }
 
-    fn to_match(&self, id: u32, matched: &str) -> Match {
-        let indicator = &self.indicators[id as usize];
-        let event = &self.events[indicator.event as usize];
+    /// Reads indicator `id` from the store and returns it as a match of `matched`; `None`
+    /// when the store no longer holds it as a detection.
+    fn to_match(&self, id: u32, matched: &str) -> Option<Match> {
+        let attribute_id = *self.attribute_ids.get(id as usize)?;
+        let (event, indicator) = match self.details.fetch(attribute_id) {
+            Ok(found) => found?,
+            Err(error) => {
+                // The index matched, so the detection is reported even without its context.
+                tracing::error!(attribute_id, %error, "failed to read a matched indicator from the intel store");
+                return Some(bare_match(attribute_id, matched));
+            }
+        };
+        let (event, indicator) = (&event, &indicator);
         let mut tags: Vec<String> = event.tags.iter().map(|t| t.to_string()).collect();
         for tag in indicator.tags.iter().flatten() {
             if !tags.iter().any(|t| t.as_str() == &**tag) {
                 tags.push(tag.to_string());
             }
         }
-        let warninglists = self.hit_sets[indicator.hits as usize].clone();
+        let mut galaxies: Vec<GalaxyCluster> = event.galaxies.iter().flatten().cloned().collect();
+        for cluster in indicator.galaxies.iter().flat_map(|g| g.iter()) {
+            if !galaxies.iter().any(|c| c.tag_name == cluster.tag_name) {
+                galaxies.push(cluster.clone());
+            }
+        }
+        galaxy::add_tag_clusters(&mut galaxies, tags.iter().map(String::as_str));
+        let warninglists = self.matcher.check(&indicator.type_name, &indicator.value);
         let suppressed = warninglists.iter().any(|h| h.action == Action::Suppress);
-        Match {
+        Some(Match {
             matched: matched.to_owned(),
             event_id: event.id.to_string(),
             event_uuid: event.uuid.to_string(),
@@ -206,9 +259,61 @@ impl Detector {
             object_name: indicator.object_name.as_deref().map(str::to_owned),
             object_relation: indicator.object_relation.as_deref().map(str::to_owned),
             tags,
+            galaxies,
             suppressed,
             warninglists,
+        })
+    }
+}
+
+/// Reads the saved index when it is fresh; otherwise builds the index and saves it.
+fn load_or_build(
+    store: &Store,
+    matcher: &Matcher,
+    saved: &std::path::Path,
+    key: &snapshot::StoreKey,
+) -> Result<build::Indexed, Error> {
+    match snapshot::read(saved, key) {
+        Ok(indexed) => return Ok(indexed),
+        Err(snapshot::Unusable::Damaged(reason)) => {
+            tracing::warn!(path = %saved.display(), reason, "saved intel index is damaged; rebuilding it");
         }
+        Err(snapshot::Unusable::Unreadable(error)) => {
+            tracing::warn!(path = %saved.display(), %error, "failed to read the saved intel index; rebuilding it");
+        }
+        Err(reason) => {
+            tracing::debug!(path = %saved.display(), ?reason, "saved intel index not used; building it");
+        }
+    }
+    let indexed = build::build(store.conn(), matcher)?;
+    if let Err(error) = snapshot::write(saved, key, &indexed) {
+        tracing::debug!(path = %saved.display(), %error, "failed to save the intel index");
+    }
+    Ok(indexed)
+}
+
+/// A match with only the ids: the event id is the attribute id's upper half (see the store
+/// schema).
+fn bare_match(attribute_id: i64, matched: &str) -> Match {
+    Match {
+        matched: matched.to_owned(),
+        event_id: (attribute_id >> 32).to_string(),
+        event_uuid: String::new(),
+        event_info: String::new(),
+        threat_level_id: None,
+        event_date: None,
+        attribute_id: attribute_id.to_string(),
+        attribute_uuid: String::new(),
+        r#type: String::new(),
+        category: String::new(),
+        value: String::new(),
+        to_ids: true,
+        object_name: None,
+        object_relation: None,
+        tags: Vec::new(),
+        galaxies: Vec::new(),
+        suppressed: false,
+        warninglists: Vec::new(),
     }
 }
 
@@ -222,178 +327,10 @@ fn hex_digest(s: &str) -> Option<Vec<u8>> {
     hex::decode(s).ok()
 }
 
-/// Builds a detector row by row.
-struct Loader {
-    matcher: Matcher,
-    events: Vec<EventMeta>,
-    event_index: FxHashMap<i64, u32>,
-    indicators: Vec<Indicator>,
-    digests: DigestIndexBuilder,
-    values: FxHashMap<Box<str>, Vec<u32>>,
-    strings: FxHashMap<Box<str>, Arc<str>>,
-    hit_sets: Vec<Vec<WarninglistHit>>,
-    hit_index: FxHashMap<Vec<WarninglistHit>, u32>,
-    algorithms: Algorithms,
-    suppressed: usize,
-}
-
-impl Loader {
-    fn new(matcher: Matcher) -> Loader {
-        Loader {
-            matcher,
-            events: Vec::new(),
-            event_index: FxHashMap::default(),
-            indicators: Vec::new(),
-            digests: DigestIndexBuilder::new(),
-            values: FxHashMap::default(),
-            strings: FxHashMap::default(),
-            hit_sets: vec![Vec::new()],
-            hit_index: FxHashMap::default(),
-            algorithms: Algorithms::NONE,
-            suppressed: 0,
-        }
-    }
-
-    fn intern(&mut self, s: &str) -> Arc<str> {
-        if let Some(found) = self.strings.get(s) {
-            return found.clone();
-        }
-        let arc: Arc<str> = Arc::from(s);
-        self.strings.insert(s.into(), arc.clone());
-        arc
-    }
-
-    fn load_events(&mut self, store: &Store) -> Result<(), Error> {
-        let mut stmt = store.conn().prepare(
-            "SELECT id, uuid, info, threat_level_id, date, tags FROM events ORDER BY id",
-        )?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            let tags_json: String = r.get(5)?;
-            let tags: Vec<String> = serde_json::from_str(&tags_json).unwrap_or_default();
-            let id: i64 = r.get(0)?;
-            self.event_index.insert(id, self.events.len() as u32);
-            self.events.push(EventMeta {
-                id,
-                uuid: r.get::<_, String>(1)?.into(),
-                info: r.get::<_, String>(2)?.into(),
-                threat_level_id: r.get(3)?,
-                date: r.get::<_, Option<String>>(4)?.map(Into::into),
-                tags: tags.into_iter().map(Into::into).collect(),
-            });
-        }
-        Ok(())
-    }
-
-    fn load_indicators(&mut self, store: &Store) -> Result<(), Error> {
-        let mut stmt = store.conn().prepare(
-            "SELECT a.id, a.event_id, a.uuid, a.type, a.category, a.value, a.tags,
-                    a.object_relation, o.name
-             FROM attributes a LEFT JOIN objects o ON o.id = a.object_id
-             WHERE a.to_ids = 1 AND a.deleted = 0 AND (o.id IS NULL OR o.deleted = 0)
-             ORDER BY a.id",
-        )?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            let event_id: i64 = r.get(1)?;
-            let event = *self
-                .event_index
-                .get(&event_id)
-                .ok_or_else(|| Error::Corrupt(format!("attribute of missing event {event_id}")))?;
-            let type_name = self.intern(text(r, 3)?.unwrap_or_default());
-            let value: Box<str> = text(r, 5)?.unwrap_or_default().into();
-            let hits = self.hits_for(&type_name, &value);
-            let indicator = Indicator {
-                attribute_id: r.get(0)?,
-                event,
-                uuid: text(r, 2)?.unwrap_or_default().into(),
-                category: self.intern(text(r, 4)?.unwrap_or_default()),
-                object_name: text(r, 8)?.map(|o| self.intern(o)),
-                object_relation: text(r, 7)?.map(|o| self.intern(o)),
-                tags: text(r, 6)?
-                    .and_then(|t| serde_json::from_str::<Vec<String>>(t).ok())
-                    .filter(|t| !t.is_empty())
-                    .map(|t| t.into_iter().map(Into::into).collect()),
-                hits,
-                type_name,
-                value,
-            };
-            self.add(indicator);
-        }
-        Ok(())
-    }
-
-    fn hits_for(&mut self, type_name: &str, value: &str) -> u32 {
-        let hits = self.matcher.check(type_name, value);
-        if hits.is_empty() {
-            return 0;
-        }
-        if hits.iter().any(|h| h.action == Action::Suppress) {
-            self.suppressed += 1;
-        }
-        if let Some(&index) = self.hit_index.get(&hits) {
-            return index;
-        }
-        let index = self.hit_sets.len() as u32;
-        self.hit_sets.push(hits.clone());
-        self.hit_index.insert(hits, index);
-        index
-    }
-
-    /// Indexes an indicator under its digest or value, and each half of a composite.
-    fn add(&mut self, indicator: Indicator) {
-        let id = self.indicators.len() as u32;
-        let type_name = indicator.type_name.clone();
-        let value = indicator.value.clone();
-        self.indicators.push(indicator);
-
-        if let Some((algo, bytes)) = content_digest(&type_name, &value) {
-            self.digests.insert(&bytes, id);
-            match algo {
-                HashAlgo::Md5 => self.algorithms.md5 = true,
-                HashAlgo::Sha1 => self.algorithms.sha1 = true,
-                HashAlgo::Sha256 => self.algorithms.sha256 = true,
-                _ => {}
-            }
-            if let Some((name, _)) = value.rsplit_once('|') {
-                self.add_value(name, id);
-            }
-            return;
-        }
-        if let Some((_, hash)) = hash_of(&type_name, &value) {
-            self.add_value(hash, id);
-            if let Some((name, _)) = value.rsplit_once('|') {
-                self.add_value(name, id);
-            }
-            return;
-        }
-        self.add_value(&value, id);
-        if composite_parts(&type_name).is_some() {
-            if let Some((a, b)) = split_composite(&type_name, &value) {
-                self.add_value(a, id);
-                self.add_value(b, id);
-            }
-        }
-    }
-
-    fn add_value(&mut self, value: &str, id: u32) {
-        let ids = self.values.entry(value.into()).or_default();
-        if ids.last() != Some(&id) {
-            ids.push(id);
-        }
-    }
-
-    fn finish(self) -> Detector {
-        Detector {
-            events: self.events,
-            indicators: self.indicators,
-            digests: self.digests.build(),
-            values: self.values,
-            hit_sets: self.hit_sets,
-            algorithms: self.algorithms,
-            suppressed: self.suppressed,
-        }
-    }
+/// Reads a `galaxies` column; no clusters give `None`.
+fn boxed_clusters(column: Option<&str>) -> Option<Box<[GalaxyCluster]>> {
+    let clusters = galaxy::from_column(column);
+    (!clusters.is_empty()).then(|| clusters.into_boxed_slice())
 }
 
 /// Reads a text column without copying it.

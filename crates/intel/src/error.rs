@@ -27,6 +27,19 @@ pub enum Error {
         supported: i64,
     },
 
+    #[error("no intel store in `{}`: import first with `iocwatch intel import`", .dir.display())]
+    NotFound { dir: PathBuf },
+
+    #[error(
+        "the intel store `{path}` has schema version {found}, older than the {supported} this \
+         build reads; upgrade it by running `iocwatch intel stats` once with write access"
+    )]
+    SchemaTooOld {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+
     #[error("intel store query failed")]
     Sqlite(#[from] rusqlite::Error),
 

@@ -7,6 +7,7 @@
 pub mod detector;
 mod error;
 pub mod export;
+pub mod galaxy;
 pub mod import;
 pub mod store;
 pub mod warninglist;

@@ -39,6 +39,8 @@ enum Command {
     Server(cmd::server::ServerArgs),
     /// Serve the MISP-compatible REST API on its own
     Api(cmd::api::ApiArgs),
+    /// Run everything in one process: manager, intel, API, dashboard and a local agent
+    Up(cmd::up::UpArgs),
     /// Manage API users, roles and keys
     #[command(subcommand)]
     Users(cmd::users::UsersCommand),
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Command::Agents(c) => cmd::agents::run(c, &cli.global),
         Command::Server(a) => cmd::server::run(a, &cli.global),
         Command::Api(a) => cmd::api::run(a, &cli.global),
+        Command::Up(a) => cmd::up::run(a, &cli.global),
         Command::Users(c) => cmd::users::run(c, &cli.global),
         Command::Watch(a) => cmd::watch::run(a, &cli.global),
         Command::Rules(c) => cmd::rules::run(c, &cli.global),

@@ -86,7 +86,8 @@ impl Manager {
             "data_dir = \"{data}\"\n\
              [listen]\nenrollment = \"{enrollment}\"\nagents = \"{agents}\"\n\
              [enrollment]\nsecret_file = \"{secret}\"\n\
-             [agents]\ndisconnect_after_secs = 30\n",
+             [agents]\ndisconnect_after_secs = 30\n\
+             [api]\nlisten = \"127.0.0.1:0\"\n",
             data = self.data().display(),
             secret = self.root.join("secret").display(),
         );

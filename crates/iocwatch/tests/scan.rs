@@ -191,19 +191,54 @@ fn extra_digests_keep_results() {
 }
 
 #[test]
-fn empty_store_scans_clean() {
+fn missing_store_fails_with_import_hint() {
     let dir = tempfile::tempdir().unwrap();
     write(&dir.path().join("tree/a.txt"), b"a");
+    let data = dir.path().join("data");
     let output = Command::new(env!("CARGO_BIN_EXE_iocwatch"))
         .arg("--data-dir")
-        .arg(dir.path().join("data"))
+        .arg(&data)
         .args(["scan", dir.path().join("tree").to_str().unwrap()])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains("Known digests: 0"),
-        "{}",
-        stderr(&output)
-    );
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{message}");
+    assert!(message.contains("no intel store in"), "{message}");
+    assert!(message.contains("iocwatch intel import"), "{message}");
+    assert!(!data.exists(), "scan created the data folder");
+}
+
+#[test]
+fn special_file_path_exits_2() {
+    let setup = Setup::new();
+    let output = setup.iocwatch(&["scan", "/dev/zero"]);
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{message}");
+    assert!(message.contains("`/dev/zero` is not a regular file or folder"), "{message}");
+    assert!(message.contains("Errors: 1"), "{message}");
+}
+
+#[test]
+fn nothing_read_for_size_exits_2() {
+    let setup = Setup::new();
+    let output = setup.scan(&["--max-file-bytes", "1"]);
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{message}");
+    assert!(message.contains("no file was read"), "{message}");
+    assert!(message.contains("Skipped (over --max-file-bytes): 3"), "{message}");
+}
+
+#[test]
+fn second_scan_reuses_saved_index() {
+    let setup = Setup::new();
+    let first = setup.scan(&[]);
+    let saved = setup.dir.path().join("data").join(intel::detector::SNAPSHOT_FILE);
+    let modified = fs::metadata(&saved).unwrap().modified().unwrap();
+
+    let second = setup.scan(&[]);
+
+    assert_eq!(first.status.code(), Some(1));
+    assert_eq!(second.status.code(), Some(1));
+    assert_eq!(json_lines(&first), json_lines(&second));
+    assert_eq!(fs::metadata(&saved).unwrap().modified().unwrap(), modified);
 }

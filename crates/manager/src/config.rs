@@ -23,6 +23,7 @@ pub struct ServerConfig {
     pub syslog: Option<SyslogConfig>,
     pub webhook: Option<WebhookConfig>,
     pub active_response: ActiveResponseConfig,
+    pub api: ApiConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -123,6 +124,31 @@ pub struct ActiveResponseConfig {
     pub quarantine_min_level: Option<u8>,
 }
 
+/// The MISP-compatible API and the dashboard, served by the manager on one listener.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    pub enabled: bool,
+    /// Address of the HTTP listener; port 0 picks a free port.
+    pub listen: String,
+    /// PEM certificate chain for HTTPS. Without it, a loopback address gets plain HTTP and
+    /// any other address a certificate issued by the manager's CA.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            enabled: true,
+            listen: "127.0.0.1:8443".into(),
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
 fn default_output_min_level() -> u8 {
     7
 }
@@ -145,6 +171,7 @@ impl Default for ServerConfig {
             syslog: None,
             webhook: None,
             active_response: ActiveResponseConfig::default(),
+            api: ApiConfig::default(),
         }
     }
 }
@@ -238,6 +265,7 @@ impl ServerConfig {
         self.check_levels(&mut problems);
         self.check_timings(&mut problems);
         self.check_outputs(&mut problems);
+        self.check_api(&mut problems);
         problems
     }
 
@@ -309,6 +337,18 @@ impl ServerConfig {
         }
     }
 
+    fn check_api(&self, problems: &mut Vec<String>) {
+        if !self.api.enabled {
+            return;
+        }
+        check_addr(problems, "api.listen", &self.api.listen);
+        match (&self.api.tls_cert, &self.api.tls_key) {
+            (Some(_), None) => problems.push("api.tls_key: set it together with `tls_cert`".into()),
+            (None, Some(_)) => problems.push("api.tls_cert: set it together with `tls_key`".into()),
+            _ => {}
+        }
+    }
+
     /// Returns the data folder: the file's `data_dir`, else `fallback`.
     pub fn data_dir_or(&self, fallback: &Path) -> PathBuf {
         self.data_dir
@@ -364,5 +404,25 @@ mod tests {
         assert!(joined.contains("alerts.min_level"), "{joined}");
         assert!(joined.contains("webhook.url"), "{joined}");
         assert_eq!(problems.len(), 4, "{joined}");
+    }
+
+    #[test]
+    fn api_defaults_to_loopback() {
+        let config = parse("[enrollment]\nsecret_sha256 = \"\"\n").unwrap();
+        assert!(config.api.enabled);
+        assert_eq!(config.api.listen, "127.0.0.1:8443");
+        assert!(config.api.tls_cert.is_none());
+    }
+
+    #[test]
+    fn api_problems_are_reported() {
+        let config = parse(
+            "[enrollment]\nsecret_file = \"s\"\n[api]\nlisten = \"nowhere\"\n\
+             tls_cert = \"cert.pem\"\n",
+        )
+        .unwrap();
+        let joined = config.problems().join("\n");
+        assert!(joined.contains("api.listen"), "{joined}");
+        assert!(joined.contains("api.tls_key"), "{joined}");
     }
 }

@@ -121,10 +121,24 @@ pub struct MispMatch {
     pub tags: Vec<String>,
     /// Names of the warninglists that contain the value.
     pub warninglists: Vec<String>,
+    /// Galaxy clusters (threat actors, malware families, ATT&CK techniques) of the matched
+    /// attribute and its event (rule field `misp.galaxies`: the cluster values).
+    pub galaxies: Vec<MispGalaxy>,
     /// ATT&CK techniques from the event's galaxies; they extend the alert's `rule.mitre`.
     pub mitre_techniques: Vec<MitreTechnique>,
     /// Reason the lookup failed, set instead of the match fields.
     pub error: Option<String>,
+}
+
+/// One galaxy cluster of a [`MispMatch`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MispGalaxy {
+    /// Galaxy type such as `mitre-attack-pattern` or `threat-actor`.
+    pub galaxy_type: String,
+    /// Cluster value such as `PowerShell - T1059.001`.
+    pub value: String,
+    /// The cluster's tag, `misp-galaxy:<type>="<value>"`.
+    pub tag_name: String,
 }
 
 /// An event as the rules see it.
@@ -301,12 +315,13 @@ pub(crate) enum MispKey {
     Value,
     Tags,
     Warninglists,
+    Galaxies,
     MitreTechniques,
     Error,
 }
 
 impl MispKey {
-    pub(crate) const ALL: [(MispKey, &'static str); 13] = [
+    pub(crate) const ALL: [(MispKey, &'static str); 14] = [
         (MispKey::EventId, "event_id"),
         (MispKey::EventUuid, "event_uuid"),
         (MispKey::EventInfo, "event_info"),
@@ -318,6 +333,7 @@ impl MispKey {
         (MispKey::Value, "value"),
         (MispKey::Tags, "tags"),
         (MispKey::Warninglists, "warninglists"),
+        (MispKey::Galaxies, "galaxies"),
         (MispKey::MitreTechniques, "mitre_techniques"),
         (MispKey::Error, "error"),
     ];
@@ -335,6 +351,14 @@ impl MispKey {
             MispKey::Value => borrowed(&m.value),
             MispKey::Tags => join_list(&m.tags),
             MispKey::Warninglists => join_list(&m.warninglists),
+            MispKey::Galaxies if m.galaxies.is_empty() => None,
+            MispKey::Galaxies => Some(Cow::Owned(
+                m.galaxies
+                    .iter()
+                    .map(|g| g.value.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )),
             MispKey::MitreTechniques if m.mitre_techniques.is_empty() => None,
             MispKey::MitreTechniques => Some(Cow::Owned(
                 m.mitre_techniques

@@ -4,7 +4,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
 use crate::error::Error;
-use crate::event::{Agent, Attr, Event, FileEvent, FileEventKind, MispMatch};
+use crate::event::{Agent, Attr, Event, FileEvent, FileEventKind, MispGalaxy, MispMatch};
 use crate::mitre::MitreTechnique;
 use crate::time;
 
@@ -298,6 +298,7 @@ impl MispMatch {
             value: get("value"),
             tags: obj.get("tags").map(text_list).unwrap_or_default(),
             warninglists: obj.get("warninglists").map(text_list).unwrap_or_default(),
+            galaxies: obj.get("galaxies").map(read_galaxies).unwrap_or_default(),
             mitre_techniques: obj
                 .get("mitre_techniques")
                 .map(read_techniques)
@@ -331,6 +332,10 @@ impl MispMatch {
         if let Some(v) = list_value(&self.warninglists) {
             out.insert("warninglists".into(), v);
         }
+        if !self.galaxies.is_empty() {
+            let list = self.galaxies.iter().map(galaxy_json).collect();
+            out.insert("galaxies".into(), Value::Array(list));
+        }
         let ids: Vec<String> = self.mitre_techniques.iter().map(|t| t.id.clone()).collect();
         if let Some(v) = list_value(&ids) {
             out.insert("mitre_techniques".into(), v);
@@ -340,6 +345,36 @@ impl MispMatch {
         }
         Value::Object(out)
     }
+}
+
+/// `{"type", "value", "tag_name"}` of one cluster.
+fn galaxy_json(g: &MispGalaxy) -> Value {
+    let mut map = Map::new();
+    map.insert("type".into(), Value::String(g.galaxy_type.clone()));
+    map.insert("value".into(), Value::String(g.value.clone()));
+    map.insert("tag_name".into(), Value::String(g.tag_name.clone()));
+    Value::Object(map)
+}
+
+/// Reads clusters given as objects (`{"type", "value", "tag_name"}`) or as cluster values.
+fn read_galaxies(value: &Value) -> Vec<MispGalaxy> {
+    let Value::Array(items) = value else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|item| match item {
+            Value::Object(o) => Some(MispGalaxy {
+                galaxy_type: o.get("type").and_then(text).unwrap_or_default(),
+                value: o.get("value").and_then(text)?,
+                tag_name: o.get("tag_name").and_then(text).unwrap_or_default(),
+            }),
+            other => text(other).map(|value| MispGalaxy {
+                value,
+                ..MispGalaxy::default()
+            }),
+        })
+        .collect()
 }
 
 /// Reads techniques given as ids (`"T1059"`) or objects (`{"id", "technique", "tactic"}`).

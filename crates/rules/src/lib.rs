@@ -75,10 +75,12 @@ pub mod xml;
 pub use alert::{Alert, AlertRule};
 pub use engine::{Evaluation, State, TraceStep};
 pub use error::{Error, Location};
-pub use event::{Agent, Event, FileAttributes, FileEvent, FileEventKind, MispMatch, DECODER_NAMES};
+pub use event::{
+    Agent, Event, FileAttributes, FileEvent, FileEventKind, MispGalaxy, MispMatch, DECODER_NAMES,
+};
 pub use mitre::MitreTechnique;
-pub use pattern::{Pattern, PatternType};
-pub use rule::{FieldCheck, Rule, RuleOptions, RuleSource};
+pub use pattern::{MatchAborted, Pattern, PatternType};
+pub use rule::{aborted_pcre2_matches, FieldCheck, Rule, RuleOptions, RuleSource};
 pub use ruleset::Ruleset;
 
 /// Parses one rule file without linking it to others; used by tests and fuzzing.

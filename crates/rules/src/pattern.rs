@@ -63,6 +63,12 @@ enum Compiled {
     Fancy(fancy_regex::Regex),
 }
 
+/// A PCRE2 match that stopped without a result, with fancy-regex's reason (such as its
+/// backtracking limit being exceeded).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("pcre2 match aborted: {0}")]
+pub struct MatchAborted(pub String);
+
 /// A compiled pattern with its `negate="yes"` flag.
 #[derive(Debug, Clone)]
 pub struct Pattern {
@@ -122,15 +128,21 @@ impl Pattern {
         })
     }
 
-    /// Tests the pattern against `text`, before `negate` is applied.
+    /// Tests the pattern against `text`, before `negate` is applied. A PCRE2 match that
+    /// gives up (see [`Pattern::try_match`]) counts as not matching, as a PCRE2 match
+    /// error does in Wazuh.
     pub fn is_match(&self, text: &str) -> bool {
+        self.try_match(text).unwrap_or(false)
+    }
+
+    /// Tests the pattern against `text`, before `negate` is applied, and reports a PCRE2
+    /// match that gave up, mostly at fancy-regex's backtracking limit of 1,000,000 steps.
+    pub fn try_match(&self, text: &str) -> Result<bool, MatchAborted> {
         let found = match &self.compiled {
             Compiled::Std(re) => re.is_match(text),
-            // NOTE: a PCRE2 pattern that exceeds fancy-regex's backtracking limit counts
-            // as not matching, as a PCRE2 match error does in Wazuh.
-            Compiled::Fancy(re) => re.is_match(text).unwrap_or(false),
+            Compiled::Fancy(re) => re.is_match(text).map_err(|e| MatchAborted(e.to_string()))?,
         };
-        found != self.inverted
+        Ok(found != self.inverted)
     }
 
     /// Tests the pattern and applies `negate`: true when the rule element is satisfied.

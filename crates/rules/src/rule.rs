@@ -1,7 +1,22 @@
 //! One rule as loaded from XML, with its patterns compiled.
 
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
 use crate::event::{Event, FieldKey};
 use crate::pattern::Pattern;
+
+/// PCRE2 matches that gave up since the process started; each counts as no match.
+static ABORTED_MATCHES: AtomicU64 = AtomicU64::new(0);
+/// Rules already warned about, so that a pattern that gives up on every event logs once.
+static WARNED_RULES: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+
+/// Returns how many PCRE2 matches gave up (mostly at the backtracking limit) since the
+/// process started. Each of them counted as the pattern not matching.
+pub fn aborted_pcre2_matches() -> u64 {
+    ABORTED_MATCHES.load(Ordering::Relaxed)
+}
 
 /// A `<field name="...">` condition.
 #[derive(Debug, Clone)]
@@ -102,25 +117,51 @@ impl Rule {
             }
         }
         if let Some(p) = &self.location {
-            if !p.accepts(&event.location) {
+            if !self.accepts(p, &event.location) {
                 return false;
             }
         }
         if let Some(p) = &self.match_pattern {
-            if !p.accepts(event.full_log()) {
+            if !self.accepts(p, event.full_log()) {
                 return false;
             }
         }
         if let Some(p) = &self.regex {
-            if !p.accepts(event.full_log()) {
+            if !self.accepts(p, event.full_log()) {
                 return false;
             }
         }
         self.fields.iter().all(|check| {
             let value = check.key.as_ref().and_then(|k| event.field_by_key(k));
             // A missing field fails the rule even with negate="yes", as in Wazuh.
-            value.is_some_and(|v| check.pattern.accepts(&v))
+            value.is_some_and(|v| self.accepts(&check.pattern, &v))
         })
+    }
+
+    /// Tests `pattern` and applies `negate`, like [`Pattern::accepts`]. A PCRE2 match that
+    /// gives up counts as no match, is counted, and is logged once per rule.
+    fn accepts(&self, pattern: &Pattern, text: &str) -> bool {
+        let found = match pattern.try_match(text) {
+            Ok(found) => found,
+            Err(aborted) => {
+                self.note_aborted_match(pattern, &aborted);
+                false
+            }
+        };
+        found != pattern.negate
+    }
+
+    fn note_aborted_match(&self, pattern: &Pattern, aborted: &crate::pattern::MatchAborted) {
+        let total = ABORTED_MATCHES.fetch_add(1, Ordering::Relaxed) + 1;
+        if first_abort_of_rule(self.id) {
+            tracing::warn!(
+                rule_id = self.id,
+                pattern = %pattern.source,
+                error = %aborted.0,
+                aborted_total = total,
+                "pcre2 pattern gave up and counts as no match; later cases of this rule are only counted"
+            );
+        }
     }
 
     /// Fills `$(field)` references from the event; unknown or empty fields become "".
@@ -139,6 +180,14 @@ impl Rule {
         }
         out
     }
+}
+
+/// Records that rule `id` had a PCRE2 match give up; returns true the first time only.
+fn first_abort_of_rule(id: u32) -> bool {
+    WARNED_RULES
+        .lock()
+        .map(|mut warned| warned.insert(id))
+        .unwrap_or(false)
 }
 
 /// Splits a description into text and `$(field)` references, as Wazuh's
@@ -167,6 +216,14 @@ pub(crate) fn parse_description(description: &str) -> Vec<Segment> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aborted_match_warns_once_per_rule() {
+        // Rule ids far above those of the other tests in this process.
+        assert!(first_abort_of_rule(4_000_000_001));
+        assert!(!first_abort_of_rule(4_000_000_001));
+        assert!(first_abort_of_rule(4_000_000_002));
+    }
 
     #[test]
     fn description_segments() {

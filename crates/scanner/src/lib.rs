@@ -74,6 +74,9 @@ pub enum ScanError {
     },
     #[error("failed to read `{}`", .path.display())]
     Read { path: PathBuf, source: io::Error },
+    /// A path given to [`scan`] that is a FIFO, socket or device, which a scan never reads.
+    #[error("`{}` is not a regular file or folder: not scanned", .path.display())]
+    NotRegular { path: PathBuf },
 }
 
 fn describe(path: Option<&Path>) -> String {
@@ -89,6 +92,9 @@ pub struct Summary {
     pub bytes: u64,
     /// Files skipped for their size.
     pub too_large: u64,
+    /// Entries below the roots passed over because they are neither regular files nor
+    /// folders: FIFOs, sockets, devices, and symlinks when they are not followed.
+    pub not_regular: u64,
     /// Entries that could not be walked or read.
     pub errors: u64,
 }
@@ -98,6 +104,7 @@ struct Counters {
     files: AtomicU64,
     bytes: AtomicU64,
     too_large: AtomicU64,
+    not_regular: AtomicU64,
     errors: AtomicU64,
 }
 
@@ -107,6 +114,7 @@ impl Counters {
             files: self.files.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
             too_large: self.too_large.load(Ordering::Relaxed),
+            not_regular: self.not_regular.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
         }
     }
@@ -170,7 +178,19 @@ fn visit<F>(
         }
     };
     // Without following, symlinks report their own type and are passed over here.
-    if !entry.file_type().is_some_and(|t| t.is_file()) {
+    let file_type = entry.file_type();
+    if !file_type.is_some_and(|t| t.is_file()) {
+        if file_type.is_some_and(|t| t.is_dir()) {
+            return;
+        }
+        if entry.depth() > 0 {
+            counters.not_regular.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        // The caller named this path, so passing it over in silence would claim a scan.
+        counters.errors.fetch_add(1, Ordering::Relaxed);
+        let path = entry.into_path();
+        on_event(Event::Error(&ScanError::NotRegular { path }));
         return;
     }
     // Roots named by the caller are resolved even when symlinks are not followed below them.

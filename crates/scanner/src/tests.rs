@@ -29,7 +29,7 @@ fn run(roots: &[PathBuf], options: &ScanOptions) -> Outcome {
         }
         Event::TooLarge { path, .. } => too_large.lock().unwrap().push(path.to_path_buf()),
         Event::Error(ScanError::Walk { path, .. }) => errors.lock().unwrap().push(path.clone()),
-        Event::Error(ScanError::Read { path, .. }) => {
+        Event::Error(ScanError::Read { path, .. } | ScanError::NotRegular { path }) => {
             errors.lock().unwrap().push(Some(path.clone()));
         }
     });
@@ -181,6 +181,26 @@ fn fifo_is_passed_over() {
     let outcome = run(&[root], &ScanOptions::default());
     assert_eq!(outcome.hashed.len(), 3);
     assert_eq!(outcome.summary.errors, 0);
+    assert_eq!(outcome.summary.not_regular, 1);
+}
+
+#[test]
+fn special_file_root_is_an_error() {
+    let (dir, root) = sample_tree();
+    let mode = rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR;
+    let fifo = dir.path().join("pipe");
+    rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, mode).unwrap();
+    let device = PathBuf::from("/dev/zero");
+
+    let outcome = run(&[fifo.clone(), device.clone(), root], &ScanOptions::default());
+
+    assert_eq!(outcome.hashed.len(), 3);
+    assert_eq!(outcome.summary.errors, 2);
+    let mut errors = outcome.errors.clone();
+    errors.sort();
+    let mut expected = vec![Some(device), Some(fifo)];
+    expected.sort();
+    assert_eq!(errors, expected);
 }
 
 #[test]

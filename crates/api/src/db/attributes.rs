@@ -1,5 +1,6 @@
 //! Attribute rows: reading, inserting, changing and deleting single attributes.
 
+use intel::store::correlation;
 use misp::Attribute;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -7,7 +8,8 @@ use super::{now_secs, row_id_range, Db, DbError};
 
 /// Columns read into an [`AttributeRow`], in order, for a query over `attributes a`.
 pub const ATTRIBUTE_COLUMNS: &str = "a.id, a.event_id, a.object_id, a.uuid, a.type, a.category,
-    a.value, a.to_ids, a.deleted, a.object_relation, a.comment, a.timestamp, a.tags";
+    a.value, a.to_ids, a.deleted, a.object_relation, a.comment, a.timestamp, a.tags,
+    a.disable_correlation";
 
 /// One stored attribute.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +27,7 @@ pub struct AttributeRow {
     pub comment: Option<String>,
     pub timestamp: Option<i64>,
     pub tags: Vec<String>,
+    pub disable_correlation: bool,
 }
 
 impl AttributeRow {
@@ -47,6 +50,7 @@ impl AttributeRow {
             tags: tags
                 .and_then(|t| serde_json::from_str(&t).ok())
                 .unwrap_or_default(),
+            disable_correlation: r.get(13)?,
         })
     }
 }
@@ -96,8 +100,8 @@ pub(crate) fn insert_attribute(
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     conn.execute(
         "INSERT INTO attributes (id, event_id, object_id, uuid, type, category, value, to_ids,
-             deleted, object_relation, comment, timestamp, tags)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+             deleted, object_relation, comment, timestamp, tags, disable_correlation)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         params![
             id,
             event_id,
@@ -112,6 +116,7 @@ pub(crate) fn insert_attribute(
             a.comment.as_deref().unwrap_or_default(),
             a.timestamp.unwrap_or_else(now_secs),
             tags_json(&tags),
+            a.disable_correlation.unwrap_or(false),
         ],
     )?;
     Ok(id)
@@ -141,6 +146,7 @@ impl Db {
         let tx = conn.transaction()?;
         let event_id = super::events::event_id(&tx, event_key)?;
         let id = insert_attribute(&tx, event_id, None, a)?;
+        correlation::correlate_range(&tx, id, id)?;
         touch_event(&tx, event_id)?;
         let row = read_attribute(&tx, &id.to_string())?;
         tx.commit()?;
@@ -153,6 +159,7 @@ impl Db {
         let tx = conn.transaction()?;
         let old = read_attribute(&tx, key)?;
         write_attribute_fields(&tx, old.id, a)?;
+        correlation::correlate_range(&tx, old.id, old.id)?;
         touch_event(&tx, old.event_id)?;
         let row = read_attribute(&tx, &old.id.to_string())?;
         tx.commit()?;
@@ -164,6 +171,7 @@ impl Db {
         let mut conn = self.writer();
         let tx = conn.transaction()?;
         let old = read_attribute(&tx, key)?;
+        correlation::uncorrelate_range(&tx, old.id, old.id)?;
         if hard {
             tx.execute("DELETE FROM attributes WHERE id = ?1", [old.id])?;
             tx.execute(
@@ -190,7 +198,8 @@ pub(crate) fn write_attribute_fields(
     let tags: Vec<String> = a.tags.iter().map(|t| t.name.clone()).collect();
     conn.execute(
         "UPDATE attributes SET type = ?2, category = ?3, value = ?4, to_ids = ?5, deleted = ?6,
-             object_relation = ?7, comment = ?8, timestamp = ?9, tags = ?10
+             object_relation = ?7, comment = ?8, timestamp = ?9, tags = ?10,
+             disable_correlation = ?11
          WHERE id = ?1",
         params![
             id,
@@ -203,6 +212,7 @@ pub(crate) fn write_attribute_fields(
             a.comment.as_deref().unwrap_or_default(),
             a.timestamp.unwrap_or_else(now_secs),
             tags_json(&tags),
+            a.disable_correlation.unwrap_or(false),
         ],
     )?;
     Ok(())

@@ -1,5 +1,6 @@
 //! Event rows: index, full reads with objects and attributes, and writes from MISP JSON.
 
+use intel::store::correlation;
 use misp::{Event, Object};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -165,6 +166,16 @@ fn insert_object(conn: &Connection, event_id: i64, object: &Object) -> Result<i6
     Ok(id)
 }
 
+/// The event's `disable_correlation` flag (`true`, `1` or `"1"`), when it has one.
+fn disable_correlation(event: &Event) -> Option<bool> {
+    match event.extra.get("disable_correlation")? {
+        serde_json::Value::Bool(b) => Some(*b),
+        serde_json::Value::Number(n) => Some(n.as_i64() == Some(1)),
+        serde_json::Value::String(s) => Some(matches!(s.trim(), "1" | "true")),
+        _ => None,
+    }
+}
+
 fn tag_names_json(event: &Event) -> String {
     serde_json::to_string(&event.tag_names()).unwrap_or_else(|_| "[]".into())
 }
@@ -199,8 +210,8 @@ impl Db {
         }
         tx.execute(
             "INSERT INTO events (uuid, info, threat_level_id, analysis, date, timestamp, published,
-                 orgc, tags, source, format, imported_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'api', 'misp-json', ?10)",
+                 orgc, tags, source, format, imported_at, disable_correlation)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'api', 'misp-json', ?10, ?11)",
             params![
                 uuid,
                 event.info,
@@ -212,6 +223,7 @@ impl Db {
                 event.orgc.as_ref().map(|o| o.name.as_str()),
                 tag_names_json(event),
                 now_secs(),
+                disable_correlation(event).unwrap_or(false),
             ],
         )?;
         let id = tx.last_insert_rowid();
@@ -221,6 +233,7 @@ impl Db {
         for object in &event.objects {
             insert_object(&tx, id, object)?;
         }
+        correlation::correlate_event(&tx, id)?;
         let full = read_full(&tx, id, false)?;
         tx.commit()?;
         Ok(full)
@@ -250,6 +263,12 @@ impl Db {
                 tag_names_json(event),
             ],
         )?;
+        if let Some(disabled) = disable_correlation(event) {
+            tx.execute(
+                "UPDATE events SET disable_correlation = ?2 WHERE id = ?1",
+                params![id, disabled],
+            )?;
+        }
         merge_attributes(&tx, id, None, &event.attributes)?;
         for object in &event.objects {
             let known = match &object.uuid {
@@ -269,6 +288,7 @@ impl Db {
                 }
             }
         }
+        correlation::correlate_event(&tx, id)?;
         touch_event(&tx, id)?;
         let full = read_full(&tx, id, false)?;
         tx.commit()?;
@@ -280,6 +300,7 @@ impl Db {
         let mut conn = self.writer();
         let tx = conn.transaction()?;
         let id = event_id(&tx, key)?;
+        correlation::uncorrelate_event(&tx, id)?;
         let (first, last) = row_id_range(id);
         tx.execute(
             "DELETE FROM attributes WHERE id BETWEEN ?1 AND ?2",

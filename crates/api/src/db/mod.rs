@@ -2,6 +2,7 @@
 //! connections, and the API's own tables (`api_*`) with their migrations.
 
 pub(crate) mod attributes;
+pub(crate) mod correlations;
 pub(crate) mod events;
 pub(crate) mod feeds;
 pub(crate) mod sightings;
@@ -15,6 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension};
 
 pub use attributes::AttributeRow;
+pub use correlations::{EventCorrelations, RelatedAttribute};
 pub use events::EventMeta;
 pub use events::{FullEvent, ObjectRow};
 pub use feeds::{FeedRow, NewFeed};
@@ -162,6 +164,17 @@ impl Db {
             rusqlite::params![url, last_timestamp],
         )?;
         Ok(())
+    }
+
+    /// Reads the correlations shown with `event`; related attributes only when
+    /// `with_attributes` is set.
+    pub fn event_correlations(
+        &self,
+        event: &FullEvent,
+        with_attributes: bool,
+    ) -> Result<EventCorrelations, DbError> {
+        let conn = self.reader()?;
+        correlations::for_event(&conn, event, with_attributes)
     }
 
     /// Path of the database file.

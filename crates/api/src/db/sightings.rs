@@ -48,7 +48,7 @@ fn insert(
     conn: &Connection,
     attribute_key: &str,
     new: &NewSighting,
-    user_id: i64,
+    user_id: Option<i64>,
 ) -> Result<i64, DbError> {
     let attribute = read_attribute(conn, attribute_key)?;
     let uuid = new
@@ -92,7 +92,7 @@ impl Db {
                     ..new.clone()
                 }
             };
-            ids.push(insert(&tx, key, &new, user_id)?);
+            ids.push(insert(&tx, key, &new, Some(user_id))?);
         }
         let mut rows = Vec::new();
         for id in ids {
@@ -100,6 +100,26 @@ impl Db {
         }
         tx.commit()?;
         Ok(rows)
+    }
+
+    /// Adds sightings recorded by the manager, each on its own attribute (id or uuid), in
+    /// one transaction, with no user. An attribute deleted since it matched is skipped.
+    /// Returns the number of sightings stored.
+    pub fn record_sightings(&self, sightings: &[(String, NewSighting)]) -> Result<usize, DbError> {
+        let mut conn = self.writer();
+        let tx = conn.transaction()?;
+        let mut stored = 0;
+        for (key, new) in sightings {
+            match insert(&tx, key, new, None) {
+                Ok(_) => stored += 1,
+                Err(DbError::NotFound(_)) => {
+                    tracing::debug!(attribute = %key, "sighting skipped: attribute not found");
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        tx.commit()?;
+        Ok(stored)
     }
 
     /// Lists sightings of one attribute (`context` = attribute) or of a whole event.

@@ -24,7 +24,12 @@ pub async fn index(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
 
 fn event_response(state: &AppState, event: &FullEvent) -> Result<Json<Value>, ApiError> {
     let sightings = state.db.sightings(Some(event.meta.id), None)?;
-    Ok(Json(json::full_event_json(event, &sightings)))
+    let correlations = state.db.event_correlations(event, false)?;
+    Ok(Json(json::full_event_json_with(
+        event,
+        &sightings,
+        &correlations,
+    )))
 }
 
 pub async fn view(

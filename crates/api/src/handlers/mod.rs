@@ -36,6 +36,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/events/index", get(events::index).post(events::index))
         .route("/events", get(events::index))
         .route("/events/view/{*rest}", get(events::view).post(events::view))
+        .route("/events/{id}", get(events::view))
         .route("/attributes/view/{*rest}", get(attributes::view))
         .route(
             "/attributes/restSearch",

@@ -1,5 +1,6 @@
 //! The intel store: one SQLite database (`intel.db`, WAL mode) in the data directory.
 
+pub mod correlation;
 mod read;
 mod schema;
 mod write;
@@ -54,6 +55,46 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens the existing store in `data_dir` for reading only: nothing is created, migrated
+    /// or seeded, so a user without write access to `data_dir` can read it. Fails with
+    /// [`Error::NotFound`] when `data_dir` holds no store.
+    pub fn open_read_only(data_dir: &Path) -> Result<Store, Error> {
+        let path = data_dir.join(DB_FILE);
+        if !path.is_file() {
+            return Err(Error::NotFound {
+                dir: data_dir.to_owned(),
+            });
+        }
+        let open_err = |source| Error::Open {
+            path: path.clone(),
+            source,
+        };
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&path, flags).map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(open_err)?;
+        let found: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(open_err)?;
+        let supported = schema::MIGRATIONS.len() as i64;
+        if found > supported {
+            return Err(Error::SchemaTooNew {
+                path,
+                found,
+                supported,
+            });
+        }
+        if found < supported {
+            return Err(Error::SchemaTooOld {
+                path,
+                found,
+                supported,
+            });
+        }
+        Ok(Store { conn, path })
+    }
+
     /// Path of the database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -78,6 +119,9 @@ impl Store {
         for (index, script) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = self.conn.transaction()?;
             tx.execute_batch(script)?;
+            if index + 1 == schema::CORRELATION_VERSION {
+                correlation::rebuild(&tx)?;
+            }
             tx.pragma_update(None, "user_version", index as i64 + 1)?;
             tx.commit()?;
             tracing::info!(path = %self.path.display(), version = index + 1, "intel store migrated");
@@ -111,6 +155,59 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Over-correlation limit: values shared by more attributes are not linked.
+    pub fn correlation_limit(&self) -> Result<i64, Error> {
+        Ok(correlation::limit(&self.conn)?)
+    }
+
+    /// Sets the over-correlation limit (at least 1); it applies to reads at once.
+    pub fn set_correlation_limit(&self, limit: i64) -> Result<(), Error> {
+        Ok(correlation::set_limit(&self.conn, limit)?)
+    }
+
+    /// Turns correlation on (recomputing it) or off (emptying its tables) in one
+    /// transaction; returns the member rows written.
+    pub fn set_correlation_enabled(&mut self, enabled: bool) -> Result<usize, Error> {
+        let tx = self.conn.transaction()?;
+        let written = correlation::set_enabled(&tx, enabled)?;
+        tx.commit()?;
+        Ok(written)
+    }
+
+    /// Counts of the correlation tables under the current limit.
+    pub fn correlation_stats(&self) -> Result<correlation::CorrelationStats, Error> {
+        let limit = correlation::limit(&self.conn)?;
+        Ok(correlation::stats(&self.conn, limit)?)
+    }
+
+    /// Returns up to `max` ids of other events sharing a value with event `event_id`.
+    pub fn related_event_ids(&self, event_id: i64, max: i64) -> Result<Vec<i64>, Error> {
+        let limit = correlation::limit(&self.conn)?;
+        Ok(correlation::related_event_ids(
+            &self.conn, event_id, limit, max,
+        )?)
+    }
+
+    /// Returns up to `max` ids of attributes of other events sharing a value with
+    /// attribute `attribute_id`.
+    pub fn related_attribute_ids(&self, attribute_id: i64, max: i64) -> Result<Vec<i64>, Error> {
+        let limit = correlation::limit(&self.conn)?;
+        Ok(correlation::related_attribute_ids(
+            &self.conn,
+            attribute_id,
+            limit,
+            max,
+        )?)
+    }
+
+    /// Drops and recomputes the correlation of every attribute in one transaction.
+    pub fn rebuild_correlation(&mut self) -> Result<usize, Error> {
+        let tx = self.conn.transaction()?;
+        let written = correlation::rebuild(&tx)?;
+        tx.commit()?;
+        Ok(written)
     }
 
     /// Changes the action of the warninglist named `name`; returns false when there is none.

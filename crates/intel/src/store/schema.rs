@@ -79,4 +79,25 @@ pub const MIGRATIONS: &[&str] = &[
         attributes INTEGER NOT NULL,
         rejected INTEGER NOT NULL
     );",
+    // 2: correlation (see `correlation.rs`), the `disable_correlation` flags and the galaxy
+    // clusters of events and attributes as compact JSON (`[{"type", "value", "tag_name",
+    // "external_id"}]`).
+    "ALTER TABLE events ADD COLUMN disable_correlation INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE events ADD COLUMN galaxies TEXT;
+    ALTER TABLE attributes ADD COLUMN disable_correlation INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE attributes ADD COLUMN galaxies TEXT;
+    CREATE TABLE correlation_values (
+        id INTEGER PRIMARY KEY,
+        value TEXT NOT NULL UNIQUE,
+        attributes INTEGER NOT NULL
+    );
+    CREATE TABLE correlation_members (
+        value_id INTEGER NOT NULL,
+        attribute_id INTEGER NOT NULL,
+        PRIMARY KEY (value_id, attribute_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX correlation_members_attribute ON correlation_members(attribute_id);",
 ];
+
+/// The migration that adds correlation; the store correlates existing attributes after it.
+pub const CORRELATION_VERSION: usize = 2;

@@ -8,7 +8,8 @@ use misp::import::Warninglist;
 use misp::{Attribute, Event, Parsed, ParsedEvent};
 use rusqlite::{params, CachedStatement, OptionalExtension, Transaction, TransactionBehavior};
 
-use super::Store;
+use super::{correlation, Store};
+use crate::galaxy;
 use crate::warninglist::{default_action, Action};
 use crate::Error;
 
@@ -55,19 +56,24 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut summary = WriteSummary::default();
+        let mut written_events = Vec::new();
         for event in &parsed.events {
             match write_event(&tx, event, source, format)? {
-                (EventOutcome::Added, counts) => {
+                (EventOutcome::Added, id, counts) => {
                     summary.events_added += 1;
                     summary.add(counts);
+                    written_events.push(id);
                 }
-                (EventOutcome::Updated, counts) => {
+                (EventOutcome::Updated, id, counts) => {
                     summary.events_updated += 1;
                     summary.add(counts);
+                    written_events.push(id);
                 }
-                (EventOutcome::Unchanged, _) => summary.events_unchanged += 1,
+                (EventOutcome::Unchanged, _, _) => summary.events_unchanged += 1,
             }
         }
+        // One set-based pass over the new rows, inside the same transaction.
+        correlation::correlate_events(&tx, &written_events)?;
         for list in &parsed.warninglists {
             upsert_warninglist(
                 &tx,
@@ -119,7 +125,7 @@ fn write_event(
     parsed: &ParsedEvent,
     source: &str,
     format: &str,
-) -> Result<(EventOutcome, (usize, usize)), Error> {
+) -> Result<(EventOutcome, i64, (usize, usize)), Error> {
     let event = &parsed.event;
     let timestamp = event.timestamp.unwrap_or(0);
     let stored: Option<(i64, i64)> = tx
@@ -130,8 +136,8 @@ fn write_event(
         )
         .optional()?;
     let outcome = match stored {
-        Some((_, stored_ts)) if stored_ts >= timestamp => {
-            return Ok((EventOutcome::Unchanged, (0, 0)))
+        Some((id, stored_ts)) if stored_ts >= timestamp => {
+            return Ok((EventOutcome::Unchanged, id, (0, 0)))
         }
         Some((id, _)) => {
             delete_event(tx, id)?;
@@ -141,10 +147,14 @@ fn write_event(
     };
 
     let tags = serde_json::to_string(&event.tag_names()).unwrap_or_else(|_| "[]".into());
+    let disable_correlation = event
+        .extra
+        .get("disable_correlation")
+        .is_some_and(flag_is_set);
     tx.prepare_cached(
         "INSERT INTO events (uuid, source_id, info, threat_level_id, analysis, date, timestamp,
-             published, orgc, tags, source, format, imported_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+             published, orgc, tags, source, format, imported_at, disable_correlation, galaxies)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?
     .execute(params![
         event.uuid,
@@ -160,6 +170,8 @@ fn write_event(
         source,
         format,
         now_secs(),
+        disable_correlation,
+        galaxy::to_column(&galaxy::clusters_of(&event.galaxies)),
     ])?;
     let event_id = tx.last_insert_rowid();
 
@@ -178,7 +190,7 @@ fn write_event(
         }
         Ok::<_, Error>(counts)
     })?;
-    Ok((outcome, counts))
+    Ok((outcome, event_id, counts))
 }
 
 /// Compresses event JSON in the LZ4 frame format. The output starts at a quarter of the
@@ -194,6 +206,7 @@ fn compress(json: &str) -> Result<Vec<u8>, Error> {
 }
 
 fn delete_event(tx: &Transaction, id: i64) -> Result<(), Error> {
+    correlation::uncorrelate_event(tx, id)?;
     let (first, last) = row_id_range(id);
     tx.execute(
         "DELETE FROM attributes WHERE id BETWEEN ?1 AND ?2",
@@ -221,8 +234,8 @@ fn write_attributes(
 ) -> Result<(usize, usize), Error> {
     let mut insert = tx.prepare_cached(
         "INSERT INTO attributes (id, event_id, object_id, uuid, type, category, value, to_ids,
-             deleted, object_relation, comment, timestamp, tags)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+             deleted, object_relation, comment, timestamp, tags, disable_correlation, galaxies)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?;
     let (base, last) = row_id_range(event_id);
     let attribute_count = event.attributes.len()
@@ -304,7 +317,9 @@ fn insert_attribute(
         a.object_relation,
         a.comment,
         a.timestamp,
-        tags
+        tags,
+        a.disable_correlation.unwrap_or(false),
+        galaxy::to_column(&galaxy::clusters_of(&a.galaxies)),
     ])?;
     ids.next += 1;
     ids.counts.0 += 1;
@@ -312,6 +327,16 @@ fn insert_attribute(
         ids.counts.1 += 1;
     }
     Ok(())
+}
+
+/// Reads a MISP flag given as `true`, `1` or `"1"`.
+fn flag_is_set(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Bool(b) => *b,
+        serde_json::Value::Number(n) => n.as_i64() == Some(1),
+        serde_json::Value::String(s) => matches!(s.trim(), "1" | "true"),
+        _ => false,
+    }
 }
 
 /// Inserts or replaces the warninglist with the same name.

@@ -67,6 +67,8 @@ pub fn run(args: AgentArgs, global: &Global) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
+    // Held until the process exits; the kernel drops the lock when it does.
+    let _baseline_lock = lock_baseline(&loaded.config.database)?;
     let (config, sink, link) = open_sinks(loaded, &global.data_dir)?;
     let mut agent = Agent::new(config, sink).context("failed to start the agent")?;
     agent.set_memory_release(release_allocator_memory);
@@ -111,14 +113,16 @@ struct Loaded {
     explicit_output: bool,
 }
 
-/// Reads the file and validates it, reporting `[manager]` problems with the others.
+/// Reads the file and validates it, reporting `[manager]` problems and paths of the wrong
+/// kind with the others.
 fn load_config(path: &Path, data_dir: &Path) -> Result<Loaded, ConfigError> {
     let mut file = ConfigFile::read(path)?;
     let explicit_output = file.output.is_some();
-    let (manager, problems) = match file.manager.take() {
+    let (manager, mut problems) = match file.manager.take() {
         None => (None, Vec::new()),
         Some(table) => parse_manager(table),
     };
+    problems.extend(path_kind_problems(&file, manager.as_ref(), data_dir));
     let mut config = file.validate_with(data_dir, problems)?;
     config.manager = None;
     Ok(Loaded {
@@ -126,6 +130,136 @@ fn load_config(path: &Path, data_dir: &Path) -> Result<Loaded, ConfigError> {
         manager,
         explicit_output,
     })
+}
+
+/// Checks that the monitored paths and the folders the agent writes to are directories
+/// and its files are not, for the paths as written or their defaults under `data_dir`. Paths that do not exist
+/// yet pass when their nearest existing parent is a directory.
+fn path_kind_problems(
+    file: &ConfigFile,
+    manager: Option<&link::ManagerSection>,
+    data_dir: &Path,
+) -> Vec<Problem> {
+    use fim::config::defaults;
+
+    let mut problems = Vec::new();
+    // A monitored path may be missing (the agent reports it and waits for it), but a file
+    // in its place would never be read: the agent lists directories only.
+    for (i, dir) in file.directories.iter().enumerate() {
+        let field = format!("directories[{i}].path");
+        check_path_kind(&mut problems, &field, &dir.path, true);
+    }
+    let default_under = |relative: &str| data_dir.join(relative);
+    let quarantine = file
+        .quarantine_dir
+        .clone()
+        .unwrap_or_else(|| default_under(defaults::QUARANTINE_DIR));
+    check_path_kind(&mut problems, "quarantine_dir", &quarantine, true);
+    let database = file
+        .database_path
+        .clone()
+        .unwrap_or_else(|| default_under(defaults::DATABASE_FILE));
+    check_path_kind(&mut problems, "database_path", &database, false);
+    if let Some(path) = file.output.as_ref().and_then(|o| o.path.as_ref()) {
+        check_path_kind(&mut problems, "output.path", path, false);
+    }
+    if let Some(section) = manager {
+        let enrollment = section
+            .enrollment_dir
+            .clone()
+            .unwrap_or_else(|| default_under(ENROLLMENT_DIR));
+        check_path_kind(&mut problems, "manager.enrollment_dir", &enrollment, true);
+        let spool = default_under(SPOOL_FILE);
+        check_path_kind(&mut problems, "--data-dir (spool)", &spool, false);
+    }
+    problems
+}
+
+/// Adds a problem when `path` (or its nearest existing parent) is of the wrong kind:
+/// a directory is expected when `directory` is set, anything but a directory otherwise.
+fn check_path_kind(problems: &mut Vec<Problem>, field: &str, path: &Path, directory: bool) {
+    let mut problem = |message: String| {
+        problems.push(Problem {
+            field: field.to_string(),
+            message,
+        })
+    };
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() && !directory => problem(format!(
+            "`{}` is a directory; expected a file path",
+            path.display()
+        )),
+        Ok(meta) if !meta.is_dir() && directory => problem(format!(
+            "`{}` is {}; expected a directory",
+            path.display(),
+            file_kind(&meta)
+        )),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            let parent = path
+                .ancestors()
+                .skip(1)
+                .find(|p| std::fs::metadata(p).is_ok_and(|m| !m.is_dir()))
+                .unwrap_or(path);
+            problem(format!(
+                "`{}` is below `{}`, which is not a directory",
+                path.display(),
+                parent.display()
+            ))
+        }
+        // Missing paths are created at start; other errors surface when they are opened.
+        Err(_) => {}
+    }
+}
+
+fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = meta.file_type();
+    if kind.is_file() {
+        "a regular file"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else {
+        "not a directory"
+    }
+}
+
+/// Takes an exclusive lock on `<database>.lock`, so that a second agent started on the
+/// same baseline database fails at start instead of both writing to it.
+pub(crate) fn lock_baseline(
+    database: &fim::config::DatabaseLocation,
+) -> anyhow::Result<Option<std::fs::File>> {
+    let fim::config::DatabaseLocation::File(path) = database else {
+        return Ok(None);
+    };
+    let mut lock_path = path.clone().into_os_string();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    if let Some(parent) = lock_path.parent() {
+        create_private_dir(parent)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("failed to open the lock file `{}`", lock_path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another agent is running on the baseline database `{}` (it holds `{}`); \
+             stop it, or give this agent its own --data-dir or database_path",
+            path.display(),
+            lock_path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("failed to lock `{}`", lock_path.display()))
+        }
+    }
 }
 
 /// Parses and checks the `[manager]` table, returning one problem per invalid field.
@@ -226,7 +360,7 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .with_context(|| format!("failed to create the spool folder `{}`", dir.display()))
+        .with_context(|| format!("failed to create the folder `{}`", dir.display()))
 }
 
 /// Opens the local sink the configuration selects.

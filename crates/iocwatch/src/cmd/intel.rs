@@ -1,4 +1,6 @@
-//! `iocwatch intel` subcommands: import, lookup, stats and export.
+//! `iocwatch intel` subcommands: import, pull, lookup, stats and export.
+
+mod pull;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -23,6 +25,9 @@ const REJECTED_SHOWN: usize = 20;
 pub enum IntelCommand {
     /// Import MISP events and feeds, CSV or freetext hash lists, STIX 2 bundles and warninglists
     Import(ImportArgs),
+    /// Pull events from a MISP-compatible server, only those changed since the last pull;
+    /// exit 0 on success, 2 on error
+    Pull(pull::PullArgs),
     /// Print one JSON line per indicator matching each VALUE; exit 0 when a detection matches,
     /// 1 when none does, 2 on error
     Lookup(LookupArgs),
@@ -109,6 +114,7 @@ pub struct ExportArgs {
 pub fn run(command: IntelCommand, global: &Global) -> anyhow::Result<ExitCode> {
     match command {
         IntelCommand::Import(args) => run_import(args, global),
+        IntelCommand::Pull(args) => pull::run(args, global),
         IntelCommand::Lookup(args) => run_lookup(args, global),
         IntelCommand::Stats(args) => run_stats(args, global),
         IntelCommand::Export(args) => run_export(args, global),

@@ -8,6 +8,7 @@ pub mod intel;
 pub mod rules;
 pub mod scan;
 pub mod server;
+pub mod up;
 pub mod users;
 pub mod watch;
 
@@ -29,12 +30,16 @@ pub struct Global {
     pub log: String,
 }
 
-/// Sends logs to stderr so that stdout stays free for JSON lines.
+/// Sends logs to stderr so that stdout stays free for JSON lines. Colour codes are written
+/// only when stderr is a terminal, so journald and log files get plain text.
 pub fn init_logging(global: &Global) {
+    use std::io::IsTerminal;
+
     let filter = tracing_subscriber::EnvFilter::try_new(&global.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }

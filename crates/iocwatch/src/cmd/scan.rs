@@ -4,7 +4,11 @@
 //! Exit status follows clamscan: 0 when nothing matched and every file was read, 1 when at
 //! least one file matched a detection indicator, 2 on errors. A file or directory that cannot
 //! be read makes the status 2 unless something matched, because "clean" would then claim more
-//! than was checked; a match takes precedence, as it is what the caller must act on.
+//! than was checked; a match takes precedence, as it is what the caller must act on. For the
+//! same reason the status is 2 when files were found but none was read, because each was over
+//! `--max-file-bytes`, and when a path given is a FIFO, socket or device.
+//!
+//! The intel store is opened read-only, so the user that scans needs only read access to it.
 
 use std::borrow::Cow;
 use std::error::Error as _;
@@ -135,16 +139,29 @@ pub fn run(args: ScanArgs, global: &Global) -> anyhow::Result<ExitCode> {
     if !args.quiet {
         print_summary(&detector, &summary, &tally, load_time, started.elapsed());
     }
+    if summary.files == 0 && summary.too_large > 0 {
+        eprintln!(
+            "iocwatch: no file was read: all {} files found are over --max-file-bytes",
+            summary.too_large
+        );
+    }
     Ok(exit_code(&summary, &tally))
 }
 
 fn load_detector(global: &Global) -> anyhow::Result<Detector> {
-    let store = Store::open(&global.data_dir).with_context(|| {
-        format!(
-            "failed to open the intel store in `{}`",
-            global.data_dir.display()
-        )
-    })?;
+    let store = match Store::open_read_only(&global.data_dir) {
+        Ok(store) => store,
+        // The message already names the folder and the fix.
+        Err(error @ intel::Error::NotFound { .. }) => return Err(error.into()),
+        Err(error) => {
+            return Err(error).with_context(|| {
+                format!(
+                    "failed to open the intel store in `{}`",
+                    global.data_dir.display()
+                )
+            })
+        }
+    };
     Detector::load(&store).context("failed to load the detection indicators")
 }
 
@@ -195,7 +212,7 @@ fn print_line(line: &MatchLine<'_>, tally: &Tally) {
 fn exit_code(summary: &Summary, tally: &Tally) -> ExitCode {
     if tally.detections.load(Ordering::Relaxed) > 0 {
         ExitCode::from(1)
-    } else if summary.errors > 0 {
+    } else if summary.errors > 0 || (summary.files == 0 && summary.too_large > 0) {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
@@ -231,6 +248,7 @@ fn print_summary(
     eprintln!("Matches: {}", count(&tally.detections));
     eprintln!("Suppressed matches: {}", count(&tally.suppressed));
     eprintln!("Skipped (over --max-file-bytes): {}", summary.too_large);
+    eprintln!("Skipped (not regular files): {}", summary.not_regular);
     eprintln!("Errors: {}", summary.errors);
     eprintln!("Intel load time: {:.3} sec", load.as_secs_f64());
     eprintln!("Time: {:.3} sec", total.as_secs_f64());

@@ -1,0 +1,201 @@
+//! Start-up checks of `iocwatch agent`: one agent per baseline database, paths of the
+//! wrong kind named with their key, and plain-text logs when stderr is not a terminal.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Maximum wait for the first agent to take its lock.
+const LOCK_WAIT: Duration = Duration::from_secs(30);
+
+struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("watched")).expect("create watched folder");
+        Setup { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes an agent config watching `watched/`, with `extra` lines before the section.
+    fn config(&self, extra: &str) -> PathBuf {
+        let path = self.path("agent.toml");
+        let text = format!(
+            "scan_on_start = true\n{extra}\n[[directories]]\npath = \"{}\"\n",
+            self.path("watched").display()
+        );
+        std::fs::write(&path, text).expect("write agent config");
+        path
+    }
+
+    fn agent(&self, config: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_iocwatch"));
+        command
+            .arg("--data-dir")
+            .arg(self.path("data"))
+            .arg("agent")
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .stdin(Stdio::null());
+        command
+    }
+}
+
+fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Kills the agent on drop, so that a failed assert leaves no process behind.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn second_agent_on_same_baseline_fails() {
+    let setup = Setup::new();
+    let config = setup.config("");
+    let first = setup
+        .agent(&config, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the first agent");
+    let first = Running(first);
+
+    // The first agent takes the lock a moment after it starts; until then a second
+    // `--once` run succeeds and releases the lock again.
+    let started = Instant::now();
+    let refused = loop {
+        let output = setup
+            .agent(&config, &["--once"])
+            .output()
+            .expect("run agent");
+        if !output.status.success() {
+            break output;
+        }
+        assert!(
+            started.elapsed() < LOCK_WAIT,
+            "second agent kept starting for {LOCK_WAIT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let message = stderr_of(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{message}");
+    assert!(message.contains("another agent is running"), "{message}");
+    assert!(message.contains("baseline.sqlite.lock"), "{message}");
+
+    drop(first);
+    let after = setup
+        .agent(&config, &["--once"])
+        .output()
+        .expect("run agent");
+    assert!(after.status.success(), "{}", stderr_of(&after));
+}
+
+#[test]
+fn regular_file_as_quarantine_dir_is_rejected() {
+    let setup = Setup::new();
+    let file = setup.path("not-a-folder");
+    std::fs::write(&file, "x").expect("write file");
+    let config = setup.config(&format!("quarantine_dir = \"{}\"", file.display()));
+
+    let output = setup
+        .agent(&config, &["--check-config"])
+        .output()
+        .expect("run agent");
+
+    let message = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "{message}");
+    assert!(message.contains("`quarantine_dir`"), "{message}");
+    assert!(message.contains(&file.display().to_string()), "{message}");
+    assert!(message.contains("expected a directory"), "{message}");
+}
+
+#[test]
+fn regular_file_as_monitored_path_is_rejected() {
+    let setup = Setup::new();
+    let file = setup.path("watched/hosts");
+    std::fs::write(&file, "x").expect("write file");
+    let config = setup.path("file.toml");
+    let text = format!("[[directories]]\npath = \"{}\"\n", file.display());
+    std::fs::write(&config, text).expect("write agent config");
+
+    let output = setup
+        .agent(&config, &["--check-config"])
+        .output()
+        .expect("run agent");
+
+    let message = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "{message}");
+    assert!(message.contains("`directories[0].path`"), "{message}");
+    assert!(message.contains("is a regular file"), "{message}");
+}
+
+#[test]
+fn database_below_a_regular_file_is_rejected() {
+    let setup = Setup::new();
+    let file = setup.path("plain");
+    std::fs::write(&file, "x").expect("write file");
+    let database = file.join("baseline.sqlite");
+    let config = setup.config(&format!("database_path = \"{}\"", database.display()));
+
+    let output = setup
+        .agent(&config, &["--check-config"])
+        .output()
+        .expect("run agent");
+
+    let message = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "{message}");
+    assert!(message.contains("`database_path`"), "{message}");
+    assert!(message.contains("which is not a directory"), "{message}");
+}
+
+#[test]
+fn directory_as_output_file_is_rejected() {
+    let setup = Setup::new();
+    let folder = setup.path("events");
+    std::fs::create_dir(&folder).expect("create folder");
+    let config = setup.config(&format!(
+        "[output]\nkind = \"file\"\npath = \"{}\"",
+        folder.display()
+    ));
+
+    let output = setup
+        .agent(&config, &["--check-config"])
+        .output()
+        .expect("run agent");
+
+    let message = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "{message}");
+    assert!(message.contains("`output.path`"), "{message}");
+    assert!(message.contains("is a directory"), "{message}");
+}
+
+#[test]
+fn logs_have_no_colour_codes_off_terminal() {
+    let setup = Setup::new();
+    let config = setup.config("");
+
+    let output = setup
+        .agent(&config, &["--once"])
+        .env("IOCWATCH_LOG", "debug")
+        .output()
+        .expect("run agent");
+
+    let message = stderr_of(&output);
+    assert!(output.status.success(), "{message}");
+    assert!(message.contains(" INFO "), "no log lines: {message}");
+    assert!(!message.contains('\u{1b}'), "escape code in: {message:?}");
+}

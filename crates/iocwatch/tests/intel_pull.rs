@@ -1,0 +1,288 @@
+//! `iocwatch intel pull` against a second `iocwatch api` process on loopback: a first
+//! pull, an incremental one that fetches only newer events, filters, and key handling.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+
+const BIN: &str = env!("CARGO_BIN_EXE_iocwatch");
+
+fn iocwatch(data_dir: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command.arg("--data-dir").arg(data_dir).stdin(Stdio::null());
+    command
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A real `iocwatch api` with its own data folder; killed on drop.
+struct RemoteApi {
+    process: Child,
+    dir: tempfile::TempDir,
+    url: String,
+    key: String,
+}
+
+impl RemoteApi {
+    fn start() -> RemoteApi {
+        RemoteApi::start_with(&[])
+    }
+
+    /// Starts the API over HTTPS with a self-signed certificate for 127.0.0.1; returns it
+    /// with the certificate's PEM.
+    fn start_https() -> (RemoteApi, String) {
+        let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()])
+            .expect("generate certificate");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cert = dir.path().join("cert.pem");
+        let key = dir.path().join("key.pem");
+        std::fs::write(&cert, generated.cert.pem()).expect("write certificate");
+        std::fs::write(&key, generated.signing_key.serialize_pem()).expect("write key");
+        let remote = RemoteApi::start_with(&[
+            "--tls-cert".as_ref(),
+            cert.as_os_str(),
+            "--tls-key".as_ref(),
+            key.as_os_str(),
+        ]);
+        (remote, generated.cert.pem())
+    }
+
+    fn start_with(api_args: &[&std::ffi::OsStr]) -> RemoteApi {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let added = iocwatch(dir.path())
+            .args(["users", "add", "puller", "--role", "sync"])
+            .output()
+            .expect("run iocwatch users add");
+        assert!(added.status.success(), "{}", text(&added.stderr));
+        let key = text(&added.stdout).trim().to_string();
+
+        let mut process = iocwatch(dir.path())
+            .args(["api", "--listen", "127.0.0.1:0"])
+            .args(api_args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start iocwatch api");
+        let mut line = String::new();
+        let stdout = process.stdout.take().expect("stdout of iocwatch api");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the listen line");
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("iocwatch api did not start: {line:?}"))
+            .to_string();
+        RemoteApi {
+            process,
+            dir,
+            url,
+            key,
+        }
+    }
+
+    /// Imports one event with a sha256 detection, `timestamp` and `tags` into the
+    /// remote's store, as its operator would.
+    fn add_event(&self, name: &str, sha256: &str, timestamp: i64, tags: &[&str]) {
+        let tags: Vec<_> = tags.iter().map(|t| json!({"name": t})).collect();
+        let event = json!({"Event": {
+            "info": name,
+            "uuid": uuid_for(sha256),
+            "timestamp": timestamp.to_string(),
+            "Tag": tags,
+            "Attribute": [{
+                "type": "sha256",
+                "category": "Payload delivery",
+                "value": sha256,
+                "to_ids": true,
+                "timestamp": timestamp.to_string(),
+            }],
+        }});
+        let path = self.dir.path().join(format!("{name}.json"));
+        std::fs::write(&path, event.to_string()).expect("write event");
+        let output = iocwatch(self.dir.path())
+            .args(["intel", "import", "--no-progress"])
+            .arg(&path)
+            .output()
+            .expect("run iocwatch intel import");
+        assert!(output.status.success(), "{}", text(&output.stderr));
+    }
+}
+
+impl Drop for RemoteApi {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// Builds a stable UUID from the first 32 hex digits of a hash.
+fn uuid_for(hex: &str) -> String {
+    format!(
+        "{}-{}-4{}-8{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
+}
+
+fn sha256(digit: char) -> String {
+    digit.to_string().repeat(64)
+}
+
+struct Local {
+    dir: tempfile::TempDir,
+    key_file: PathBuf,
+}
+
+impl Local {
+    fn new(remote: &RemoteApi) -> Local {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key_file = dir.path().join("remote.key");
+        std::fs::write(&key_file, format!("{}\n", remote.key)).expect("write key file");
+        Local { dir, key_file }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn pull(&self, remote: &RemoteApi, extra: &[&str]) -> Output {
+        iocwatch(&self.data())
+            .args(["intel", "pull", "--url", &remote.url, "--key-file"])
+            .arg(&self.key_file)
+            .args(extra)
+            .output()
+            .expect("run iocwatch intel pull")
+    }
+
+    fn knows(&self, sha256: &str) -> bool {
+        let output = iocwatch(&self.data())
+            .args(["intel", "lookup", sha256])
+            .output()
+            .expect("run iocwatch intel lookup");
+        output.status.code() == Some(0)
+    }
+}
+
+fn assert_pulled(output: &Output, added: usize) -> String {
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let expected = format!("{added} events added, 0 updated, 0 unchanged");
+    assert!(
+        stdout.contains(&expected),
+        "expected `{expected}` in: {stdout}"
+    );
+    stdout
+}
+
+#[test]
+fn second_pull_fetches_only_newer_events() {
+    let remote = RemoteApi::start();
+    let local = Local::new(&remote);
+    let start = now();
+    remote.add_event("first", &sha256('1'), start - 600, &[]);
+    remote.add_event("second", &sha256('2'), start - 500, &[]);
+
+    let first = local.pull(&remote, &["--page-size", "1"]);
+    let stdout = assert_pulled(&first, 2);
+    assert!(stdout.contains("3 pages"), "{stdout}");
+    assert!(local.knows(&sha256('1')));
+    assert!(local.knows(&sha256('2')));
+
+    remote.add_event("third", &sha256('3'), start - 100, &[]);
+    let second = local.pull(&remote, &[]);
+    assert_pulled(&second, 1);
+    assert!(local.knows(&sha256('3')));
+
+    let third = local.pull(&remote, &[]);
+    assert_pulled(&third, 0);
+}
+
+#[test]
+fn since_and_tag_filters_apply() {
+    let remote = RemoteApi::start();
+    let start = now();
+    remote.add_event("old", &sha256('4'), start - 30 * 86_400, &["tlp:green"]);
+    remote.add_event("recent", &sha256('5'), start - 3_600, &["tlp:green"]);
+    remote.add_event("untagged", &sha256('6'), start - 3_600, &[]);
+
+    let by_age = Local::new(&remote);
+    assert_pulled(&by_age.pull(&remote, &["--since", "7d"]), 2);
+    assert!(!by_age.knows(&sha256('4')));
+    assert!(by_age.knows(&sha256('5')));
+
+    let by_tag = Local::new(&remote);
+    assert_pulled(&by_tag.pull(&remote, &["--tag", "tlp:green"]), 2);
+    assert!(by_tag.knows(&sha256('4')));
+    assert!(!by_tag.knows(&sha256('6')));
+}
+
+#[test]
+fn key_from_environment_and_wrong_key() {
+    let remote = RemoteApi::start();
+    remote.add_event("only", &sha256('7'), now() - 60, &[]);
+    let local = Local::new(&remote);
+
+    let from_env = iocwatch(&local.data())
+        .args(["intel", "pull", "--url", &remote.url])
+        .env("IOCWATCH_REMOTE_KEY", &remote.key)
+        .output()
+        .expect("run iocwatch intel pull");
+    assert_pulled(&from_env, 1);
+
+    let wrong = "x".repeat(40);
+    let refused = iocwatch(&local.data())
+        .args(["intel", "pull", "--url", &remote.url])
+        .env("IOCWATCH_REMOTE_KEY", &wrong)
+        .output()
+        .expect("run iocwatch intel pull");
+    let stderr = text(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("HTTP 403"), "{stderr}");
+    assert!(!stderr.contains(&wrong), "the key leaked into: {stderr}");
+
+    let missing = iocwatch(&local.data())
+        .args(["intel", "pull", "--url", &remote.url])
+        .env_remove("IOCWATCH_REMOTE_KEY")
+        .output()
+        .expect("run iocwatch intel pull");
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(text(&missing.stderr).contains("--key-file"));
+}
+
+#[test]
+fn https_pull_trusts_ca_file() {
+    let (remote, cert_pem) = RemoteApi::start_https();
+    assert!(remote.url.starts_with("https://"), "{}", remote.url);
+    remote.add_event("secure", &sha256('8'), now() - 60, &[]);
+    let local = Local::new(&remote);
+
+    let untrusted = local.pull(&remote, &[]);
+    assert_eq!(
+        untrusted.status.code(),
+        Some(2),
+        "{}",
+        text(&untrusted.stderr)
+    );
+
+    let ca_file = local.dir.path().join("remote-ca.pem");
+    std::fs::write(&ca_file, cert_pem).expect("write CA file");
+    let ca_arg = ca_file.to_str().expect("UTF-8 path");
+    assert_pulled(&local.pull(&remote, &["--ca-file", ca_arg]), 1);
+    assert!(local.knows(&sha256('8')));
+}
