@@ -7,6 +7,7 @@ import os
 import shutil
 import time
 
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -16,9 +17,9 @@ from conftest import ROOT, output_dir
 WAIT_SECS = 30
 
 
-def wait_for(driver, condition, what):
+def wait_for(driver, condition, description):
     return WebDriverWait(driver, WAIT_SECS, poll_frequency=0.2).until(
-        lambda d: condition(d), message=f"timed out waiting for {what}")
+        lambda d: condition(d), message=f"timed out waiting for {description}")
 
 
 def log_in(driver, stack):
@@ -39,8 +40,10 @@ def import_indicator(driver, stack, tmp_path, digest):
     assert "1 hash detections" in result[0].text, result[0].text
 
 
-def alert_rows(driver, needle):
-    return [row for row in driver.find_elements(By.CSS_SELECTOR, "table.alerts tbody tr") if needle in row.text]
+def alert_rows(driver, digest):
+    """Rows of intel-match alerts for `digest` (quarantine alerts name the digest too)."""
+    rows = driver.find_elements(By.CSS_SELECTOR, "table.alerts tbody tr")
+    return [row for row in rows if digest in row.text and "MISP event" in row.text]
 
 
 def test_alert_arrives_live_and_shows_misp_event(stack, browser, tmp_path):
@@ -53,21 +56,22 @@ def test_alert_arrives_live_and_shows_misp_event(stack, browser, tmp_path):
 
     # The alerts page is open before the file lands; the row must appear without a reload.
     driver.get(stack["url"] + "/alerts")
+    # A marker in the window object: it disappears if the page reloads.
     driver.execute_script("window.__loaded_once = true;")
-    before = len(alert_rows(driver, "MISP event"))
-    # The manager reloads its index after the import; a copy under a new name is a new
-    # file event, so copies are dropped until one matches.
+    before = len(alert_rows(driver, digest))
+    # The manager reloads its index shortly after the import. A copy under a new name is a
+    # new file event, so copies are dropped until one matches.
     deadline = time.monotonic() + WAIT_SECS
     copy = 0
-    while time.monotonic() < deadline and len(alert_rows(driver, "MISP event")) == before:
+    while time.monotonic() < deadline and len(alert_rows(driver, digest)) == before:
         (stack["watched"] / f"sample-{copy}.bin").write_bytes(sample)
         copy += 1
         try:
             WebDriverWait(driver, 5, poll_frequency=0.2).until(
-                lambda d: len(alert_rows(d, "MISP event")) > before)
-        except Exception:
+                lambda d: len(alert_rows(d, digest)) > before)
+        except TimeoutException:
             continue
-    rows = alert_rows(driver, "MISP event")
+    rows = alert_rows(driver, digest)
     assert len(rows) > before, "no intel-match alert appeared on the alerts page"
     assert driver.execute_script("return window.__loaded_once === true;"), "the page was reloaded"
     status = driver.find_element(By.ID, "live-status").text
@@ -82,20 +86,20 @@ def test_alert_arrives_live_and_shows_misp_event(stack, browser, tmp_path):
     Select(driver.find_element(By.ID, "f-level")).select_by_value(level)
     driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
     wait_for(driver, lambda d: f"level={level}" in d.current_url, "the level filter")
-    assert alert_rows(driver, "MISP event"), "the alert is missing under its own level"
+    assert alert_rows(driver, digest), "the alert is missing under its own level"
 
     Select(driver.find_element(By.ID, "f-agent")).select_by_value(agent_id)
     driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
     wait_for(driver, lambda d: f"agent={agent_id}" in d.current_url, "the agent filter")
-    rows = alert_rows(driver, "MISP event")
+    rows = alert_rows(driver, digest)
     assert rows, "the alert is missing under its own agent"
 
     if int(level) < 16:
         driver.get(stack["url"] + f"/alerts?level={int(level) + 1}&agent={agent_id}")
-        assert not alert_rows(driver, digest[:12]), "a higher minimum level still lists the alert"
+        assert not alert_rows(driver, digest), "a higher minimum level still lists the alert"
 
     driver.get(stack["url"] + f"/alerts?level={level}&agent={agent_id}")
-    alert_rows(driver, "MISP event")[0].find_element(By.TAG_NAME, "a").click()
+    alert_rows(driver, digest)[0].find_element(By.TAG_NAME, "a").click()
     wait_for(driver, lambda d: d.find_element(By.TAG_NAME, "h1").text.startswith("Alert "), "the detail page")
     misp = driver.find_element(By.CSS_SELECTOR, "section[aria-labelledby=h-misp]").text
     assert digest in misp, misp
@@ -109,7 +113,8 @@ def test_alert_arrives_live_and_shows_misp_event(stack, browser, tmp_path):
             break
         time.sleep(1)
         driver.get(detail_url)
-    assert "done" in quarantine and "moved to" in quarantine, quarantine
+    assert "done" in quarantine, quarantine
+    assert "moved to" in quarantine, quarantine
     detail_shot = output_dir() / "alert-detail.png"
     driver.save_screenshot(str(detail_shot))
 

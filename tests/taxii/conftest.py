@@ -50,7 +50,7 @@ def server(tmp_path_factory):
         line = proc.stdout.readline().strip()
         assert line.startswith("listening on "), f"unexpected first line: {line!r}"
         url = line.removeprefix("listening on ") + "/"
-        yield {"url": url, "keys": keys}
+        yield {"url": url, "keys": keys, "reader": READER}
     finally:
         proc.terminate()
         proc.wait(timeout=10)

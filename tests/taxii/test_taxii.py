@@ -8,8 +8,6 @@ from stix2validator import ValidationOptions, validate_instance
 from taxii2client.exceptions import TAXIIServiceException
 from taxii2client.v21 import Server, as_pages
 
-from conftest import READER
-
 INDICATORS = 23
 PAGE = 5
 
@@ -34,7 +32,9 @@ def indicators(misp):
 
 @pytest.fixture(scope="module")
 def collection(server, indicators):
-    taxii = Server(server["url"] + "taxii2/", user=READER, password=server["keys"]["read-only"])
+    taxii = Server(
+        server["url"] + "taxii2/", user=server["reader"], password=server["keys"]["read-only"]
+    )
     (root,) = taxii.api_roots
     assert taxii.default.url == root.url
     (collection,) = root.collections
@@ -84,7 +84,7 @@ def test_one_object_and_its_versions(collection, indicators):
 
 
 def test_wrong_password_is_rejected(server):
-    taxii = Server(server["url"] + "taxii2/", user=READER, password="x" * 40)
+    taxii = Server(server["url"] + "taxii2/", user=server["reader"], password="x" * 40)
     with pytest.raises(requests.HTTPError) as error:
         taxii.refresh()
     assert error.value.response.status_code == 401

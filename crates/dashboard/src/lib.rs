@@ -74,7 +74,7 @@ impl DashboardState {
         self
     }
 
-    /// The folder of the intel store.
+    /// Returns the folder of the intel store.
     fn intel_dir(&self) -> PathBuf {
         let db = self.api.db.path();
         db.parent().map(PathBuf::from).unwrap_or_default()

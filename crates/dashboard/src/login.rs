@@ -48,12 +48,13 @@ pub struct LoginForm {
     next: String,
 }
 
-/// Returns `next` when it is a path on this site, else `/`.
+/// Returns `next` when it is a path on this site, else `/`. Only printable ASCII is kept,
+/// which is also what a `Location` header may contain.
 fn safe_next(next: &str) -> &str {
     let local = next.starts_with('/')
         && !next.starts_with("//")
         && !next.starts_with("/\\")
-        && !next.chars().any(char::is_control);
+        && next.chars().all(|c| c.is_ascii_graphic());
     if local {
         next
     } else {
@@ -163,15 +164,21 @@ pub async fn logout(State(state): State<DashboardState>, headers: HeaderMap) -> 
     ([(header::SET_COOKIE, clear)], Redirect::to("/login")).into_response()
 }
 
-/// Middleware: admits requests with a live session of an existing user; a POST must also
-/// carry the session's CSRF token and, when it sends `Origin`, come from this site.
+/// Middleware: admits requests with a live session of an existing user. A POST must also
+/// carry the session's CSRF token, and its `Origin`, when sent, must be this site.
 pub async fn require_session(
     State(state): State<DashboardState>,
     request: Request,
     next: Next,
 ) -> Response {
-    let session =
-        cookie(request.headers(), SESSION_COOKIE).and_then(|token| state.sessions.touch(token));
+    let background = request.uri().path().starts_with("/live/");
+    let session = cookie(request.headers(), SESSION_COOKIE).and_then(|token| {
+        if background {
+            state.sessions.peek(token)
+        } else {
+            state.sessions.touch(token)
+        }
+    });
     let user = match session.clone() {
         Some(session) => {
             let db = state.api.db.clone();
@@ -280,5 +287,7 @@ mod tests {
         assert_eq!(safe_next("/\\evil.example"), "/");
         assert_eq!(safe_next("https://evil.example/"), "/");
         assert_eq!(safe_next(""), "/");
+        assert_eq!(safe_next("/caf\u{e9}"), "/");
+        assert_eq!(safe_next("/a\r\nSet-Cookie: x=1"), "/");
     }
 }

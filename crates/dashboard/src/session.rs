@@ -38,7 +38,7 @@ impl Session {
     }
 }
 
-/// The session table, keyed by the SHA-256 of each token so that a lookup's timing says
+/// The session table, keyed by the SHA-256 of each token so that a lookup's timing reveals
 /// nothing about stored tokens.
 pub struct Sessions {
     idle: Duration,
@@ -80,15 +80,26 @@ impl Sessions {
 
     /// Returns the live session of `token` and marks it used; an expired one is removed.
     pub fn touch(&self, token: &str) -> Option<Session> {
+        self.find_at(token, Instant::now(), true)
+    }
+
+    /// Returns the live session of `token` without marking it used, so that background
+    /// requests (the pages' live updates) do not keep an idle session open.
+    pub fn peek(&self, token: &str) -> Option<Session> {
+        self.find_at(token, Instant::now(), false)
+    }
+
+    fn find_at(&self, token: &str, now: Instant, mark_used: bool) -> Option<Session> {
         let key = token_key(token);
-        let now = Instant::now();
         let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
         let session = table.get_mut(&key)?;
         if self.is_expired(session, now) {
             table.remove(&key);
             return None;
         }
-        session.last_seen = now;
+        if mark_used {
+            session.last_seen = now;
+        }
         Some(session.clone())
     }
 
@@ -168,6 +179,34 @@ mod tests {
         assert!(!session.csrf_matches("nope"));
         sessions.remove(&token);
         assert!(sessions.touch(&token).is_none());
+    }
+
+    #[test]
+    fn peek_does_not_extend_idle_time() {
+        let idle = Duration::from_secs(60);
+        let sessions = Sessions::new(idle, DEFAULT_ABSOLUTE);
+        let token = sessions.create(1).unwrap();
+        let start = Instant::now();
+        let later = start + Duration::from_secs(40);
+        assert!(sessions.find_at(&token, later, false).is_some());
+        let past_idle = start + Duration::from_secs(61);
+        assert!(sessions.find_at(&token, past_idle, false).is_none());
+    }
+
+    #[test]
+    fn touch_extends_idle_time_until_absolute_limit() {
+        let sessions = Sessions::new(Duration::from_secs(60), Duration::from_secs(100));
+        let token = sessions.create(1).unwrap();
+        let start = Instant::now();
+        for seconds in [40, 80] {
+            let at = start + Duration::from_secs(seconds);
+            assert!(
+                sessions.find_at(&token, at, true).is_some(),
+                "at {seconds} s"
+            );
+        }
+        let past_absolute = start + Duration::from_secs(101);
+        assert!(sessions.find_at(&token, past_absolute, true).is_none());
     }
 
     #[test]

@@ -188,6 +188,11 @@ fn fill_manager_db(path: &Path, event_id: i64) {
         [],
     )
     .unwrap();
+    conn.execute(
+        "INSERT INTO event_streams (agent_id, stream, last_seq) VALUES ('001', 's1', 30), ('001', 's2', 10)",
+        [],
+    )
+    .unwrap();
     let misp = json!({"event_id": event_id.to_string(), "event_info": "hash list", "type": "sha256",
                       "category": "Payload delivery", "value": MATCHED_SHA256, "tags": ["tlp:green"]});
     let quarantined = {
@@ -293,6 +298,34 @@ async fn login_sets_strict_http_only_cookie() {
     let page = text(harness.get("/", Some(&cookie)).await).await;
     assert!(page.contains("<h1>Overview</h1>"));
     assert!(page.contains("admin (admin)"));
+}
+
+#[tokio::test]
+async fn https_deployment_marks_cookies_secure() {
+    let mut harness = Harness::new();
+    let state = api::AppState::open(&harness.data).unwrap();
+    let sources = dashboard::Sources {
+        manager_db: harness.data.join("manager.db"),
+        alerts_json: harness.data.join("alerts.json"),
+        integration_log: harness.data.join("integrations.json"),
+    };
+    let dashboard =
+        dashboard::DashboardState::new(state.clone(), sources).with_secure_cookies(true);
+    harness.app = api::router(state).merge(dashboard::router(dashboard));
+    let form = harness.get("/login", None).await;
+    assert!(set_cookies(&form).iter().all(|c| c.contains("; Secure")));
+    let login = harness.try_login("admin", &harness.admin_key).await;
+    assert!(set_cookies(&login).iter().all(|c| c.contains("; Secure")));
+}
+
+#[tokio::test]
+async fn removed_user_loses_session() {
+    let harness = Harness::new();
+    let (cookie, _) = harness.login("analyst", &harness.user_key).await;
+    let state = api::AppState::open(&harness.data).unwrap();
+    assert!(state.db.remove_user("analyst").unwrap());
+    let page = harness.get("/", Some(&cookie)).await;
+    assert_eq!(page.status(), StatusCode::SEE_OTHER);
 }
 
 #[tokio::test]
@@ -511,13 +544,17 @@ async fn alerts_page_filters_and_detail_shows_event() {
     let agent = text(harness.get("/alerts?agent=002", Some(&cookie)).await).await;
     assert!(agent.contains("1796378400.3"));
     assert!(!agent.contains("1796378400.2"));
-    let group = text(
-        harness
-            .get("/alerts?group=misp_alert&q=readme", Some(&cookie))
-            .await,
-    )
-    .await;
-    assert!(group.contains("No alerts.") || !group.contains("/alerts/1796378400"));
+    let intel = text(harness.get("/alerts?intel=1", Some(&cookie)).await).await;
+    assert!(intel.contains("href=\"/alerts/1796378400.2\""));
+    assert!(!intel.contains("href=\"/alerts/1796378400.3\""));
+    let group = text(harness.get("/alerts?group=misp_alert", Some(&cookie)).await).await;
+    assert!(group.contains("href=\"/alerts/1796378400.2\""));
+    assert!(!group.contains("href=\"/alerts/1796378400.1\""));
+    let text_and_group = harness.get("/alerts?group=misp_alert&q=readme", Some(&cookie));
+    let none = text(text_and_group.await).await;
+    assert!(!none.contains("href=\"/alerts/1796378400"));
+    assert!(agent.contains("href=\"/alerts?from="), "time range presets");
+    assert!(agent.contains("&amp;agent=002\""), "presets keep the other filters");
     let invalid = harness.get("/alerts?from=yesterday", Some(&cookie)).await;
     assert!(text(invalid).await.contains("expected YYYY-MM-DD"));
 
@@ -643,6 +680,7 @@ async fn alert_agent_and_integration_feeds() {
     let (_, agents) = harness.feed("/iocwatch/agents", &harness.reader_key).await;
     assert_eq!(agents["agents"][0]["id"], "001");
     assert_eq!(agents["agents"][0]["alerts"], 3);
+    assert_eq!(agents["agents"][0]["events"], 40);
     assert_eq!(agents["agents"][1]["status"], "disconnected");
 
     let (_, lookups) = harness

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// Maximum wait for the first agent to take its lock.
+/// Maximum wait for the first agent to start.
 const LOCK_WAIT: Duration = Duration::from_secs(30);
 
 struct Setup {
@@ -66,33 +66,37 @@ impl Drop for Running {
 fn second_agent_on_same_baseline_fails() {
     let setup = Setup::new();
     let config = setup.config("");
+    let events = setup.path("first-events.jsonl");
+    let log = setup.path("first.log");
     let first = setup
         .agent(&config, &[])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(std::fs::File::create(&events).expect("create event file"))
+        .stderr(std::fs::File::create(&log).expect("create log file"))
         .spawn()
         .expect("start the first agent");
     let first = Running(first);
 
-    // The first agent takes the lock a moment after it starts; until then a second
-    // `--once` run succeeds and releases the lock again.
+    // The agent locks the baseline before its first scan, so a scan notice means the
+    // lock is held.
     let started = Instant::now();
-    let refused = loop {
-        let output = setup
-            .agent(&config, &["--once"])
-            .output()
-            .expect("run agent");
-        if !output.status.success() {
-            break output;
-        }
+    while !std::fs::read_to_string(&events)
+        .unwrap_or_default()
+        .contains("scan_started")
+    {
+        let stderr = std::fs::read_to_string(&log).unwrap_or_default();
         assert!(
             started.elapsed() < LOCK_WAIT,
-            "second agent kept starting for {LOCK_WAIT:?}"
+            "first agent did not start within {LOCK_WAIT:?}; its stderr:\n{stderr}"
         );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let message = stderr_of(&refused);
-    assert_eq!(refused.status.code(), Some(2), "{message}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let rejected = setup
+        .agent(&config, &["--once"])
+        .output()
+        .expect("run agent");
+    let message = stderr_of(&rejected);
+    assert_eq!(rejected.status.code(), Some(2), "{message}");
     assert!(message.contains("another agent is running"), "{message}");
     assert!(message.contains("baseline.sqlite.lock"), "{message}");
 

@@ -246,13 +246,13 @@ fn key_from_environment_and_wrong_key() {
     assert_pulled(&from_env, 1);
 
     let wrong = "x".repeat(40);
-    let refused = iocwatch(&local.data())
+    let rejected = iocwatch(&local.data())
         .args(["intel", "pull", "--url", &remote.url])
         .env("IOCWATCH_REMOTE_KEY", &wrong)
         .output()
         .expect("run iocwatch intel pull");
-    let stderr = text(&refused.stderr);
-    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    let stderr = text(&rejected.stderr);
+    assert_eq!(rejected.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("HTTP 403"), "{stderr}");
     assert!(!stderr.contains(&wrong), "the key leaked into: {stderr}");
 

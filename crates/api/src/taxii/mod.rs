@@ -81,7 +81,7 @@ pub fn routes(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Answers other methods on a resource with a TAXII 405.
+/// Returns a TAXII 405 for the other methods on a resource.
 fn read(router: MethodRouter<AppState>) -> MethodRouter<AppState> {
     router.fallback(|| async { TaxiiError::method_not_allowed() })
 }
@@ -100,6 +100,9 @@ fn taxii_json(value: &Value) -> Response {
 }
 
 async fn discovery() -> Response {
+    // NOTE: the root is a path, which clients resolve against the discovery URL (as
+    // taxii2-client 2.3 does), because the server cannot know the scheme and host that
+    // clients reach it by behind a proxy. A client that requires absolute URLs fails here.
     let root = format!("/taxii2/{API_ROOT}/");
     taxii_json(&json!({
         "title": "iocwatch TAXII server",
@@ -168,8 +171,7 @@ async fn collection_info(
     Ok(taxii_json(&indicators_collection()))
 }
 
-/// Rejects writes: the collection is read-only (`can_write` is false), which TAXII answers
-/// with 403.
+/// Rejects writes with 403, the TAXII status for a collection whose `can_write` is false.
 async fn read_only(Path(params): Path<Vec<(String, String)>>) -> Result<Response, TaxiiError> {
     let value = |name: &str| {
         params

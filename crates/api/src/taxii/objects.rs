@@ -25,7 +25,10 @@ where
     let db = state.db.clone();
     let result = tokio::task::spawn_blocking(move || db.reader().and_then(|conn| read(&conn)))
         .await
-        .map_err(|_| TaxiiError::internal())?;
+        .map_err(|error| {
+            tracing::error!(error = %error, "TAXII database task failed");
+            TaxiiError::internal()
+        })?;
     Ok(result?)
 }
 
@@ -128,11 +131,11 @@ async fn read_filtered_object(
             "object `{id}` not found in collection `{collection}`"
         )));
     };
-    let kept = query.spec_version_matches
+    let passes = query.spec_version_matches
         && query.version.matches(entry.version)
         && query.added_after.is_none_or(|t| entry.added > t.secs)
         && query.next.is_none();
-    let entries = if kept { vec![entry] } else { Vec::new() };
+    let entries = if passes { vec![entry] } else { Vec::new() };
     Ok(Page {
         entries,
         more: false,

@@ -76,8 +76,8 @@ impl Cursor {
     }
 }
 
-/// Which versions of each object to return. Each object is stored in one version, the one
-/// after its last change, so `first`, `last` and `all` all select it.
+/// Filter on object versions. Each object is stored in one version, the one after its last
+/// change, so `first`, `last` and `all` all select it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum VersionFilter {
     #[default]

@@ -1,7 +1,7 @@
 //! Reads the indicator collection from the store one page at a time, in the order TAXII
 //! pages by: date added, then row id.
 //!
-//! The collection holds every attribute that is not deleted, has `to_ids` set and has a
+//! The collection contains every attribute that is not deleted, has `to_ids` set and has a
 //! type with a STIX pattern, as a STIX 2.1 `indicator` built as restSearch's `stix2` output
 //! builds it, plus the `identity` that creates them. Each object has one version, its
 //! `modified` time (the attribute timestamp). Its date added is the later of the attribute
@@ -90,7 +90,7 @@ fn identity_matches(query: &ObjectQuery) -> bool {
             .is_none_or(|c| (start.added, start.row) > (c.added, c.row))
 }
 
-/// SQL condition and parameters that select the attributes `query` asks for, or `None` when
+/// SQL condition and parameters that select the attributes `query` requests, or `None` when
 /// its filters exclude every indicator.
 fn indicator_condition(query: &ObjectQuery) -> Option<(String, Vec<Sql>)> {
     if !query.spec_version_matches || !query.wants_type("indicator") {
@@ -171,7 +171,7 @@ fn read_rows(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Reads the page of objects that `query` asks for.
+/// Reads the page of objects that `query` requests.
 pub fn read_page(conn: &Connection, query: &ObjectQuery) -> Result<Page, DbError> {
     let size = query.page_size();
     let mut entries = Vec::with_capacity(size + 1);
@@ -184,9 +184,9 @@ pub fn read_page(conn: &Connection, query: &ObjectQuery) -> Result<Page, DbError
     if let Some((condition, params)) = indicator_condition(query) {
         let mut after = None;
         while entries.len() <= size {
-            let wanted = size + 1 - entries.len();
-            let rows = read_rows(conn, &condition, &params, after, wanted)?;
-            let exhausted = rows.len() < wanted;
+            let requested = size + 1 - entries.len();
+            let rows = read_rows(conn, &condition, &params, after, requested)?;
+            let exhausted = rows.len() < requested;
             for (row, added) in &rows {
                 after = Some(Cursor {
                     added: *added,

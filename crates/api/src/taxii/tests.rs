@@ -229,9 +229,10 @@ async fn collection_is_listed_and_read_only() {
 #[test]
 fn collection_id_is_stable() {
     // UUID v5 of "Indicators" in the namespace of the local organisation's UUID.
-    let id = indicators_collection_id();
-    assert_eq!(id, indicators_collection_id());
-    assert_eq!(Uuid::parse_str(&id).unwrap().get_version_num(), 5);
+    assert_eq!(
+        indicators_collection_id(),
+        "26679580-fd1d-5a6c-afb7-3726d83da31d"
+    );
 }
 
 #[tokio::test]
@@ -260,6 +261,29 @@ async fn objects_are_paged_in_date_added_order() {
         second.header("x-taxii-date-added-last"),
         Some("1970-01-01T00:50:00.000Z")
     );
+}
+
+#[tokio::test]
+async fn paging_is_exact_within_one_second() {
+    let t = taxii();
+    let attributes: Vec<Value> = (0..12)
+        .map(|i| json!({"type": "sha1", "value": format!("{i:040x}"), "to_ids": true}))
+        .collect();
+    let uuids = t.add_event(Value::Array(attributes)).await;
+    for uuid in &uuids {
+        t.set_times(uuid, 7000, 7000);
+    }
+
+    let pages = t
+        .pages(&format!(
+            "{}objects/?limit=5&match[type]=indicator",
+            collection_url()
+        ))
+        .await;
+    let got: Vec<String> = pages.iter().flat_map(ids).collect();
+    let expected: Vec<String> = uuids.iter().map(|u| format!("indicator--{u}")).collect();
+    assert_eq!(got, expected);
+    assert_eq!(pages.len(), 3);
 }
 
 #[tokio::test]
@@ -313,16 +337,16 @@ async fn match_filters_select_objects() {
     let reply = t.get(&format!("{objects}?match[type]=identity")).await;
     assert_eq!(ids(&reply), [store::identity_id()]);
 
-    let wanted = format!("indicator--{}", uuids[2]);
-    let reply = t.get(&format!("{objects}?match[id]={wanted}")).await;
-    assert_eq!(ids(&reply), std::slice::from_ref(&wanted));
+    let third = format!("indicator--{}", uuids[2]);
+    let reply = t.get(&format!("{objects}?match[id]={third}")).await;
+    assert_eq!(ids(&reply), std::slice::from_ref(&third));
 
     let reply = t
         .get(&format!(
             "{objects}?match[type]=indicator&match[version]=1970-01-01T00:50:00.000Z"
         ))
         .await;
-    assert_eq!(ids(&reply), [wanted]);
+    assert_eq!(ids(&reply), [third]);
 
     let reply = t.get(&format!("{objects}?match[version]=all")).await;
     assert_eq!(ids(&reply).len(), 6);

@@ -32,6 +32,7 @@ pub async fn list(
                         th scope="col" { "Last seen (UTC)" }
                         th scope="col" { "Version" }
                         th scope="col" { "Address" }
+                        th scope="col" { "Events received" }
                         th scope="col" { "Alerts" }
                         th scope="col" { "Dropped events" }
                     }
@@ -48,6 +49,7 @@ pub async fn list(
                             td { (agent.last_seen.map(format_epoch).unwrap_or_else(|| "never".into())) }
                             td { (agent.version.as_deref().unwrap_or("")) }
                             td { (agent.address.as_deref().unwrap_or("")) }
+                            td.num { (agent.events) }
                             td.num { a href=(filtered("agent", &agent.id)) { (agent.alerts) } }
                             td.num { (agent.dropped_events) }
                         }

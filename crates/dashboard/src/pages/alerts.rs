@@ -15,7 +15,7 @@ use crate::store::agents;
 use crate::store::alerts::{self, AlertFilter, AlertRow};
 use crate::DashboardState;
 
-/// What the page's script polls for new alerts.
+/// The query a live table polls for new alerts.
 pub struct LiveFeed {
     /// Highest sequence number shown.
     pub after: i64,
@@ -125,9 +125,50 @@ fn filter_form(filter: &AlertFilter, agents: &[agents::AgentRow]) -> Markup {
             }
             p { label for="f-group" { "Rule group" } input id="f-group" name="group" type="text" value=(filter.group); }
             p { label for="f-q" { "Text" } input id="f-q" name="q" type="search" value=(filter.q); }
+            p.check {
+                label for="f-intel" {
+                    input id="f-intel" name="intel" type="checkbox" value="1" checked[!filter.intel.trim().is_empty()];
+                    " Intel matches only"
+                }
+            }
             p.actions { button type="submit" { "Filter" } " " a href="/alerts" { "Clear" } }
         }
+        p.presets {
+            "Since: "
+            @for (label, seconds) in PRESETS {
+                a href=(preset_link(filter, *seconds)) { (label) } " "
+            }
+        }
     }
+}
+
+/// Quick time ranges: `(label, seconds back from now)`.
+const PRESETS: &[(&str, i64)] = &[
+    ("1 hour", 3600),
+    ("24 hours", 24 * 3600),
+    ("7 days", 7 * 24 * 3600),
+];
+
+/// Returns the alerts page with the other filters kept and `from` set `seconds` ago.
+fn preset_link(filter: &AlertFilter, seconds: i64) -> String {
+    let since = time::OffsetDateTime::from_unix_timestamp(super::now_secs() - seconds)
+        .map(|t| {
+            format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute()
+            )
+        })
+        .unwrap_or_default();
+    let preset = AlertFilter {
+        from: since,
+        to: String::new(),
+        ..filter.clone()
+    };
+    format!("/alerts?{}", preset.query_string())
 }
 
 /// GET /alerts: filtered alerts, newest first; the first page updates live.

@@ -30,7 +30,8 @@ pub fn threat_level(id: Option<i64>) -> &'static str {
     }
 }
 
-fn sighting_type(kind: i64) -> &'static str {
+/// Returns the name of a MISP sighting type.
+pub fn sighting_type(kind: i64) -> &'static str {
     match kind {
         0 => "sighting",
         1 => "false positive",

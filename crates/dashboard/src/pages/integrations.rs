@@ -61,7 +61,7 @@ pub async fn list(
                 tbody {
                     @for lookup in &lookups.rows {
                         tr {
-                            td { (lookup.timestamp) }
+                            td { (super::alerts::short_time(&lookup.timestamp)) }
                             td { (lookup.agent_id) }
                             td { code { (lookup.path) } }
                             td { (lookup.algorithm) " " code.hash { (lookup.hash) } }

@@ -9,7 +9,7 @@ use axum::Extension;
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::detail::{tag_list, threat_level};
+use super::detail::{sighting_type, tag_list, threat_level};
 use super::layout::{empty, page, pager};
 use crate::error::{blocking, PageError};
 use crate::login::{CsrfInBody, Viewer};
@@ -153,7 +153,7 @@ pub async fn event(
                 thead { tr { th scope="col" { "Date (UTC)" } th scope="col" { "Type" } th scope="col" { "Source" } } }
                 tbody {
                     @for sighting in &sightings {
-                        tr { td { (format_epoch(sighting.date_sighting)) } td { (sighting.r#type) } td { (sighting.source) } }
+                        tr { td { (format_epoch(sighting.date_sighting)) } td { (sighting_type(sighting.r#type)) } td { (sighting.source) } }
                     }
                 }
             }
@@ -320,8 +320,8 @@ pub async fn import(
     ))
 }
 
-/// Line of a per-file import report; parser errors name the value and position, so they
-/// are shown, while store errors are logged and shown as a generic failure.
+/// Renders one file's import report. A failure shows the importer's message, which names
+/// the file, value and position that failed.
 fn report_line(report: &ImportReport) -> Markup {
     match &report.outcome {
         Ok(summary) => html! {

@@ -65,7 +65,7 @@ pub fn page(viewer: &Viewer, title: &str, active: &str, body: Markup) -> Markup 
     }
 }
 
-/// The login page; `csrf` is also set in the login cookie.
+/// Renders the login page; `csrf` is also set in the login cookie.
 pub fn login(csrf: &str, next: &str, error: Option<&str>) -> Markup {
     html! {
         (DOCTYPE)
@@ -111,7 +111,7 @@ pub fn level_label(level: i64) -> &'static str {
     }
 }
 
-/// A level as number and word, so that it reads without colour.
+/// Renders a level as number and word, so that it reads without colour.
 pub fn level_badge(level: i64) -> Markup {
     let label = level_label(level);
     html! {
@@ -141,7 +141,7 @@ pub fn pager(base: &str, query: &str, page: u32, has_next: bool) -> Markup {
     }
 }
 
-/// A paragraph for an empty table.
+/// Renders the paragraph shown in place of an empty table.
 pub fn empty(text: &str) -> Markup {
     html! { p.empty { (text) } }
 }

@@ -22,6 +22,10 @@ pub struct AgentRow {
     pub dropped_events: i64,
     /// Alerts stored for the agent.
     pub alerts: i64,
+    /// Events received from the agent: the sum over its spools of the highest sequence
+    /// number received. A spool numbers the events it stores from 1, so events dropped
+    /// before they were spooled are not counted.
+    pub events: i64,
 }
 
 /// Lists agents in id order.
@@ -33,7 +37,8 @@ pub fn list(db_path: &Path) -> Result<Vec<AgentRow>, StoreError> {
         .prepare(
             "SELECT a.id, a.name, a.status, a.removed, a.enrolled_at, a.last_seen, a.version,
                 a.address, a.dropped_events,
-                (SELECT count(*) FROM alerts WHERE alerts.agent_id = a.id)
+                (SELECT count(*) FROM alerts WHERE alerts.agent_id = a.id),
+                (SELECT coalesce(sum(last_seq), 0) FROM event_streams s WHERE s.agent_id = a.id)
              FROM agents a ORDER BY a.id",
         )
         .map_err(StoreError::sqlite(db_path))?;
@@ -50,6 +55,7 @@ pub fn list(db_path: &Path) -> Result<Vec<AgentRow>, StoreError> {
                 address: r.get(7)?,
                 dropped_events: r.get(8)?,
                 alerts: r.get(9)?,
+                events: r.get(10)?,
             })
         })
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())

@@ -35,6 +35,8 @@ pub struct AlertFilter {
     pub group: String,
     /// Text searched anywhere in the alert JSON.
     pub q: String,
+    /// Non-empty to keep only alerts with an intel match (`data.misp.event_id`).
+    pub intel: String,
     /// Page number from 1.
     pub page: Option<u32>,
     /// Alerts per page (feeds only), at most [`MAX_LIMIT`].
@@ -128,6 +130,9 @@ impl AlertFilter {
     /// Builds the SQL condition and its parameters.
     fn condition(&self) -> Result<(String, Vec<SqlValue>), StoreError> {
         let mut parts = vec!["1 = 1".to_owned()];
+        if !self.intel.trim().is_empty() {
+            parts.push("json_extract(body, '$.data.misp.event_id') IS NOT NULL".to_owned());
+        }
         let mut params = Vec::new();
         let mut add = |sql: &str, value: SqlValue| {
             params.push(value);
@@ -186,6 +191,7 @@ impl AlertFilter {
             ("agent", &self.agent),
             ("group", &self.group),
             ("q", &self.q),
+            ("intel", &self.intel),
         ];
         let set: Vec<(&str, &str)> = pairs
             .iter()

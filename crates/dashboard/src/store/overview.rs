@@ -63,7 +63,7 @@ pub fn read(db_path: &Path, now: i64) -> Result<Overview, StoreError> {
     let latest_matches = super::alerts::page(
         db_path,
         &super::alerts::AlertFilter {
-            group: "misp_alert".into(),
+            intel: "1".into(),
             limit: Some(10),
             ..Default::default()
         },

@@ -128,7 +128,8 @@ fn event_range(event_id: i64) -> (i64, i64) {
 }
 
 /// The statement that collects the correlating values of attributes `?1..=?2` into
-/// `temp.correlation_new`, one row per distinct (value, attribute).
+/// `temp.correlation_new`, one row per distinct (value, attribute): a composite whose two
+/// halves are equal gives one row. One scan of the attributes yields both halves.
 fn collect_sql() -> &'static str {
     static SQL: OnceLock<String> = OnceLock::new();
     SQL.get_or_init(|| {
@@ -140,24 +141,27 @@ fn collect_sql() -> &'static str {
         };
         format!(
             "INSERT INTO temp.correlation_new (value, attribute_id)
-             WITH candidates AS (
-                 SELECT a.id, a.type, a.value, instr(a.type, '|') > 0 AND instr(a.value, '|') > 0
-                        AS composite
-                 FROM attributes a
-                 JOIN events e ON e.id = a.event_id
-                 LEFT JOIN objects o ON o.id = a.object_id
-                 WHERE a.id BETWEEN ?1 AND ?2 AND a.deleted = 0 AND a.disable_correlation = 0
-                   AND e.disable_correlation = 0 AND (o.id IS NULL OR o.deleted = 0)
-                   AND a.type NOT IN ({excluded})
-             ), halves AS (
-                 SELECT id, CASE WHEN composite THEN substr(value, 1, instr(value, '|') - 1)
-                                 ELSE value END AS part
-                 FROM candidates
-                 UNION ALL
-                 SELECT id, substr(value, instr(value, '|') + 1) FROM candidates
-                 WHERE composite AND type NOT IN ({primary_only})
+             SELECT part, id FROM (
+                 SELECT c.id, lower(trim(CASE
+                     WHEN h.half = 2 THEN substr(c.value, c.bar + 1)
+                     WHEN c.composite THEN substr(c.value, 1, c.bar - 1)
+                     ELSE c.value END)) AS part,
+                     h.half, c.composite, c.value, c.bar
+                 FROM (
+                     SELECT a.id, a.type, a.value, instr(a.value, '|') AS bar,
+                            instr(a.type, '|') > 0 AND instr(a.value, '|') > 0 AS composite
+                     FROM attributes a
+                     JOIN events e ON e.id = a.event_id
+                     LEFT JOIN objects o ON o.id = a.object_id
+                     WHERE a.id BETWEEN ?1 AND ?2 AND a.deleted = 0
+                       AND a.disable_correlation = 0 AND e.disable_correlation = 0
+                       AND (o.id IS NULL OR o.deleted = 0) AND a.type NOT IN ({excluded})
+                 ) c
+                 JOIN (SELECT 1 AS half UNION ALL SELECT 2) h
+                   ON h.half = 1 OR (c.composite AND c.type NOT IN ({primary_only}))
              )
-             SELECT DISTINCT lower(trim(part)), id FROM halves WHERE trim(part) <> ''",
+             WHERE part <> ''
+               AND NOT (half = 2 AND part = lower(trim(substr(value, 1, bar - 1))))",
             excluded = quote(NON_CORRELATING_TYPES),
             primary_only = quote(PRIMARY_ONLY_TYPES),
         )
@@ -178,10 +182,7 @@ pub fn correlate_range(conn: &Connection, first: i64, last: i64) -> rusqlite::Re
              attribute_id INTEGER NOT NULL
          );",
     )?;
-    let t = std::time::Instant::now();
     let collected = conn.prepare_cached(collect_sql())?.execute([first, last])?;
-    eprintln!("collect {:?}", t.elapsed());
-    let t = std::time::Instant::now();
     if collected > 0 {
         conn.prepare_cached(
             "INSERT INTO correlation_values (value, attributes)
@@ -189,15 +190,12 @@ pub fn correlate_range(conn: &Connection, first: i64, last: i64) -> rusqlite::Re
              ON CONFLICT (value) DO UPDATE SET attributes = attributes + excluded.attributes",
         )?
         .execute([])?;
-        eprintln!("upsert {:?}", t.elapsed());
-        let t = std::time::Instant::now();
         conn.prepare_cached(
             "INSERT INTO correlation_members (value_id, attribute_id)
              SELECT v.id, n.attribute_id FROM temp.correlation_new n
              JOIN correlation_values v ON v.value = n.value ORDER BY 1, 2",
         )?
         .execute([])?;
-        eprintln!("members {:?}", t.elapsed());
     }
     conn.execute("DELETE FROM temp.correlation_new", [])?;
     Ok(collected)

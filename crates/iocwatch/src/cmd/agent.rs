@@ -251,10 +251,10 @@ pub(crate) fn lock_baseline(
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
         Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
-            "another agent is running on the baseline database `{}` (it holds `{}`); \
+            "failed to lock `{}`: another agent is running on the baseline database `{}`; \
              stop it, or give this agent its own --data-dir or database_path",
-            path.display(),
-            lock_path.display()
+            lock_path.display(),
+            path.display()
         ),
         Err(std::fs::TryLockError::Error(e)) => {
             Err(e).with_context(|| format!("failed to lock `{}`", lock_path.display()))

@@ -264,7 +264,10 @@ mod tests {
         let address: SocketAddr = "127.0.0.1:8443".parse().unwrap();
         let tls = api_tls(&config(), dir.path(), address).unwrap();
         assert!(tls.is_none());
-        assert!(!dir.path().join("ca").exists(), "no CA needed for plain HTTP");
+        assert!(
+            !dir.path().join("ca").exists(),
+            "no CA needed for plain HTTP"
+        );
     }
 
     #[test]

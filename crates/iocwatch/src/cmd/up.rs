@@ -164,13 +164,21 @@ async fn start_agent(
 
     let (ready, is_ready) = tokio::sync::oneshot::channel();
     let agent = LocalAgent::start(dirs, &agent_dir, identity, stack.server.agents_addr, ready)?;
-    if tokio::time::timeout(READY_TIMEOUT, is_ready).await.is_err() {
-        tracing::warn!(
-            timeout_secs = READY_TIMEOUT.as_secs(),
-            "the local agent has not started its scan yet; its folders may not be watched"
-        );
+    match tokio::time::timeout(READY_TIMEOUT, is_ready).await {
+        Ok(Ok(())) => Ok(agent),
+        // The sink was dropped: the agent thread ended before its first scan.
+        Ok(Err(_)) => {
+            let _ = tokio::task::spawn_blocking(move || agent.stop(DRAIN_TIMEOUT)).await;
+            anyhow::bail!("the local agent stopped during start-up; the log above gives the cause")
+        }
+        Err(_) => {
+            tracing::warn!(
+                timeout_secs = READY_TIMEOUT.as_secs(),
+                "the local agent has not started its scan yet; its folders may not be watched"
+            );
+            Ok(agent)
+        }
     }
-    Ok(agent)
 }
 
 /// The start-up message on stdout: the first line gives the bound URL, as `iocwatch api`
