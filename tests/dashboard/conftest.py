@@ -31,6 +31,10 @@ def output_dir() -> Path:
     return folder
 
 
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.write_line(f"dashboard screenshots: {output_dir()}")
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     binary = iocwatch_binary()

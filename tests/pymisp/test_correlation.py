@@ -3,7 +3,7 @@ attributes with includeCorrelations, and the over-correlation flag."""
 
 from pymisp import MISPEvent
 
-SHA256 = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"
+SHA1 = "5baa61e4c9b93f3f0682250b6cf8331b7ee68fd8"
 
 
 def related_event(entry):
@@ -19,8 +19,8 @@ def add_event(misp, info, kind, value):
 
 
 def test_related_event_parses(misp):
-    first = add_event(misp, "correlation first", "sha256", SHA256)
-    second = add_event(misp, "correlation second", "filename|sha256", f"loader.exe|{SHA256}")
+    first = add_event(misp, "correlation first", "sha1", SHA1)
+    second = add_event(misp, "correlation second", "filename|sha1", f"loader.exe|{SHA1}")
 
     viewed = misp.get_event(first.id, pythonify=True)
     related = [related_event(r) for r in viewed.RelatedEvent]
@@ -41,6 +41,6 @@ def test_attributes_carry_related_attributes(misp):
                         pythonify=True)
     assert len(found) == 1
     related = found[0].RelatedAttribute
-    assert [r["event_id"] for r in related] == [str(second.id)]
+    assert [int(r["event_id"]) for r in related] == [int(second.id)]
     assert related[0]["type"] == "hostname"
     assert found[0].over_correlation is False

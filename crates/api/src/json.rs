@@ -4,8 +4,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::db::{
-    AttributeRow, EventCorrelations, EventMeta, FullEvent, ObjectRow, RelatedAttribute,
-    SightingRow,
+    AttributeRow, EventCorrelations, EventMeta, FullEvent, ObjectRow, RelatedAttribute, SightingRow,
 };
 
 /// Name and uuid of the organisation that owns the local store.
@@ -99,7 +98,7 @@ pub fn event_meta_json(meta: &EventMeta) -> Map<String, Value> {
         "locked": false,
         "publish_timestamp": publish_timestamp(meta).to_string(),
         "sharing_group_id": "0",
-        "disable_correlation": false,
+        "disable_correlation": meta.disable_correlation,
         "extends_uuid": "",
         "Org": org_json(None),
         "Orgc": org_json(meta.orgc.as_deref()),
@@ -111,7 +110,11 @@ pub fn event_meta_json(meta: &EventMeta) -> Map<String, Value> {
     }
 }
 
-fn object_json(o: &ObjectRow, sightings: &[SightingRow], correlations: &EventCorrelations) -> Value {
+fn object_json(
+    o: &ObjectRow,
+    sightings: &[SightingRow],
+    correlations: &EventCorrelations,
+) -> Value {
     json!({
         "id": o.id.to_string(),
         "name": o.name,

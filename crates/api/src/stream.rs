@@ -129,6 +129,8 @@ pub(crate) fn load_matcher(conn: &Connection) -> Result<Matcher, DbError> {
 #[derive(Default)]
 struct Context {
     events: HashMap<i64, EventMeta>,
+    /// Events of related attributes, read without their attribute counts.
+    related_events: HashMap<i64, EventMeta>,
     correlation_limit: Option<i64>,
 }
 
@@ -179,7 +181,7 @@ fn render_json(
         let over = correlations::is_over_correlating(conn, a.id, limit)?;
         map.insert("over_correlation".into(), Value::Bool(over));
         let related =
-            correlations::related_with_events(conn, a.id, limit, &mut context.events)?;
+            correlations::related_with_events(conn, a.id, limit, &mut context.related_events)?;
         map.insert(
             "RelatedAttribute".into(),
             json::related_attributes_json(&related),
@@ -343,8 +345,7 @@ pub async fn events(state: &AppState, mut query: SearchQuery) -> Response {
             } else {
                 Vec::new()
             };
-            let correlations =
-                correlations::for_event(conn, &event, query.include_correlations)?;
+            let correlations = correlations::for_event(conn, &event, query.include_correlations)?;
             let bytes = serde_json::to_vec(&json::full_event_json_with(
                 &event,
                 &sightings,

@@ -29,9 +29,14 @@ pub struct Viewer {
     pub session: Session,
 }
 
-/// Marks a multipart POST whose CSRF token the handler must check in the form's fields.
-#[derive(Clone, Copy, Debug)]
-pub struct CsrfInBody;
+/// How the CSRF token of a POST was checked, for handlers of multipart forms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CsrfCheck {
+    /// The `X-CSRF-Token` header or the URL-encoded form carried the right token.
+    Done,
+    /// A multipart body: the handler must check the form's `csrf` field.
+    InBody,
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -234,6 +239,8 @@ async fn check_csrf(request: Request, session: &Session) -> Result<Request, Page
     }
     if let Some(token) = headers.get("x-csrf-token").and_then(|t| t.to_str().ok()) {
         return if session.csrf_matches(token) {
+            let mut request = request;
+            request.extensions_mut().insert(CsrfCheck::Done);
             Ok(request)
         } else {
             Err(PageError::Csrf)
@@ -246,7 +253,7 @@ async fn check_csrf(request: Request, session: &Session) -> Result<Request, Page
         .to_ascii_lowercase();
     if content_type.starts_with("multipart/form-data") {
         let mut request = request;
-        request.extensions_mut().insert(CsrfInBody);
+        request.extensions_mut().insert(CsrfCheck::InBody);
         return Ok(request);
     }
     if !content_type.starts_with("application/x-www-form-urlencoded") {
@@ -265,7 +272,9 @@ async fn check_csrf(request: Request, session: &Session) -> Result<Request, Page
     if !session.csrf_matches(token) {
         return Err(PageError::Csrf);
     }
-    Ok(Request::from_parts(parts, Body::from(bytes)))
+    let mut request = Request::from_parts(parts, Body::from(bytes));
+    request.extensions_mut().insert(CsrfCheck::Done);
+    Ok(request)
 }
 
 /// Middleware: admits only users whose role may write indicators.

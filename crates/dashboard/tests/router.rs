@@ -492,6 +492,21 @@ async fn user_imports_hash_list_by_upload() {
 }
 
 #[tokio::test]
+async fn upload_accepts_csrf_header() {
+    let harness = Harness::new();
+    let (cookie, csrf) = harness.login("analyst", &harness.user_key).await;
+    let hash = "a".repeat(64);
+    let body = multipart(&[("file", Some("header.sha256"), &hash)]);
+    let mut request = upload_request(&cookie, body);
+    request
+        .headers_mut()
+        .insert("x-csrf-token", csrf.parse().unwrap());
+    let response = harness.send(request).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(text(response).await.contains("1 hash detections"));
+}
+
+#[tokio::test]
 async fn hostile_alert_fields_are_escaped() {
     let harness = Harness::new();
     let (cookie, _) = harness.login("admin", &harness.admin_key).await;
@@ -554,7 +569,10 @@ async fn alerts_page_filters_and_detail_shows_event() {
     let none = text(text_and_group.await).await;
     assert!(!none.contains("href=\"/alerts/1796378400"));
     assert!(agent.contains("href=\"/alerts?from="), "time range presets");
-    assert!(agent.contains("&amp;agent=002\""), "presets keep the other filters");
+    assert!(
+        agent.contains("&amp;agent=002\""),
+        "presets keep the other filters"
+    );
     let invalid = harness.get("/alerts?from=yesterday", Some(&cookie)).await;
     assert!(text(invalid).await.contains("expected YYYY-MM-DD"));
 

@@ -2,16 +2,15 @@
 //!
 //! The index is built once and then only read, so lookups take no lock. Each digest length has
 //! its own table: a flat array of fixed-size records sorted by digest, and a bucket directory
-//! indexed by the digest's leading bits with 8 to 16 records per bucket. The directory is an
-//! eighth of the records' size, so on a large index it mostly stays in the CPU cache. Digests
-//! of real files are uniformly distributed, so a lookup interpolates the record's place inside
-//! its bucket from the digest's next bits and reads that record and at most a neighbour,
-//! which is about one cache miss. [`DigestIndex::get_batch`] overlaps those misses across many
-//! lookups with prefetches. Digests that share their leading bytes only make their bucket
-//! larger, and large buckets are binary-searched.
+//! indexed by the digest's leading bits with about one record per bucket. Digests of real files
+//! are uniformly distributed, so a lookup reads one directory entry and then one or two adjacent
+//! records, which is two cache misses on a large index. [`DigestIndex::get_batch`] overlaps
+//! those misses across many lookups with prefetches. Digests that share their leading bytes
+//! only make their bucket larger, and large buckets are binary-searched.
 //!
-//! A sha256 record takes 36 bytes and its directory share under 0.5 bytes. A digest with
-//! several ids keeps them in a side table.
+//! A sha256 record takes 36 bytes and its directory share 2 to 4 bytes. A digest with several
+//! ids keeps them in a side table. [`DigestIndex::encode`] turns a built index into bytes that
+//! load again without sorting.
 
 mod encode;
 mod memory;
@@ -200,13 +199,8 @@ impl DigestIndex {
         }
 
         for probe in probes.iter_mut().flatten() {
-            let (lo, hi) = probe.table.bucket_range(probe.bucket);
-            if lo < hi {
-                // A record may straddle two cache lines; fetch both.
-                let start = probe.table.estimate(probe.prefix, lo, hi);
-                prefetch(probe.table.record_ptr(start));
-                prefetch(probe.table.record_ptr(start + 1).wrapping_sub(1));
-            }
+            let (lo, hi, first) = probe.table.bucket_range(probe.bucket);
+            prefetch(first);
             (probe.lo, probe.hi) = (lo, hi);
         }
 

@@ -10,13 +10,8 @@ use std::cmp::Ordering;
 /// Tag bit of a value word: set means "offset into the side table", clear means "the id itself".
 pub(crate) const MULTI_TAG: u32 = 1 << 31;
 
-/// Buckets up to this size are sorted by insertion while building.
-const INSERTION_SORT_MAX: usize = 16;
-/// Buckets up to this size are walked from an interpolated record, larger ones (only where
-/// many digests share their leading bytes) binary-searched.
-const WALK_MAX: usize = 64;
-/// Directory buckets hold about this many records (between it and twice it).
-const RECORDS_PER_BUCKET_LOG2: u32 = 3;
+/// Buckets up to this size are scanned linearly, larger ones binary-searched.
+const LINEAR_SCAN_MAX: usize = 16;
 
 /// Records gathered by the builder for one digest length, in insertion order.
 pub(crate) struct Pending {
@@ -82,22 +77,13 @@ pub(crate) fn bucket_of(prefix: u64, bits: u32) -> usize {
     prefix.checked_shr(64 - bits).unwrap_or(0) as usize
 }
 
-/// Bucket count of the build's counting sort for `n` records: about one record per bucket,
-/// at most 2^31 buckets.
-fn sort_bits(n: usize) -> u32 {
+/// Directory size for `n` records: about one record per bucket, at most 2^31 buckets.
+fn directory_bits(n: usize) -> u32 {
     if n <= 1 {
         0
     } else {
         n.ilog2().min(31)
     }
-}
-
-/// Directory size for `n` records: 8 to 16 records per bucket, so that the directory of a
-/// large table is an eighth of its records' size and mostly stays in the CPU cache. A lookup
-/// then finds its record by interpolation inside the bucket, which lands on the right cache
-/// line or the next one because digests are uniform.
-fn directory_bits(n: usize) -> u32 {
-    sort_bits(n).saturating_sub(RECORDS_PER_BUCKET_LOG2)
 }
 
 /// Immutable table of the distinct digests of one length.
@@ -213,36 +199,25 @@ impl Table {
         self.directory[b..].as_ptr()
     }
 
-    /// Record range of bucket `b`.
+    /// Record range of bucket `b`, and the address of its first record, for prefetching.
     #[inline]
-    pub(crate) fn bucket_range(&self, b: usize) -> (usize, usize) {
-        (self.directory[b] as usize, self.directory[b + 1] as usize)
-    }
-
-    /// Returns where in `lo..hi` the record with `prefix` would sit if the bucket's digests
-    /// were evenly spread: the prefix bits below the bucket's, scaled to the bucket size.
-    /// Only meaningful when `lo < hi`, and then it is below `hi`.
-    #[inline]
-    pub(crate) fn estimate(&self, prefix: u64, lo: usize, hi: usize) -> usize {
-        let fraction = prefix.checked_shl(self.bits).unwrap_or(0);
-        lo + ((u128::from(fraction) * (hi - lo) as u128) >> 64) as usize
-    }
-
-    /// Address of record `i`, for prefetching; `i` may be past the end.
-    #[inline]
-    pub(crate) fn record_ptr(&self, i: usize) -> *const u32 {
-        self.records[(i * self.stride).min(self.records.len())..].as_ptr()
+    pub(crate) fn bucket_range(&self, b: usize) -> (usize, usize, *const u32) {
+        let lo = self.directory[b] as usize;
+        let hi = self.directory[b + 1] as usize;
+        (
+            lo,
+            hi,
+            self.records[(lo * self.stride).min(self.records.len())..].as_ptr(),
+        )
     }
 
     /// Returns the record index of `key`, whose prefix is `prefix`.
     #[inline]
     pub(crate) fn find(&self, key: &[u32], prefix: u64) -> Option<usize> {
-        let (lo, hi) = self.bucket_range(self.bucket(prefix));
+        let (lo, hi, _) = self.bucket_range(self.bucket(prefix));
         self.find_in(key, prefix, lo, hi)
     }
 
-    /// Finds `key` in the sorted records `lo..hi`: from the interpolated record it walks
-    /// towards the key until it meets it or passes it.
     #[inline]
     pub(crate) fn find_in(
         &self,
@@ -251,48 +226,19 @@ impl Table {
         lo: usize,
         hi: usize,
     ) -> Option<usize> {
-        if lo >= hi {
-            return None;
-        }
-        if hi - lo > WALK_MAX {
+        if hi - lo > LINEAR_SCAN_MAX {
             return self.find_binary(key, lo, hi);
         }
-        let mut i = self.estimate(key_prefix, lo, hi);
-        match self.cmp_at(i, key, key_prefix) {
-            Ordering::Equal => Some(i),
-            Ordering::Less => {
-                i += 1;
-                while i < hi {
-                    match self.cmp_at(i, key, key_prefix) {
-                        Ordering::Less => i += 1,
-                        Ordering::Equal => return Some(i),
-                        Ordering::Greater => return None,
-                    }
-                }
-                None
-            }
-            Ordering::Greater => {
-                while i > lo {
-                    i -= 1;
-                    match self.cmp_at(i, key, key_prefix) {
-                        Ordering::Greater => {}
-                        Ordering::Equal => return Some(i),
-                        Ordering::Less => return None,
-                    }
-                }
-                None
+        for i in lo..hi {
+            let record = self.key_at(i);
+            match prefix(record).cmp(&key_prefix) {
+                Ordering::Less => {}
+                Ordering::Equal if record == key => return Some(i),
+                Ordering::Equal => {}
+                Ordering::Greater => return None,
             }
         }
-    }
-
-    /// Compares record `i` with `key`, whose prefix is `key_prefix`, in [`cmp_keys`] order.
-    #[inline]
-    fn cmp_at(&self, i: usize, key: &[u32], key_prefix: u64) -> Ordering {
-        let record = self.key_at(i);
-        let rest = 2.min(record.len());
-        prefix(record)
-            .cmp(&key_prefix)
-            .then_with(|| record[rest..].cmp(&key[rest..]))
+        None
     }
 
     fn find_binary(&self, key: &[u32], lo: usize, hi: usize) -> Option<usize> {
@@ -316,7 +262,7 @@ fn bucket_sort(pending: Pending) -> Vec<u32> {
     let stride = pending.stride();
     let key_words = pending.key_words;
     let n = pending.records.len() / stride;
-    let bits = sort_bits(n);
+    let bits = directory_bits(n);
 
     let mut starts = vec![0usize; (1usize << bits) + 1];
     for record in pending.records.chunks_exact(stride) {
@@ -354,7 +300,7 @@ fn bucket_sort(pending: Pending) -> Vec<u32> {
 /// Stable sort of the records in `block` by key.
 fn sort_records(block: &mut [u32], stride: usize, key_words: usize, scratch: &mut Vec<u32>) {
     let n = block.len() / stride;
-    if n <= INSERTION_SORT_MAX {
+    if n <= LINEAR_SCAN_MAX {
         // Insertion sort: buckets hold one or two records on average.
         for i in 1..n {
             scratch.clear();

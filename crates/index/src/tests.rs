@@ -160,6 +160,27 @@ fn shared_leading_bytes_use_binary_search() {
 }
 
 #[test]
+fn crowded_buckets_are_walked_both_ways() {
+    // 5,000 random digests, plus clusters of 2 to 60 that share their first three bytes, so
+    // that interpolation inside a bucket starts far from the record and walks in both
+    // directions.
+    let mut entries: Vec<(Vec<u8>, u32)> = (0..5_000u64).map(|i| (digest(i, 32), i as u32)).collect();
+    let mut absent = Vec::new();
+    for cluster in 0..30u64 {
+        let lead = digest(100_000 + cluster, 3);
+        for i in 0..(2 + cluster * 2) {
+            let mut d = lead.clone();
+            d.extend_from_slice(&digest(200_000 + cluster * 100 + i, 29));
+            entries.push((d, (10_000 + cluster * 100 + i) as u32));
+        }
+        let mut missing = lead.clone();
+        missing.extend_from_slice(&digest(900_000 + cluster, 29));
+        absent.push(missing);
+    }
+    assert_matches_model(&entries, &absent);
+}
+
+#[test]
 fn first_and_last_buckets_work() {
     // Digests starting with 0xff all fall into the last bucket, all-zero ones into the first.
     let mut entries: Vec<(Vec<u8>, u32)> = (0..100u32)

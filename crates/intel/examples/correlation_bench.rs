@@ -72,7 +72,13 @@ fn mix(rank: u64) -> u64 {
 /// The attribute of a given type and value rank; attribute `n` of the store picks the type.
 fn attribute(n: usize, rank: usize, event: usize) -> Attribute {
     let r = rank as u64;
-    let hex64 = format!("{:016x}{:016x}{:016x}{:016x}", mix(r), mix(r + 1), mix(r + 2), mix(r + 3));
+    let hex64 = format!(
+        "{:016x}{:016x}{:016x}{:016x}",
+        mix(r),
+        mix(r + 1),
+        mix(r + 2),
+        mix(r + 3)
+    );
     let (kind, value) = match n % 20 {
         0..=11 => ("sha256", hex64),
         12..=14 => ("domain", format!("d{rank}.example.com")),
@@ -125,7 +131,12 @@ fn cpu_time() -> Duration {
         .map_or("", |(_, rest)| rest)
         .split_whitespace()
         .collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // utime and stime are fields 14 and 15 of the file, 12 and 13 after the command name;
     // Linux counts them in USER_HZ, 100 per second.
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
@@ -165,7 +176,8 @@ fn build(dir: &Path, total: usize, correlate: bool) -> Report {
     }
     let stats = store.correlation_stats().unwrap();
     let conn = rusqlite::Connection::open(store.path()).unwrap();
-    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
     let count = |sql: &str| -> u64 {
         conn.query_row(sql, [], |r| r.get::<_, Option<i64>>(0))
             .unwrap()
@@ -197,7 +209,9 @@ fn main() {
     let work = args
         .next()
         .expect("usage: correlation_bench WORK_DIR N [N...]");
-    let sizes: Vec<usize> = args.map(|a| a.parse().expect("N must be a number")).collect();
+    let sizes: Vec<usize> = args
+        .map(|a| a.parse().expect("N must be a number"))
+        .collect();
     println!(
         "| attributes | import with correlation, wall (CPU) | without, wall (CPU) | \
          correlation rows | values | over-correlating | correlation bytes | bytes per attribute \

@@ -119,8 +119,9 @@ pub fn add_tag_clusters<'a>(
     }
 }
 
-/// Serialises clusters for the `galaxies` column; an empty list is stored as NULL.
-pub(crate) fn to_column(clusters: &[GalaxyCluster]) -> Option<String> {
+/// Serialises clusters for the `galaxies` column of events and attributes; an empty list
+/// is stored as NULL.
+pub fn to_column(clusters: &[GalaxyCluster]) -> Option<String> {
     if clusters.is_empty() {
         None
     } else {
@@ -151,7 +152,8 @@ fn technique_ids_in(text: &str) -> Vec<String> {
                 end += 4;
             }
             let next = bytes.get(end).copied();
-            let longer_id = next == Some(b'.') && bytes.get(end + 1).is_some_and(u8::is_ascii_digit);
+            let longer_id =
+                next == Some(b'.') && bytes.get(end + 1).is_some_and(u8::is_ascii_digit);
             let ends_word = next.is_none_or(|b| !b.is_ascii_alphanumeric()) && !longer_id;
             if ends_word {
                 found.push(text[i..end].to_owned());
@@ -181,10 +183,9 @@ mod tests {
 
     #[test]
     fn technique_ids_from_value_and_meta() {
-        let mut cluster = GalaxyCluster::from_tag(
-            "misp-galaxy:mitre-attack-pattern=\"PowerShell - T1059.001\"",
-        )
-        .unwrap();
+        let mut cluster =
+            GalaxyCluster::from_tag("misp-galaxy:mitre-attack-pattern=\"PowerShell - T1059.001\"")
+                .unwrap();
         cluster.external_id = vec!["T1059.001".into(), "CAPEC-1".into()];
         assert_eq!(cluster.mitre_technique_ids(), ["T1059.001"]);
 
@@ -196,7 +197,10 @@ mod tests {
 
     #[test]
     fn technique_ids_need_word_bounds() {
-        assert_eq!(technique_ids_in("XT1059 T12345 T1059.01 (T1105)"), ["T1105"]);
+        assert_eq!(
+            technique_ids_in("XT1059 T12345 T1059.01 (T1105)"),
+            ["T1105"]
+        );
         assert!(technique_ids_in("T10").is_empty());
         let actor = GalaxyCluster::from_tag("misp-galaxy:threat-actor=\"T1000 group\"").unwrap();
         assert!(actor.mitre_technique_ids().is_empty());

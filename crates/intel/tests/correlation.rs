@@ -51,8 +51,16 @@ fn shared_values_link_events() {
     import(
         &mut store,
         &[
-            event(&uuid(1), 10, json!([attr("sha256", SHA256), attr("sha256", SHA256)])),
-            event(&uuid(2), 10, json!([attr("filename|sha256", &format!("a.exe|{SHA256}"))])),
+            event(
+                &uuid(1),
+                10,
+                json!([attr("sha256", SHA256), attr("sha256", SHA256)]),
+            ),
+            event(
+                &uuid(2),
+                10,
+                json!([attr("filename|sha256", &format!("a.exe|{SHA256}"))]),
+            ),
             event(&uuid(3), 10, json!([attr("filename", "a.exe")])),
             event(&uuid(4), 10, json!([attr("domain", "Example.ORG")])),
             event(&uuid(5), 10, json!([attr("domain", "example.org")])),
@@ -88,10 +96,22 @@ fn excluded_types_and_flags_do_not_link() {
     import(
         &mut store,
         &[
-            event(&uuid(1), 10, json!([attr("comment", "same words"), attr("text", "x")])),
-            event(&uuid(2), 10, json!([attr("comment", "same words"), attr("text", "x")])),
+            event(
+                &uuid(1),
+                10,
+                json!([attr("comment", "same words"), attr("text", "x")]),
+            ),
+            event(
+                &uuid(2),
+                10,
+                json!([attr("comment", "same words"), attr("text", "x")]),
+            ),
             event(&uuid(3), 10, json!([no_corr])),
-            event(&uuid(4), 10, json!([attr("md5", "0123456789abcdef0123456789abcdef")])),
+            event(
+                &uuid(4),
+                10,
+                json!([attr("md5", "0123456789abcdef0123456789abcdef")]),
+            ),
             event(&uuid(5), 10, json!([attr("ip-dst|port", "192.0.2.1|443")])),
             event(&uuid(6), 10, json!([attr("ip-dst|port", "192.0.2.2|443")])),
             quiet,
@@ -152,4 +172,38 @@ fn replaced_event_keeps_counts_exact() {
     let written = store.rebuild_correlation().unwrap();
     assert_eq!(written, 2);
     assert_eq!(store.correlation_stats().unwrap(), stats);
+}
+
+#[test]
+fn upgraded_store_correlates_existing_attributes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    import(
+        &mut store,
+        &[
+            event(&uuid(1), 10, json!([attr("domain", "kept.example")])),
+            event(&uuid(2), 10, json!([attr("domain", "kept.example")])),
+        ],
+    );
+    let path = store.path().to_owned();
+    drop(store);
+
+    // Take the database back to the schema before correlation existed.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP TABLE correlation_members;
+         DROP TABLE correlation_values;
+         ALTER TABLE events DROP COLUMN disable_correlation;
+         ALTER TABLE events DROP COLUMN galaxies;
+         ALTER TABLE attributes DROP COLUMN disable_correlation;
+         ALTER TABLE attributes DROP COLUMN galaxies;
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = Store::open(dir.path()).unwrap();
+    let first = event_id(&store, &uuid(1));
+    let second = event_id(&store, &uuid(2));
+    assert_eq!(store.related_event_ids(first, 10).unwrap(), [second]);
 }

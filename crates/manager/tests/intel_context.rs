@@ -69,7 +69,10 @@ fn galaxy_context_reaches_the_alert() {
     let misp = &alert["data"]["misp"];
     assert_eq!(misp["tags"], json!(["tlp:green", TECHNIQUE_TAG, ACTOR_TAG]));
     let galaxies = misp["galaxies"].as_array().expect("data.misp.galaxies");
-    let values: Vec<&str> = galaxies.iter().filter_map(|g| g["value"].as_str()).collect();
+    let values: Vec<&str> = galaxies
+        .iter()
+        .filter_map(|g| g["value"].as_str())
+        .collect();
     assert_eq!(values, ["PowerShell - T1059.001", "APT28"]);
     assert_eq!(galaxies[1]["type"], "threat-actor");
     assert_eq!(galaxies[1]["tag_name"], ACTOR_TAG);

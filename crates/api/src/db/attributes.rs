@@ -100,8 +100,8 @@ pub(crate) fn insert_attribute(
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     conn.execute(
         "INSERT INTO attributes (id, event_id, object_id, uuid, type, category, value, to_ids,
-             deleted, object_relation, comment, timestamp, tags, disable_correlation)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+             deleted, object_relation, comment, timestamp, tags, disable_correlation, galaxies)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         params![
             id,
             event_id,
@@ -117,6 +117,7 @@ pub(crate) fn insert_attribute(
             a.timestamp.unwrap_or_else(now_secs),
             tags_json(&tags),
             a.disable_correlation.unwrap_or(false),
+            intel::galaxy::to_column(&intel::galaxy::clusters_of(&a.galaxies)),
         ],
     )?;
     Ok(id)

@@ -5,10 +5,10 @@
 use std::collections::{HashMap, HashSet};
 
 use intel::store::correlation;
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use super::attributes::{read_attribute, AttributeRow};
-use super::events::{read_meta, EventMeta, FullEvent};
+use super::events::{EventMeta, FullEvent};
 use super::{row_id_range, DbError};
 
 /// Most related events listed for one event.
@@ -46,7 +46,7 @@ pub(crate) fn for_event(
     let id = event.meta.id;
     let mut out = EventCorrelations::default();
     for related in correlation::related_event_ids(conn, id, limit, MAX_RELATED_EVENTS)? {
-        out.related_events.push(read_meta(conn, related)?);
+        out.related_events.push(read_event_brief(conn, related)?);
     }
     let (first, last) = row_id_range(id);
     out.over_correlating = correlation::over_correlating_ids(conn, first, last, limit)?
@@ -83,7 +83,7 @@ pub(crate) fn related_with_events(
         let event = match events.get(&attribute.event_id) {
             Some(event) => event.clone(),
             None => {
-                let event = read_meta(conn, attribute.event_id)?;
+                let event = read_event_brief(conn, attribute.event_id)?;
                 events.insert(attribute.event_id, event.clone());
                 event
             }
@@ -91,6 +91,20 @@ pub(crate) fn related_with_events(
         out.push(RelatedAttribute { attribute, event });
     }
     Ok(out)
+}
+
+/// Reads an event's own columns without counting its attributes (`attribute_count` is 0):
+/// the related-event and related-attribute blocks do not show the count, and counting
+/// would scan every attribute of every related event.
+fn read_event_brief(conn: &Connection, id: i64) -> Result<EventMeta, DbError> {
+    conn.prepare_cached(
+        "SELECT e.id, e.uuid, e.info, e.threat_level_id, e.analysis, e.date, e.timestamp,
+                e.published, e.orgc, e.tags, 0, e.disable_correlation
+         FROM events e WHERE e.id = ?1",
+    )?
+    .query_row([id], EventMeta::from_row)
+    .optional()?
+    .ok_or(DbError::NotFound("event"))
 }
 
 /// True when attribute `attribute_id` has a value over the correlation limit.

@@ -1,5 +1,6 @@
 //! Event rows: index, full reads with objects and attributes, and writes from MISP JSON.
 
+use intel::galaxy;
 use intel::store::correlation;
 use misp::{Event, Object};
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -13,7 +14,8 @@ use super::{now_secs, row_id_range, Db, DbError};
 /// The event columns read into an [`EventMeta`], for a query over `events e`.
 pub const EVENT_COLUMNS: &str = "e.id, e.uuid, e.info, e.threat_level_id, e.analysis, e.date,
     e.timestamp, e.published, e.orgc, e.tags,
-    (SELECT COUNT(*) FROM attributes a WHERE a.id BETWEEN e.id << 32 AND (e.id << 32) | 4294967295 AND a.deleted = 0)";
+    (SELECT COUNT(*) FROM attributes a WHERE a.id BETWEEN e.id << 32 AND (e.id << 32) | 4294967295 AND a.deleted = 0),
+    e.disable_correlation";
 
 /// An event without its attributes.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +31,7 @@ pub struct EventMeta {
     pub orgc: Option<String>,
     pub tags: Vec<String>,
     pub attribute_count: i64,
+    pub disable_correlation: bool,
 }
 
 impl EventMeta {
@@ -45,6 +48,7 @@ impl EventMeta {
             orgc: r.get(8)?,
             tags: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default(),
             attribute_count: r.get(10)?,
+            disable_correlation: r.get(11)?,
         })
     }
 }
@@ -210,8 +214,8 @@ impl Db {
         }
         tx.execute(
             "INSERT INTO events (uuid, info, threat_level_id, analysis, date, timestamp, published,
-                 orgc, tags, source, format, imported_at, disable_correlation)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'api', 'misp-json', ?10, ?11)",
+                 orgc, tags, source, format, imported_at, disable_correlation, galaxies)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'api', 'misp-json', ?10, ?11, ?12)",
             params![
                 uuid,
                 event.info,
@@ -224,6 +228,7 @@ impl Db {
                 tag_names_json(event),
                 now_secs(),
                 disable_correlation(event).unwrap_or(false),
+                galaxy::to_column(&galaxy::clusters_of(&event.galaxies)),
             ],
         )?;
         let id = tx.last_insert_rowid();

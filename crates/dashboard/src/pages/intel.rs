@@ -12,9 +12,12 @@ use serde::Deserialize;
 use super::detail::{sighting_type, tag_list, threat_level};
 use super::layout::{empty, page, pager};
 use crate::error::{blocking, PageError};
-use crate::login::{CsrfInBody, Viewer};
+use crate::login::{CsrfCheck, Viewer};
 use crate::store::{format_epoch, intel};
 use crate::DashboardState;
+
+/// Attributes listed on an event's page at most.
+const MAX_EVENT_ATTRIBUTES: usize = 2000;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -114,12 +117,23 @@ pub async fn event(
     })
     .await?;
     let meta = &event.meta;
-    let attributes = event.attributes.iter().map(|a| (None, a)).chain(
-        event
+    let total = event.attributes.len()
+        + event
             .objects
             .iter()
-            .flat_map(|o| o.attributes.iter().map(move |a| (Some(o.name.as_str()), a))),
-    );
+            .map(|o| o.attributes.len())
+            .sum::<usize>();
+    let attributes = event
+        .attributes
+        .iter()
+        .map(|a| (None, a))
+        .chain(
+            event
+                .objects
+                .iter()
+                .flat_map(|o| o.attributes.iter().map(move |a| (Some(o.name.as_str()), a))),
+        )
+        .take(MAX_EVENT_ATTRIBUTES);
     let body = html! {
         (intel_nav(&viewer))
         dl.summary {
@@ -132,6 +146,12 @@ pub async fn event(
             dt { "Tags" } dd { (tag_list(&meta.tags)) }
         }
         h2 { "Attributes" }
+        @if total > MAX_EVENT_ATTRIBUTES {
+            p.hint {
+                "The first " (MAX_EVENT_ATTRIBUTES) " of " (total) " attributes are shown; "
+                "search by value to find the others."
+            }
+        }
         table {
             thead { tr { th scope="col" { "Object" } th scope="col" { "Type" } th scope="col" { "Category" } th scope="col" { "Value" } th scope="col" { "Detection (to_ids)" } th scope="col" { "Tags" } } }
             tbody {
@@ -244,13 +264,14 @@ fn safe_file_name(name: Option<&str>) -> String {
     }
 }
 
-/// Reads the form: the CSRF field must come before the file, so that no file is read for a
-/// forged request.
+/// Reads the form. Unless a header already carried the CSRF token, the `csrf` field must
+/// come before the file, so that no file is read for a forged request.
 async fn read_upload(
     viewer: &Viewer,
+    check: CsrfCheck,
     multipart: &mut Multipart,
 ) -> Result<(String, Vec<u8>), PageError> {
-    let mut csrf_ok = false;
+    let mut csrf_ok = check == CsrfCheck::Done;
     while let Some(field) = multipart
         .next_field()
         .await
@@ -284,13 +305,13 @@ async fn read_upload(
 pub async fn import(
     State(state): State<DashboardState>,
     Extension(viewer): Extension<Viewer>,
-    marker: Option<Extension<CsrfInBody>>,
+    check: Option<Extension<CsrfCheck>>,
     mut multipart: Multipart,
 ) -> Result<Html<String>, PageError> {
-    if marker.is_none() {
+    let Some(Extension(check)) = check else {
         return Err(PageError::Csrf);
-    }
-    let (name, bytes) = read_upload(&viewer, &mut multipart).await?;
+    };
+    let (name, bytes) = read_upload(&viewer, check, &mut multipart).await?;
     let data_dir = state.intel_dir();
     let user = viewer.user.name.clone();
     let reports = blocking(move || import_bytes(&data_dir, &name, &bytes)).await?;

@@ -69,7 +69,7 @@ pub async fn show(
                             @for (rule, description, count) in &figures.top_rules {
                                 tr {
                                     td { a href=(filtered("rule_id", rule)) { (rule) } }
-                                    td.wrap { (description) }
+                                    td.wrap title=(description) { (shorten(description, 90)) }
                                     td.num { (count) }
                                 }
                             }
@@ -105,4 +105,14 @@ pub async fn show(
         }
     };
     Ok(Html(page(&viewer, "Overview", "/", body).into_string()))
+}
+
+/// Cuts `text` to `max_chars` characters, ending with an ellipsis when cut.
+fn shorten(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        return text.to_owned();
+    }
+    let mut short: String = text.chars().take(max_chars - 1).collect();
+    short.push('…');
+    short
 }

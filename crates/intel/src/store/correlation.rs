@@ -14,8 +14,9 @@
 //!   except the types in [`PRIMARY_ONLY_TYPES`], which correlate by their first half;
 //! - an attribute never links to another attribute of its own event.
 //!
-//! Values are compared trimmed, with ASCII letters lower-cased: MISP compares them in
-//! MySQL's case-insensitive collation.
+//! Values are compared trimmed, with ASCII letters lower-cased, because MISP keeps
+//! `value1` and `value2` in MySQL's case-insensitive `utf8_unicode_ci` collation (which
+//! also folds accents; this store does not).
 //!
 //! A value shared by more attributes than the over-correlation limit (a store setting,
 //! [`DEFAULT_LIMIT`] unless set) links nothing and is reported as over-correlating. Its
@@ -36,8 +37,8 @@ const LIMIT_KEY: &str = "correlation_limit";
 const DISABLED_KEY: &str = "correlation_disabled";
 
 /// Types that never correlate: MISP's `NON_CORRELATING_TYPES` (`comment` to `anonymised`),
-/// then free-form and measurement types whose values unrelated events share (MISP's object
-/// templates, such as `file`, set `disable_correlation` on attributes of these types).
+/// then free-form and measurement types whose values unrelated events share. MISP's `file`
+/// object template, for one, disables correlation on its `text` and `size-in-bytes` fields.
 pub const NON_CORRELATING_TYPES: &[&str] = &[
     "comment",
     "http-method",
@@ -193,7 +194,7 @@ pub fn correlate_range(conn: &Connection, first: i64, last: i64) -> rusqlite::Re
         conn.prepare_cached(
             "INSERT INTO correlation_members (value_id, attribute_id)
              SELECT v.id, n.attribute_id FROM temp.correlation_new n
-             JOIN correlation_values v ON v.value = n.value ORDER BY 1, 2",
+             JOIN correlation_values v ON v.value = n.value",
         )?
         .execute([])?;
     }

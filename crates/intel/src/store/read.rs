@@ -40,6 +40,9 @@ pub struct Stats {
     pub warninglists: Vec<WarninglistInfo>,
     pub imports: u64,
     pub database_bytes: u64,
+    /// Over-correlation limit: values shared by more attributes link nothing.
+    pub correlation_limit: i64,
+    pub correlation: super::correlation::CorrelationStats,
 }
 
 /// One stored event, for exports.
@@ -76,6 +79,8 @@ impl Store {
                 hash_types.push(row);
             }
         }
+        let correlation_limit = super::correlation::limit(&self.conn)?;
+        let correlation = super::correlation::stats(&self.conn, correlation_limit)?;
         let file_bytes = std::fs::metadata(&self.path).map_or(0, |m| m.len());
         let wal = self.path.with_extension("db-wal");
         let wal_bytes = std::fs::metadata(wal).map_or(0, |m| m.len());
@@ -88,6 +93,8 @@ impl Store {
             warninglists: self.warninglist_infos()?,
             imports: count("SELECT COUNT(*) FROM imports")?,
             database_bytes: file_bytes + wal_bytes,
+            correlation_limit,
+            correlation,
         })
     }
 

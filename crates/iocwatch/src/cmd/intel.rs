@@ -376,6 +376,14 @@ fn run_stats(args: StatsArgs, global: &Global) -> anyhow::Result<ExitCode> {
         stats.detections
     )?;
     writeln!(out, "imports:      {}", stats.imports)?;
+    writeln!(
+        out,
+        "correlation:  {} values, {} attribute rows, {} over the limit of {}",
+        stats.correlation.values,
+        stats.correlation.members,
+        stats.correlation.over_correlating,
+        stats.correlation_limit
+    )?;
 
     writeln!(out, "hash attributes by type (all / detections):")?;
     for t in &stats.hash_types {
