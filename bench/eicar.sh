@@ -9,7 +9,8 @@
 # The EICAR test string is assembled from pieces at run time.
 #
 # Environment: BENCH_DIR (scratch folder, default /tmp/iocwatch-bench/eicar), DROPS
-# (files written, default 1000).
+# (files written, default 1000), IOCWATCH (a release binary to use in place of building
+# one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -17,13 +18,16 @@ bench=${BENCH_DIR:-/tmp/iocwatch-bench/eicar}
 drops=${DROPS:-1000}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$repo/target}
 
-cargo build --release -p iocwatch
+if [ -z "${IOCWATCH:-}" ]; then
+    cargo build --release -p iocwatch
+    IOCWATCH=$CARGO_TARGET_DIR/release/iocwatch
+fi
 rm -rf "$bench"
 mkdir -p "$bench"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-python3 - "$CARGO_TARGET_DIR/release/iocwatch" "$bench" "$drops" <<'PY'
+python3 - "$IOCWATCH" "$bench" "$drops" <<'PY'
 import os, signal, subprocess, sys, time
 
 binary, bench, drops = sys.argv[1], sys.argv[2], int(sys.argv[3])

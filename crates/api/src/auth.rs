@@ -80,6 +80,8 @@ pub struct User {
     pub name: String,
     pub role: Role,
     pub created: i64,
+    /// The organisation the user belongs to (see `access.rs`).
+    pub org_id: i64,
 }
 
 /// Failures allowed per client address within [`FAILURE_WINDOW`] before requests are

@@ -86,6 +86,7 @@ impl From<DbError> for ApiError {
     fn from(err: DbError) -> Self {
         match err {
             DbError::NotFound(what) => ApiError::not_found(what),
+            DbError::Forbidden(message) => ApiError::new(StatusCode::FORBIDDEN, message, message),
             other => {
                 // The detail is logged once here; the client sees a generic message.
                 tracing::error!(error = %other, "API request failed on the database");

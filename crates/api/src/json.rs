@@ -25,8 +25,28 @@ pub fn tag_json(name: &str, inherited: bool) -> Value {
     tag
 }
 
-fn org_json(name: Option<&str>) -> Value {
-    json!({"id": "1", "name": name.unwrap_or(LOCAL_ORG), "uuid": LOCAL_ORG_UUID, "local": true})
+/// The `Org` block of an event: the organisation that owns the local copy.
+fn owner_json(meta: &EventMeta) -> Value {
+    json!({
+        "id": meta.org_id.to_string(),
+        "name": meta.org_name.as_deref().unwrap_or(LOCAL_ORG),
+        "uuid": meta.org_uuid.as_deref().unwrap_or(LOCAL_ORG_UUID),
+        "local": true,
+    })
+}
+
+/// The `Orgc` block of an event: the organisation that created it.
+fn creator_json(meta: &EventMeta) -> Value {
+    json!({
+        "id": meta.orgc_id.to_string(),
+        "name": meta.orgc.as_deref().or(meta.org_name.as_deref()).unwrap_or(LOCAL_ORG),
+        "uuid": meta.orgc_uuid.as_deref().unwrap_or(LOCAL_ORG_UUID),
+        "local": meta.orgc_id == meta.org_id,
+    })
+}
+
+fn group_text(id: Option<i64>) -> String {
+    id.unwrap_or(0).to_string()
 }
 
 /// Renders an attribute as MISP does inside an event or a search result.
@@ -42,8 +62,8 @@ pub fn attribute_json(a: &AttributeRow) -> Map<String, Value> {
         "to_ids": a.to_ids,
         "uuid": a.uuid,
         "timestamp": a.timestamp.unwrap_or(0).to_string(),
-        "distribution": "5",
-        "sharing_group_id": "0",
+        "distribution": a.distribution.to_string(),
+        "sharing_group_id": group_text(a.sharing_group_id),
         "comment": a.comment.clone().unwrap_or_default(),
         "deleted": a.deleted,
         "disable_correlation": a.disable_correlation,
@@ -60,11 +80,11 @@ pub fn attribute_json(a: &AttributeRow) -> Map<String, Value> {
 /// Renders the short `Event` block MISP adds to each attribute of a search result.
 pub fn event_brief_json(meta: &EventMeta) -> Value {
     json!({
-        "org_id": "1",
-        "distribution": "1",
+        "org_id": meta.org_id.to_string(),
+        "distribution": meta.distribution.to_string(),
         "id": meta.id.to_string(),
         "info": meta.info,
-        "orgc_id": "1",
+        "orgc_id": meta.orgc_id.to_string(),
         "uuid": meta.uuid,
         "publish_timestamp": publish_timestamp(meta).to_string(),
     })
@@ -83,8 +103,8 @@ fn publish_timestamp(meta: &EventMeta) -> i64 {
 pub fn event_meta_json(meta: &EventMeta) -> Map<String, Value> {
     let value = json!({
         "id": meta.id.to_string(),
-        "orgc_id": "1",
-        "org_id": "1",
+        "orgc_id": meta.orgc_id.to_string(),
+        "org_id": meta.org_id.to_string(),
         "date": meta.date.clone().unwrap_or_default(),
         "threat_level_id": meta.threat_level_id.unwrap_or(4).to_string(),
         "info": meta.info,
@@ -93,15 +113,15 @@ pub fn event_meta_json(meta: &EventMeta) -> Map<String, Value> {
         "attribute_count": meta.attribute_count.to_string(),
         "analysis": meta.analysis.unwrap_or(0).to_string(),
         "timestamp": meta.timestamp.to_string(),
-        "distribution": "1",
+        "distribution": meta.distribution.to_string(),
         "proposal_email_lock": false,
         "locked": false,
         "publish_timestamp": publish_timestamp(meta).to_string(),
-        "sharing_group_id": "0",
+        "sharing_group_id": group_text(meta.sharing_group_id),
         "disable_correlation": meta.disable_correlation,
         "extends_uuid": "",
-        "Org": org_json(None),
-        "Orgc": org_json(meta.orgc.as_deref()),
+        "Org": owner_json(meta),
+        "Orgc": creator_json(meta),
         "Tag": meta.tags.iter().map(|t| tag_json(t, false)).collect::<Vec<_>>(),
     });
     match value {
@@ -125,8 +145,8 @@ fn object_json(
         "event_id": o.event_id.to_string(),
         "uuid": o.uuid,
         "timestamp": o.attributes.iter().filter_map(|a| a.timestamp).max().unwrap_or(0).to_string(),
-        "distribution": "5",
-        "sharing_group_id": "0",
+        "distribution": o.distribution.to_string(),
+        "sharing_group_id": group_text(o.sharing_group_id),
         "comment": "",
         "deleted": o.deleted,
         "first_seen": null,
@@ -209,11 +229,11 @@ pub fn related_event_json(meta: &EventMeta) -> Value {
         "uuid": meta.uuid,
         "analysis": meta.analysis.unwrap_or(0).to_string(),
         "timestamp": meta.timestamp.to_string(),
-        "distribution": "1",
-        "org_id": "1",
-        "orgc_id": "1",
-        "Org": org_json(None),
-        "Orgc": org_json(meta.orgc.as_deref()),
+        "distribution": meta.distribution.to_string(),
+        "org_id": meta.org_id.to_string(),
+        "orgc_id": meta.orgc_id.to_string(),
+        "Org": owner_json(meta),
+        "Orgc": creator_json(meta),
     }})
 }
 

@@ -4,6 +4,7 @@
 //! `iocwatch server` mounts; [`AppState`] contains the database handles, the failed
 //! authentication limiter and the change counter that signals the detector to reload.
 
+pub mod access;
 pub mod auth;
 pub mod db;
 mod error;
@@ -15,6 +16,7 @@ mod search;
 mod serve;
 mod stix;
 mod stream;
+pub mod sync;
 mod taxii;
 
 use std::path::Path;
@@ -24,6 +26,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use tokio::sync::watch;
 
+pub use access::Viewer;
 pub use auth::{Role, User};
 pub use db::{Db, DbError};
 pub use error::ApiError;

@@ -96,7 +96,8 @@ fn read_ca_file(path: &Path) -> Result<RootCerts, RemoteError> {
     Ok(RootCerts::Specific(Arc::new(certificates)))
 }
 
-fn agent(config: &RemoteConfig) -> Result<ureq::Agent, RemoteError> {
+/// Builds an HTTP client with the timeout and trusted roots of `config`.
+pub(crate) fn agent(config: &RemoteConfig) -> Result<ureq::Agent, RemoteError> {
     let mut tls = TlsConfig::builder();
     if let Some(ca_file) = &config.ca_file {
         tls = tls.root_certs(read_ca_file(ca_file)?);
@@ -117,17 +118,36 @@ fn post(
     path: &str,
     body: &Value,
 ) -> Result<Value, RemoteError> {
+    request(agent, config, path, Some(body))
+}
+
+/// Sends a request to `path` on the instance: a POST of `body` as JSON, or a GET without
+/// one. Returns the parsed response of an HTTP 200; other statuses are errors.
+pub(crate) fn request(
+    agent: &ureq::Agent,
+    config: &RemoteConfig,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<Value, RemoteError> {
     let url = format!("{}/{path}", config.url);
-    let mut response = agent
-        .post(&url)
-        .header("Authorization", &config.key)
-        .header("Accept", "application/json")
-        .header("Content-Type", "application/json")
-        .send(body.to_string().as_bytes())
-        .map_err(|source| RemoteError::Request {
-            url: url.clone(),
-            source: Box::new(source),
-        })?;
+    let request_error = |source: ureq::Error| RemoteError::Request {
+        url: url.clone(),
+        source: Box::new(source),
+    };
+    let sent = match body {
+        Some(body) => agent
+            .post(&url)
+            .header("Authorization", &config.key)
+            .header("Accept", "application/json")
+            .header("Content-Type", "application/json")
+            .send(body.to_string().as_bytes()),
+        None => agent
+            .get(&url)
+            .header("Authorization", &config.key)
+            .header("Accept", "application/json")
+            .call(),
+    };
+    let mut response = sent.map_err(request_error)?;
     let status = response.status().as_u16();
     if status != 200 {
         return Err(RemoteError::Status { url, status });
@@ -137,10 +157,7 @@ fn post(
         .with_config()
         .limit(MAX_PAGE_BYTES)
         .read_to_vec()
-        .map_err(|source| RemoteError::Request {
-            url: url.clone(),
-            source: Box::new(source),
-        })?;
+        .map_err(request_error)?;
     serde_json::from_slice(&bytes).map_err(|e| RemoteError::Response {
         url,
         reason: e.to_string(),

@@ -5,6 +5,7 @@
 use rusqlite::types::Value as Sql;
 use serde_json::{Map, Value};
 
+use crate::access::Viewer;
 use crate::db::now_secs;
 use crate::ApiError;
 
@@ -57,6 +58,8 @@ pub struct SearchQuery {
     pub include_correlations: bool,
     pub enforce_warninglist: bool,
     pub return_format: ReturnFormat,
+    /// Whose view the search takes; [`Viewer::NOBODY`] until the handler sets the user's.
+    pub viewer: Viewer,
 }
 
 /// Parses named parameters of a GET search (`value:abc/type:md5`) into a JSON object.
@@ -221,6 +224,7 @@ impl SearchQuery {
             include_correlations: flag(query, "includeCorrelations")?.unwrap_or(false),
             enforce_warninglist: flag(query, "enforceWarninglist")?.unwrap_or(false),
             return_format,
+            viewer: Viewer::NOBODY,
         })
     }
 
@@ -231,6 +235,12 @@ impl SearchQuery {
             || !self.categories.is_empty()
             || self.to_ids.is_some()
             || self.timestamp.is_some()
+    }
+
+    /// Takes the view of `user`.
+    pub fn for_user(mut self, user: &crate::User) -> SearchQuery {
+        self.viewer = Viewer::of(user);
+        self
     }
 
     /// `LIMIT` and `OFFSET` of the page asked for.
@@ -340,9 +350,11 @@ fn lower_hex(value: &str) -> String {
         .join("|")
 }
 
-/// Builds the condition over `attributes a JOIN events e` for `query`.
+/// Builds the condition over `attributes a JOIN events e` for `query`, with the viewer's
+/// visibility of each attribute.
 pub fn attribute_condition(query: &SearchQuery) -> Condition {
     let mut c = event_condition(query);
+    c.clauses.push(query.viewer.attribute_sql("a", "e"));
     if !query.deleted {
         c.clauses.push("a.deleted = 0".into());
     }
@@ -379,9 +391,11 @@ pub fn attribute_condition(query: &SearchQuery) -> Condition {
     c
 }
 
-/// Builds the event-level part of the condition (event ids, publication, event times).
+/// Builds the event-level part of the condition (visibility, event ids, publication, event
+/// times).
 pub fn event_condition(query: &SearchQuery) -> Condition {
     let mut c = Condition::default();
+    c.clauses.push(query.viewer.event_sql("e"));
     let ids = |list: &[String]| -> Vec<String> {
         list.iter()
             .filter(|i| i.parse::<i64>().is_ok())

@@ -172,7 +172,7 @@ fn render_json(
     };
     map.insert("Event".into(), event_json);
     if query.include_sightings {
-        let sightings = sightings_of(conn, None, Some(a.id))?;
+        let sightings = sightings_of(conn, None, Some(a.id), &query.viewer)?;
         let list = sightings.iter().map(json::sighting_json).collect();
         map.insert("Sighting".into(), Value::Array(list));
     }
@@ -181,7 +181,13 @@ fn render_json(
         let over = correlations::is_over_correlating(conn, a.id, limit)?;
         map.insert("over_correlation".into(), Value::Bool(over));
         let related =
-            correlations::related_with_events(conn, a.id, limit, &mut context.related_events)?;
+            correlations::related_with_events(
+            conn,
+            a.id,
+            limit,
+            &mut context.related_events,
+            &query.viewer,
+        )?;
         map.insert(
             "RelatedAttribute".into(),
             json::related_attributes_json(&related),
@@ -339,13 +345,18 @@ pub async fn events(state: &AppState, mut query: SearchQuery) -> Response {
 
         sink.write(b"{\"response\": [");
         for (n, id) in ids.into_iter().enumerate() {
-            let event = read_full(conn, id, query.deleted)?;
+            let event = read_full(conn, id, query.deleted, &query.viewer)?;
             let sightings = if query.include_sightings {
-                sightings_of(conn, Some(id), None)?
+                sightings_of(conn, Some(id), None, &query.viewer)?
             } else {
                 Vec::new()
             };
-            let correlations = correlations::for_event(conn, &event, query.include_correlations)?;
+            let correlations = correlations::for_event(
+                conn,
+                &event,
+                query.include_correlations,
+                &query.viewer,
+            )?;
             let bytes = serde_json::to_vec(&json::full_event_json_with(
                 &event,
                 &sightings,

@@ -40,8 +40,10 @@ fn add_event(remote: &Remote, info: &str, md5: &str) {
 
 fn local_values(db: &Db) -> Vec<String> {
     let mut values = Vec::new();
-    for meta in db.event_index().unwrap() {
-        let event = db.event(&meta.id.to_string(), false).unwrap();
+    for meta in db.event_index(&api::Viewer::SITE_ADMIN).unwrap() {
+        let event = db
+            .event(&meta.id.to_string(), false, &api::Viewer::SITE_ADMIN)
+            .unwrap();
         values.extend(event.attributes.into_iter().map(|a| a.value));
     }
     values.sort();

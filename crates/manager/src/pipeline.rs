@@ -18,6 +18,7 @@ use crate::outputs::alerts_file::{self, AlertsFile};
 use crate::outputs::integration_log::{IntegrationLog, LookupRecord};
 use crate::outputs::writer::{FileWriter, LookupLine};
 
+mod discard;
 mod emit;
 mod file_state;
 
@@ -126,6 +127,7 @@ pub struct Pipeline {
     /// alerts.json position last stored in the database.
     stored_cursor: i64,
     forward_dropped: u64,
+    discard: discard::Discard,
 }
 
 /// A batch's share of a commit.
@@ -178,6 +180,7 @@ impl Pipeline {
             connections,
             stored_cursor,
             forward_dropped: 0,
+            discard: discard::Discard::start(),
         })
     }
 
@@ -243,6 +246,7 @@ impl Pipeline {
                 for work in batches {
                     let _ = work.reply.send(Ok(work.ack));
                 }
+                self.discard.release(inputs);
             }
             Err(err) => {
                 tracing::error!(error = %err, "failed to commit events; agents will resend them");
@@ -379,8 +383,7 @@ fn insert_alert(
     now: SystemTime,
     stored: &mut Vec<StoredAlert>,
 ) -> rusqlite::Result<()> {
-    let level = alert
-        .pointer("/rule/level")
+    let level = field(&alert, "rule", "level")
         .and_then(Value::as_u64)
         .unwrap_or(0);
     if level < u64::from(min_level) {
@@ -395,13 +398,8 @@ fn insert_alert(
     if let Some(object) = alert.as_object_mut() {
         object.insert("id".into(), Value::String(id.clone()));
     }
-    let line = alert.to_string();
-    let text = |pointer: &str| {
-        alert
-            .pointer(pointer)
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
+    // Serialising a `Value` cannot fail: its map keys are strings.
+    let line = serde_json::to_string(&alert).unwrap_or_default();
 
     tx.prepare_cached(
         "INSERT INTO alerts (seq, id, timestamp, agent_id, rule_id, level, body) \
@@ -410,8 +408,11 @@ fn insert_alert(
     .execute(params![
         seq,
         id,
-        text("/timestamp").unwrap_or_default(),
-        text("/agent/id"),
+        alert
+            .get("timestamp")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+        field(&alert, "agent", "id").and_then(Value::as_str),
         rule_id(&alert),
         level as i64,
         line,
@@ -493,9 +494,15 @@ fn store_cursor(conn: &Connection, seq: i64) -> rusqlite::Result<()> {
     .map(drop)
 }
 
+/// Returns `alert[outer][inner]`. It is what `Value::pointer` does for two plain keys,
+/// without allocating a string for each key.
+pub(crate) fn field<'a>(alert: &'a Value, outer: &str, inner: &str) -> Option<&'a Value> {
+    alert.get(outer)?.get(inner)
+}
+
 /// Returns `rule.id` as text, whether the document contains a string (Wazuh) or a number.
 pub(crate) fn rule_id(alert: &Value) -> Option<String> {
-    match alert.pointer("/rule/id")? {
+    match field(alert, "rule", "id")? {
         Value::String(id) => Some(id.clone()),
         Value::Number(id) => Some(id.to_string()),
         _ => None,

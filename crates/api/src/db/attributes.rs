@@ -5,11 +5,15 @@ use misp::Attribute;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{now_secs, row_id_range, Db, DbError};
+use crate::access::{self, Viewer};
 
 /// Columns read into an [`AttributeRow`], in order, for a query over `attributes a`.
 pub const ATTRIBUTE_COLUMNS: &str = "a.id, a.event_id, a.object_id, a.uuid, a.type, a.category,
     a.value, a.to_ids, a.deleted, a.object_relation, a.comment, a.timestamp, a.tags,
-    a.disable_correlation";
+    a.disable_correlation, a.distribution, a.sharing_group_id";
+
+/// Number of columns in [`ATTRIBUTE_COLUMNS`]; a query's next column has this index.
+pub const ATTRIBUTE_COLUMN_COUNT: usize = 16;
 
 /// One stored attribute.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +32,9 @@ pub struct AttributeRow {
     pub timestamp: Option<i64>,
     pub tags: Vec<String>,
     pub disable_correlation: bool,
+    /// MISP distribution level, 0 to 5 (see `access.rs`).
+    pub distribution: i64,
+    pub sharing_group_id: Option<i64>,
 }
 
 impl AttributeRow {
@@ -51,6 +58,8 @@ impl AttributeRow {
                 .and_then(|t| serde_json::from_str(&t).ok())
                 .unwrap_or_default(),
             disable_correlation: r.get(13)?,
+            distribution: r.get(14)?,
+            sharing_group_id: r.get(15)?,
         })
     }
 }
@@ -94,14 +103,16 @@ pub(crate) fn insert_attribute(
         )));
     }
     let tags: Vec<String> = a.tags.iter().map(|t| t.name.clone()).collect();
+    let distribution = attribute_distribution(a);
     let uuid = a
         .uuid
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     conn.execute(
         "INSERT INTO attributes (id, event_id, object_id, uuid, type, category, value, to_ids,
-             deleted, object_relation, comment, timestamp, tags, disable_correlation, galaxies)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+             deleted, object_relation, comment, timestamp, tags, disable_correlation, galaxies,
+             distribution, sharing_group_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         params![
             id,
             event_id,
@@ -118,9 +129,24 @@ pub(crate) fn insert_attribute(
             tags_json(&tags),
             a.disable_correlation.unwrap_or(false),
             intel::galaxy::to_column(&intel::galaxy::clusters_of(&a.galaxies)),
+            distribution.0,
+            distribution.1,
         ],
     )?;
     Ok(id)
+}
+
+/// The distribution and sharing group an attribute asks for: MISP's default (inherit) when
+/// absent or invalid, and no group unless the distribution is "sharing group".
+pub(crate) fn attribute_distribution(a: &Attribute) -> (i64, Option<i64>) {
+    let distribution = access::parse_distribution(a.distribution.as_deref(), access::DIST_INHERIT)
+        .unwrap_or(access::DEFAULT_ATTRIBUTE_DISTRIBUTION);
+    let group = a
+        .sharing_group_id
+        .as_deref()
+        .and_then(|g| g.trim().parse::<i64>().ok())
+        .filter(|g| *g > 0 && distribution == access::DIST_SHARING_GROUP);
+    (distribution, group)
 }
 
 /// Marks the event changed: a new timestamp, and its imported JSON dropped so that reads
@@ -135,10 +161,17 @@ pub(crate) fn touch_event(conn: &Connection, event_id: i64) -> Result<(), DbErro
 }
 
 impl Db {
-    /// Reads the attribute with id or uuid `key`.
-    pub fn attribute(&self, key: &str) -> Result<AttributeRow, DbError> {
+    /// Reads the attribute with id or uuid `key` when `viewer` sees it.
+    pub fn attribute(&self, key: &str, viewer: &Viewer) -> Result<AttributeRow, DbError> {
         let conn = self.reader()?;
-        read_attribute(&conn, key)
+        read_visible_attribute(&conn, key, viewer)
+    }
+
+    /// Checks that `viewer` may change attribute `key` (owner organisation or site admin).
+    pub fn check_attribute_owner(&self, key: &str, viewer: &Viewer) -> Result<(), DbError> {
+        let conn = self.reader()?;
+        let a = read_visible_attribute(&conn, key, viewer)?;
+        access::check_event_owner(&conn, viewer, a.event_id)
     }
 
     /// Adds a validated attribute to the event with id or uuid `event_key`.
@@ -197,10 +230,11 @@ pub(crate) fn write_attribute_fields(
     a: &Attribute,
 ) -> Result<(), DbError> {
     let tags: Vec<String> = a.tags.iter().map(|t| t.name.clone()).collect();
+    let distribution = attribute_distribution(a);
     conn.execute(
         "UPDATE attributes SET type = ?2, category = ?3, value = ?4, to_ids = ?5, deleted = ?6,
              object_relation = ?7, comment = ?8, timestamp = ?9, tags = ?10,
-             disable_correlation = ?11
+             disable_correlation = ?11, distribution = ?12, sharing_group_id = ?13
          WHERE id = ?1",
         params![
             id,
@@ -214,14 +248,29 @@ pub(crate) fn write_attribute_fields(
             a.timestamp.unwrap_or_else(now_secs),
             tags_json(&tags),
             a.disable_correlation.unwrap_or(false),
+            distribution.0,
+            distribution.1,
         ],
     )?;
     Ok(())
 }
 
 pub(crate) fn read_attribute(conn: &Connection, key: &str) -> Result<AttributeRow, DbError> {
+    read_visible_attribute(conn, key, &Viewer::SITE_ADMIN)
+}
+
+/// Reads attribute `key` (id or uuid) when `viewer` sees it.
+pub(crate) fn read_visible_attribute(
+    conn: &Connection,
+    key: &str,
+    viewer: &Viewer,
+) -> Result<AttributeRow, DbError> {
     let (condition, value) = id_or_uuid(key);
-    let sql = format!("SELECT {ATTRIBUTE_COLUMNS} FROM attributes a WHERE a.{condition}");
+    let sql = format!(
+        "SELECT {ATTRIBUTE_COLUMNS} FROM attributes a JOIN events e ON e.id = a.event_id
+         WHERE a.{condition} AND {}",
+        viewer.attribute_sql("a", "e")
+    );
     conn.query_row(&sql, [value], AttributeRow::from_row)
         .optional()?
         .ok_or(DbError::NotFound("attribute"))
@@ -232,11 +281,14 @@ pub(crate) fn event_attributes(
     conn: &Connection,
     event_id: i64,
     include_deleted: bool,
+    viewer: &Viewer,
 ) -> Result<Vec<AttributeRow>, DbError> {
     let (first, last) = row_id_range(event_id);
     let sql = format!(
-        "SELECT {ATTRIBUTE_COLUMNS} FROM attributes a WHERE a.id BETWEEN ?1 AND ?2 {} ORDER BY a.id",
-        if include_deleted { "" } else { "AND a.deleted = 0" }
+        "SELECT {ATTRIBUTE_COLUMNS} FROM attributes a JOIN events e ON e.id = a.event_id
+         WHERE a.id BETWEEN ?1 AND ?2 {} AND {} ORDER BY a.id",
+        if include_deleted { "" } else { "AND a.deleted = 0" },
+        viewer.attribute_sql("a", "e")
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map([first, last], AttributeRow::from_row)?;

@@ -8,8 +8,9 @@ use intel::store::correlation;
 use rusqlite::{Connection, OptionalExtension};
 
 use super::attributes::{read_attribute, AttributeRow};
-use super::events::{EventMeta, FullEvent};
+use super::events::{EventMeta, FullEvent, EVENT_BRIEF_COLUMNS};
 use super::{row_id_range, DbError};
+use crate::access::{self, Viewer};
 
 /// Most related events listed for one event.
 pub const MAX_RELATED_EVENTS: i64 = 500;
@@ -41,12 +42,17 @@ pub(crate) fn for_event(
     conn: &Connection,
     event: &FullEvent,
     with_attributes: bool,
+    viewer: &Viewer,
 ) -> Result<EventCorrelations, DbError> {
     let limit = correlation::limit(conn)?;
     let id = event.meta.id;
     let mut out = EventCorrelations::default();
+    // NOTE: events the viewer does not see are dropped after the lookup's limit, so a
+    // viewer may get fewer than the maximum even when more visible ones exist.
     for related in correlation::related_event_ids(conn, id, limit, MAX_RELATED_EVENTS)? {
-        out.related_events.push(read_event_brief(conn, related)?);
+        if access::event_visible(conn, viewer, related)? {
+            out.related_events.push(read_event_brief(conn, related)?);
+        }
     }
     let (first, last) = row_id_range(id);
     out.over_correlating = correlation::over_correlating_ids(conn, first, last, limit)?
@@ -59,7 +65,7 @@ pub(crate) fn for_event(
             .iter()
             .chain(event.objects.iter().flat_map(|o| o.attributes.iter()));
         for a in all {
-            let related = related_with_events(conn, a.id, limit, &mut events)?;
+            let related = related_with_events(conn, a.id, limit, &mut events, viewer)?;
             if !related.is_empty() {
                 out.related_attributes.insert(a.id, related);
             }
@@ -74,11 +80,15 @@ pub(crate) fn related_with_events(
     attribute_id: i64,
     limit: i64,
     events: &mut HashMap<i64, EventMeta>,
+    viewer: &Viewer,
 ) -> Result<Vec<RelatedAttribute>, DbError> {
     let ids =
         correlation::related_attribute_ids(conn, attribute_id, limit, MAX_RELATED_ATTRIBUTES)?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
+        if !access::attribute_visible(conn, viewer, id)? {
+            continue;
+        }
         let attribute = read_attribute(conn, &id.to_string())?;
         let event = match events.get(&attribute.event_id) {
             Some(event) => event.clone(),
@@ -97,11 +107,9 @@ pub(crate) fn related_with_events(
 /// the related-event and related-attribute blocks do not show the count, and counting
 /// would scan every attribute of every related event.
 fn read_event_brief(conn: &Connection, id: i64) -> Result<EventMeta, DbError> {
-    conn.prepare_cached(
-        "SELECT e.id, e.uuid, e.info, e.threat_level_id, e.analysis, e.date, e.timestamp,
-                e.published, e.orgc, e.tags, 0, e.disable_correlation
-         FROM events e WHERE e.id = ?1",
-    )?
+    conn.prepare_cached(&format!(
+        "SELECT {EVENT_BRIEF_COLUMNS} FROM events e WHERE e.id = ?1"
+    ))?
     .query_row([id], EventMeta::from_row)
     .optional()?
     .ok_or(DbError::NotFound("event"))

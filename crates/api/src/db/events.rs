@@ -9,13 +9,32 @@ use super::attributes::{
     event_attributes, id_or_uuid, insert_attribute, touch_event, write_attribute_fields,
     AttributeRow,
 };
-use super::{now_secs, row_id_range, Db, DbError};
+use super::{now_secs, orgs, row_id_range, Db, DbError};
+use crate::access::{self, Viewer};
+
+/// The event columns read into an [`EventMeta`] for a query over `events e`, with `$count`
+/// as the attribute count.
+macro_rules! event_columns {
+    ($count:literal) => {
+        concat!(
+            "e.id, e.uuid, e.info, e.threat_level_id, e.analysis, e.date,
+             e.timestamp, e.published, e.orgc, e.tags, ",
+            $count,
+            ", e.disable_correlation, e.org_id, e.orgc_id, e.distribution, e.sharing_group_id,
+             (SELECT name FROM api_organisations WHERE id = e.org_id),
+             (SELECT uuid FROM api_organisations WHERE id = e.org_id),
+             (SELECT uuid FROM api_organisations WHERE id = e.orgc_id)"
+        )
+    };
+}
 
 /// The event columns read into an [`EventMeta`], for a query over `events e`.
-pub const EVENT_COLUMNS: &str = "e.id, e.uuid, e.info, e.threat_level_id, e.analysis, e.date,
-    e.timestamp, e.published, e.orgc, e.tags,
-    (SELECT COUNT(*) FROM attributes a WHERE a.id BETWEEN e.id << 32 AND (e.id << 32) | 4294967295 AND a.deleted = 0),
-    e.disable_correlation";
+pub const EVENT_COLUMNS: &str = event_columns!(
+    "(SELECT COUNT(*) FROM attributes a WHERE a.id BETWEEN e.id << 32 AND (e.id << 32) | 4294967295 AND a.deleted = 0)"
+);
+
+/// [`EVENT_COLUMNS`] without counting attributes (`attribute_count` is 0).
+pub const EVENT_BRIEF_COLUMNS: &str = event_columns!("0");
 
 /// An event without its attributes.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +51,16 @@ pub struct EventMeta {
     pub tags: Vec<String>,
     pub attribute_count: i64,
     pub disable_correlation: bool,
+    /// Owner organisation of the local copy.
+    pub org_id: i64,
+    /// Creator organisation.
+    pub orgc_id: i64,
+    /// MISP distribution level, 0 to 4 (see `access.rs`).
+    pub distribution: i64,
+    pub sharing_group_id: Option<i64>,
+    pub org_name: Option<String>,
+    pub org_uuid: Option<String>,
+    pub orgc_uuid: Option<String>,
 }
 
 impl EventMeta {
@@ -49,6 +78,13 @@ impl EventMeta {
             tags: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default(),
             attribute_count: r.get(10)?,
             disable_correlation: r.get(11)?,
+            org_id: r.get(12)?,
+            orgc_id: r.get(13)?,
+            distribution: r.get(14)?,
+            sharing_group_id: r.get(15)?,
+            org_name: r.get(16)?,
+            org_uuid: r.get(17)?,
+            orgc_uuid: r.get(18)?,
         })
     }
 }
@@ -62,6 +98,8 @@ pub struct ObjectRow {
     pub name: String,
     pub meta_category: Option<String>,
     pub deleted: bool,
+    pub distribution: i64,
+    pub sharing_group_id: Option<i64>,
     pub attributes: Vec<AttributeRow>,
 }
 
@@ -94,19 +132,28 @@ pub(crate) fn read_meta(conn: &Connection, id: i64) -> Result<EventMeta, DbError
     .ok_or(DbError::NotFound("event"))
 }
 
-/// Reads an event with all of its attributes and objects.
+/// Reads an event with the attributes and objects `viewer` sees; "not found" when the
+/// viewer does not see the event.
 pub(crate) fn read_full(
     conn: &Connection,
     id: i64,
     include_deleted: bool,
+    viewer: &Viewer,
 ) -> Result<FullEvent, DbError> {
+    if !access::event_visible(conn, viewer, id)? {
+        return Err(DbError::NotFound("event"));
+    }
     let meta = read_meta(conn, id)?;
     let (first, last) = row_id_range(id);
+    let sql = format!(
+        "SELECT o.id, o.event_id, o.uuid, o.name, o.meta_category, o.deleted, o.distribution,
+                o.sharing_group_id
+         FROM objects o JOIN events e ON e.id = o.event_id
+         WHERE o.id BETWEEN ?1 AND ?2 AND {} ORDER BY o.id",
+        viewer.object_sql("o", "e")
+    );
     let mut objects: Vec<ObjectRow> = conn
-        .prepare_cached(
-            "SELECT id, event_id, uuid, name, meta_category, deleted FROM objects
-             WHERE id BETWEEN ?1 AND ?2 ORDER BY id",
-        )?
+        .prepare_cached(&sql)?
         .query_map([first, last], |r| {
             Ok(ObjectRow {
                 id: r.get(0)?,
@@ -115,6 +162,8 @@ pub(crate) fn read_full(
                 name: r.get(3)?,
                 meta_category: r.get(4)?,
                 deleted: r.get(5)?,
+                distribution: r.get(6)?,
+                sharing_group_id: r.get(7)?,
                 attributes: Vec::new(),
             })
         })?
@@ -123,7 +172,7 @@ pub(crate) fn read_full(
         objects.retain(|o| !o.deleted);
     }
     let mut attributes = Vec::new();
-    for a in event_attributes(conn, id, include_deleted)? {
+    for a in event_attributes(conn, id, include_deleted, viewer)? {
         match a.object_id {
             Some(oid) => {
                 if let Some(o) = objects.iter_mut().find(|o| o.id == oid) {
@@ -152,16 +201,29 @@ fn insert_object(conn: &Connection, event_id: i64, object: &Object) -> Result<i6
         .uuid
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let number = |key: &str| match object.extra.get(key)? {
+        serde_json::Value::Number(n) => n.as_i64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    };
+    let distribution = number("distribution")
+        .filter(|d| (0..=access::DIST_INHERIT).contains(d))
+        .unwrap_or(access::DEFAULT_ATTRIBUTE_DISTRIBUTION);
+    let group = number("sharing_group_id")
+        .filter(|g| *g > 0 && distribution == access::DIST_SHARING_GROUP);
     conn.execute(
-        "INSERT INTO objects (id, event_id, uuid, name, meta_category, deleted)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO objects (id, event_id, uuid, name, meta_category, deleted, distribution,
+             sharing_group_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             id,
             event_id,
             uuid.to_lowercase(),
             object.name,
             object.meta_category,
-            object.deleted
+            object.deleted,
+            distribution,
+            group,
         ],
     )?;
     for a in &object.attributes {
@@ -180,30 +242,81 @@ fn disable_correlation(event: &Event) -> Option<bool> {
     }
 }
 
+/// A distribution level and sharing group id given as a number or a numeric string.
+fn extra_number(event: &Event, key: &str) -> Option<String> {
+    match event.extra.get(key)? {
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// The distribution and sharing group an event asks for: MISP's default when absent or
+/// invalid, and no group unless the distribution is "sharing group".
+fn event_distribution(event: &Event) -> (i64, Option<i64>) {
+    let distribution = access::parse_distribution(
+        extra_number(event, "distribution").as_deref(),
+        access::DIST_SHARING_GROUP,
+    )
+    .unwrap_or(access::DEFAULT_EVENT_DISTRIBUTION);
+    let group = extra_number(event, "sharing_group_id")
+        .and_then(|g| g.trim().parse::<i64>().ok())
+        .filter(|g| *g > 0 && distribution == access::DIST_SHARING_GROUP);
+    (distribution, group)
+}
+
 fn tag_names_json(event: &Event) -> String {
     serde_json::to_string(&event.tag_names()).unwrap_or_else(|_| "[]".into())
 }
 
 impl Db {
-    /// Lists events (without attributes), newest id first.
-    pub fn event_index(&self) -> Result<Vec<EventMeta>, DbError> {
+    /// Lists the events `viewer` sees (without attributes), newest id first.
+    pub fn event_index(&self, viewer: &Viewer) -> Result<Vec<EventMeta>, DbError> {
         let conn = self.reader()?;
         let mut stmt = conn.prepare(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events e ORDER BY e.id DESC"
+            "SELECT {EVENT_COLUMNS} FROM events e WHERE {} ORDER BY e.id DESC",
+            viewer.event_sql("e")
         ))?;
         let rows = stmt.query_map([], EventMeta::from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Reads the event with id or uuid `key`, with attributes and objects.
-    pub fn event(&self, key: &str, include_deleted: bool) -> Result<FullEvent, DbError> {
+    /// Reads the event with id or uuid `key`, with the attributes and objects `viewer`
+    /// sees; "not found" when the viewer does not see the event.
+    pub fn event(
+        &self,
+        key: &str,
+        include_deleted: bool,
+        viewer: &Viewer,
+    ) -> Result<FullEvent, DbError> {
         let conn = self.reader()?;
         let id = event_id(&conn, key)?;
-        read_full(&conn, id, include_deleted)
+        read_full(&conn, id, include_deleted, viewer)
     }
 
-    /// Stores a new event whose attributes are validated; returns it as stored.
+    /// Checks that `viewer` may change event `key`: "not found" when it does not see it,
+    /// "forbidden" when its organisation does not own it.
+    pub fn check_event_owner(&self, key: &str, viewer: &Viewer) -> Result<(), DbError> {
+        let conn = self.reader()?;
+        let id = event_id(&conn, key)?;
+        access::check_event_owner(&conn, viewer, id)
+    }
+
+    /// Stores a new event as an import: owned by the local default organisation, keeping
+    /// the creator organisation (`Orgc`) the event names.
     pub fn add_event(&self, event: &Event) -> Result<FullEvent, DbError> {
+        self.add_event_for(event, access::DEFAULT_ORG_ID, true)
+    }
+
+    /// Stores a new event whose attributes are validated, owned by organisation `org_id`;
+    /// its creator organisation is the one it names when `keep_orgc` (imports and sync),
+    /// else `org_id`. Returns it as stored.
+    pub fn add_event_for(
+        &self,
+        event: &Event,
+        org_id: i64,
+        keep_orgc: bool,
+    ) -> Result<FullEvent, DbError> {
         let mut conn = self.writer();
         let tx = conn.transaction()?;
         let uuid = event.uuid.to_lowercase();
@@ -212,10 +325,18 @@ impl Db {
                 "an event with uuid {uuid} exists already"
             )));
         }
+        let orgc = match event.orgc.as_ref().filter(|o| keep_orgc && !o.name.is_empty()) {
+            Some(o) => orgs::ensure_org(&tx, &o.name, o.uuid.as_deref(), false)?,
+            None => orgs::find_org(&tx, &org_id.to_string())?
+                .ok_or(DbError::NotFound("organisation"))?,
+        };
+        let (distribution, group) = event_distribution(event);
         tx.execute(
             "INSERT INTO events (uuid, info, threat_level_id, analysis, date, timestamp, published,
-                 orgc, tags, source, format, imported_at, disable_correlation, galaxies)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'api', 'misp-json', ?10, ?11, ?12)",
+                 orgc, tags, source, format, imported_at, disable_correlation, galaxies,
+                 org_id, orgc_id, distribution, sharing_group_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'api', 'misp-json', ?10, ?11, ?12,
+                 ?13, ?14, ?15, ?16)",
             params![
                 uuid,
                 event.info,
@@ -224,11 +345,15 @@ impl Db {
                 event.date,
                 event.timestamp.unwrap_or_else(now_secs),
                 event.published.unwrap_or(false),
-                event.orgc.as_ref().map(|o| o.name.as_str()),
+                orgc.name,
                 tag_names_json(event),
                 now_secs(),
                 disable_correlation(event).unwrap_or(false),
                 galaxy::to_column(&galaxy::clusters_of(&event.galaxies)),
+                org_id,
+                orgc.id,
+                distribution,
+                group,
             ],
         )?;
         let id = tx.last_insert_rowid();
@@ -239,7 +364,7 @@ impl Db {
             insert_object(&tx, id, object)?;
         }
         correlation::correlate_event(&tx, id)?;
-        let full = read_full(&tx, id, false)?;
+        let full = read_full(&tx, id, false, &Viewer::SITE_ADMIN)?;
         tx.commit()?;
         Ok(full)
     }
@@ -268,6 +393,13 @@ impl Db {
                 tag_names_json(event),
             ],
         )?;
+        if event.extra.contains_key("distribution") {
+            let (distribution, group) = event_distribution(event);
+            tx.execute(
+                "UPDATE events SET distribution = ?2, sharing_group_id = ?3 WHERE id = ?1",
+                params![id, distribution, group],
+            )?;
+        }
         if let Some(disabled) = disable_correlation(event) {
             tx.execute(
                 "UPDATE events SET disable_correlation = ?2 WHERE id = ?1",
@@ -295,7 +427,7 @@ impl Db {
         }
         correlation::correlate_event(&tx, id)?;
         touch_event(&tx, id)?;
-        let full = read_full(&tx, id, false)?;
+        let full = read_full(&tx, id, false, &Viewer::SITE_ADMIN)?;
         tx.commit()?;
         Ok(full)
     }

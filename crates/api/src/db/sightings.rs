@@ -2,8 +2,9 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::attributes::read_attribute;
+use super::attributes::read_visible_attribute;
 use super::{now_secs, Db, DbError};
+use crate::access::Viewer;
 
 /// One sighting.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,8 +50,9 @@ fn insert(
     attribute_key: &str,
     new: &NewSighting,
     user_id: Option<i64>,
+    viewer: &Viewer,
 ) -> Result<i64, DbError> {
-    let attribute = read_attribute(conn, attribute_key)?;
+    let attribute = read_visible_attribute(conn, attribute_key, viewer)?;
     let uuid = new
         .uuid
         .clone()
@@ -72,12 +74,14 @@ fn insert(
 }
 
 impl Db {
-    /// Adds a sighting to each attribute in `attribute_keys` (ids or uuids).
+    /// Adds a sighting to each attribute in `attribute_keys` (ids or uuids); an attribute
+    /// `viewer` does not see is "not found".
     pub fn add_sightings(
         &self,
         attribute_keys: &[String],
         new: &NewSighting,
         user_id: i64,
+        viewer: &Viewer,
     ) -> Result<Vec<SightingRow>, DbError> {
         let mut conn = self.writer();
         let tx = conn.transaction()?;
@@ -92,7 +96,7 @@ impl Db {
                     ..new.clone()
                 }
             };
-            ids.push(insert(&tx, key, &new, Some(user_id))?);
+            ids.push(insert(&tx, key, &new, Some(user_id), viewer)?);
         }
         let mut rows = Vec::new();
         for id in ids {
@@ -110,7 +114,7 @@ impl Db {
         let tx = conn.transaction()?;
         let mut stored = 0;
         for (key, new) in sightings {
-            match insert(&tx, key, new, None) {
+            match insert(&tx, key, new, None, &Viewer::SITE_ADMIN) {
                 Ok(_) => stored += 1,
                 Err(DbError::NotFound(_)) => {
                     tracing::debug!(attribute = %key, "sighting skipped: attribute not found");
@@ -122,14 +126,25 @@ impl Db {
         Ok(stored)
     }
 
-    /// Lists sightings of one attribute (`context` = attribute) or of a whole event.
+    /// Lists sightings of one attribute (`context` = attribute) or of a whole event, all of
+    /// them: the operator's view. Requests use [`Db::visible_sightings`].
     pub fn sightings(
         &self,
         event_id: Option<i64>,
         attribute_id: Option<i64>,
     ) -> Result<Vec<SightingRow>, DbError> {
+        self.visible_sightings(event_id, attribute_id, &Viewer::SITE_ADMIN)
+    }
+
+    /// Lists the sightings of attributes `viewer` sees, of one attribute or event or all.
+    pub fn visible_sightings(
+        &self,
+        event_id: Option<i64>,
+        attribute_id: Option<i64>,
+        viewer: &Viewer,
+    ) -> Result<Vec<SightingRow>, DbError> {
         let conn = self.reader()?;
-        sightings_of(&conn, event_id, attribute_id)
+        sightings_of(&conn, event_id, attribute_id, viewer)
     }
 
     /// Deletes the sighting with id or uuid `key`; returns false when there is none.
@@ -147,11 +162,17 @@ pub(crate) fn sightings_of(
     conn: &Connection,
     event_id: Option<i64>,
     attribute_id: Option<i64>,
+    viewer: &Viewer,
 ) -> Result<Vec<SightingRow>, DbError> {
     let sql = format!(
-        "SELECT {SIGHTING_COLUMNS} FROM api_sightings s LEFT JOIN attributes a ON a.id = s.attribute_id
+        "SELECT {SIGHTING_COLUMNS} FROM api_sightings s
+             LEFT JOIN attributes a ON a.id = s.attribute_id
+             JOIN events e ON e.id = s.event_id
          WHERE (?1 IS NULL OR s.event_id = ?1) AND (?2 IS NULL OR s.attribute_id = ?2)
-         ORDER BY s.id"
+             AND {} AND (a.id IS NULL OR {})
+         ORDER BY s.id",
+        viewer.event_sql("e"),
+        viewer.attribute_sql("a", "e")
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![event_id, attribute_id], from_row)?;

@@ -39,8 +39,19 @@ fn role_of(text: &str) -> Role {
 }
 
 impl Db {
-    /// Adds a user with a new key; returns the user and the key, which is not stored.
+    /// Adds a user of the local default organisation with a new key; returns the user and
+    /// the key, which is not stored.
     pub fn add_user(&self, name: &str, role: Role) -> Result<(User, String), DbError> {
+        self.add_user_to_org(name, role, crate::access::DEFAULT_ORG_ID)
+    }
+
+    /// Adds a user of organisation `org_id` with a new key; returns the user and the key.
+    pub fn add_user_to_org(
+        &self,
+        name: &str,
+        role: Role,
+        org_id: i64,
+    ) -> Result<(User, String), DbError> {
         let key = generate_key()
             .map_err(|e| DbError::Conflict(format!("failed to generate a key: {e}")))?;
         let conn = self.writer();
@@ -57,14 +68,16 @@ impl Db {
         }
         let created = now_secs();
         conn.execute(
-            "INSERT INTO api_users (name, role, key_sha256, created) VALUES (?1, ?2, ?3, ?4)",
-            params![name, role.as_str(), key_hash(&key).as_slice(), created],
+            "INSERT INTO api_users (name, role, key_sha256, created, org_id)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![name, role.as_str(), key_hash(&key).as_slice(), created, org_id],
         )?;
         let user = User {
             id: conn.last_insert_rowid(),
             name: name.to_owned(),
             role,
             created,
+            org_id,
         };
         Ok((user, key))
     }
@@ -72,13 +85,14 @@ impl Db {
     /// Lists users in id order.
     pub fn users(&self) -> Result<Vec<User>, DbError> {
         let conn = self.reader()?;
-        let mut stmt = conn.prepare("SELECT id, name, role, created FROM api_users ORDER BY id")?;
+        let mut stmt = conn.prepare("SELECT id, name, role, created, org_id FROM api_users ORDER BY id")?;
         let rows = stmt.query_map([], |r| {
             Ok(User {
                 id: r.get(0)?,
                 name: r.get(1)?,
                 role: role_of(&r.get::<_, String>(2)?),
                 created: r.get(3)?,
+                org_id: r.get(4)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -101,7 +115,8 @@ impl Db {
         let conn = self.reader()?;
         let row = conn
             .query_row(
-                "SELECT id, name, role, created, key_sha256 FROM api_users WHERE key_sha256 = ?1",
+                "SELECT id, name, role, created, key_sha256, org_id FROM api_users
+                 WHERE key_sha256 = ?1",
                 [hash.as_slice()],
                 |r| {
                     let user = User {
@@ -109,6 +124,7 @@ impl Db {
                         name: r.get(1)?,
                         role: role_of(&r.get::<_, String>(2)?),
                         created: r.get(3)?,
+                        org_id: r.get(5)?,
                     };
                     Ok((user, r.get::<_, Vec<u8>>(4)?))
                 },

@@ -2,21 +2,23 @@
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use misp::Attribute;
 use serde_json::{json, Map, Value};
 
 use super::events::{prepare_for_write, unwrap_request};
 use super::{blocking, first_segment, unwrap_key, JsonBody};
+use crate::access::Viewer;
 use crate::search::{named_params, SearchQuery};
-use crate::{json, stream, ApiError, AppState};
+use crate::{json, stream, ApiError, AppState, User};
 
 pub async fn view(
     State(state): State<AppState>,
+    Extension(user): Extension<User>,
     Path(rest): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let key = first_segment(&rest);
-    let row = blocking(move || Ok(state.db.attribute(&key)?)).await?;
+    let row = blocking(move || Ok(state.db.attribute(&key, &Viewer::of(&user))?)).await?;
     Ok(Json(json!({"Attribute": json::attribute_json(&row)})))
 }
 
@@ -51,10 +53,13 @@ fn field_error(field: &str, message: &str) -> Map<String, Value> {
 /// Adds one attribute, or a list of them (each validated on its own, as MISP does).
 pub async fn add(
     State(state): State<AppState>,
+    Extension(user): Extension<User>,
     Path(rest): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let key = first_segment(&rest);
+    let check = (state.clone(), key.clone());
+    blocking(move || Ok(check.0.db.check_event_owner(&check.1, &Viewer::of(&user))?)).await?;
     match body {
         Value::Array(items) => add_many(state, key, items).await,
         single => {
@@ -118,6 +123,7 @@ async fn add_many(
 /// Changes an attribute: the keys given replace the stored ones.
 pub async fn edit(
     State(state): State<AppState>,
+    Extension(user): Extension<User>,
     Path(rest): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
@@ -128,7 +134,9 @@ pub async fn edit(
         ));
     };
     let row = blocking(move || {
-        let old = state.db.attribute(&key)?;
+        let viewer = Viewer::of(&user);
+        state.db.check_attribute_owner(&key, &viewer)?;
+        let old = state.db.attribute(&key, &viewer)?;
         let mut merged = json::attribute_json(&old);
         for (k, v) in changes {
             if !matches!(
@@ -150,6 +158,7 @@ pub async fn edit(
 
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(user): Extension<User>,
     Path(rest): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
@@ -161,6 +170,7 @@ pub async fn delete(
             .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
             == Some(1);
     blocking(move || {
+        state.db.check_attribute_owner(&key, &Viewer::of(&user))?;
         state.db.delete_attribute(&key, hard)?;
         state.notify_change();
         Ok(())
@@ -174,27 +184,38 @@ pub async fn delete(
     Ok(Json(json!({"message": message})))
 }
 
-pub async fn search(State(state): State<AppState>, JsonBody(body): JsonBody) -> Response {
+pub async fn search(
+    State(state): State<AppState>,
+    Extension(user): Extension<User>,
+    JsonBody(body): JsonBody,
+) -> Response {
     let query = match body {
         Value::Object(map) => SearchQuery::parse(&unwrap_request(map)),
         _ => Err(ApiError::bad_request("restSearch expects a JSON object")),
     };
     match query {
-        Ok(query) => stream::attributes(&state, query).await,
+        Ok(query) => stream::attributes(&state, query.for_user(&user)).await,
         Err(e) => e.into_response(),
     }
 }
 
-pub async fn search_get(State(state): State<AppState>, Path(rest): Path<String>) -> Response {
+pub async fn search_get(
+    State(state): State<AppState>,
+    Extension(user): Extension<User>,
+    Path(rest): Path<String>,
+) -> Response {
     match SearchQuery::parse(&named_params(&rest)) {
-        Ok(query) => stream::attributes(&state, query).await,
+        Ok(query) => stream::attributes(&state, query.for_user(&user)).await,
         Err(e) => e.into_response(),
     }
 }
 
-pub async fn search_get_bare(State(state): State<AppState>) -> Response {
+pub async fn search_get_bare(
+    State(state): State<AppState>,
+    Extension(user): Extension<User>,
+) -> Response {
     match SearchQuery::parse(&Map::new()) {
-        Ok(query) => stream::attributes(&state, query).await,
+        Ok(query) => stream::attributes(&state, query.for_user(&user)).await,
         Err(e) => e.into_response(),
     }
 }

@@ -2,6 +2,7 @@
 //! freetext import.
 
 use axum::extract::{Path, State};
+use axum::Extension;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
@@ -10,11 +11,15 @@ use serde_json::{json, Map, Value};
 
 use super::{blocking, first_segment, unwrap_key, JsonBody};
 use crate::db::{now_secs, FullEvent};
+use crate::access::Viewer;
 use crate::search::{named_params, SearchQuery};
-use crate::{json, stream, ApiError, AppState};
+use crate::{json, stream, ApiError, AppState, User};
 
-pub async fn index(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let events = blocking(move || Ok(state.db.event_index()?)).await?;
+pub async fn index(
+    State(state): State<AppState>,
+    Extension(user): Extension<User>,
+) -> Result<Json<Value>, ApiError> {
+    let events = blocking(move || Ok(state.db.event_index(&Viewer::of(&user))?)).await?;
     let list: Vec<Value> = events
         .iter()
         .map(|e| Value::Object(json::event_meta_json(e)))
@@ -22,9 +27,15 @@ pub async fn index(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
     Ok(Json(Value::Array(list)))
 }
 
-fn event_response(state: &AppState, event: &FullEvent) -> Result<Json<Value>, ApiError> {
-    let sightings = state.db.sightings(Some(event.meta.id), None)?;
-    let correlations = state.db.event_correlations(event, false)?;
+fn event_response(
+    state: &AppState,
+    event: &FullEvent,
+    viewer: &Viewer,
+) -> Result<Json<Value>, ApiError> {
+    let sightings = state
+        .db
+        .visible_sightings(Some(event.meta.id), None, viewer)?;
+    let correlations = state.db.event_correlations(event, false, viewer)?;
     Ok(Json(json::full_event_json_with(
         event,
         &sightings,
@@ -34,12 +45,14 @@ fn event_response(state: &AppState, event: &FullEvent) -> Result<Json<Value>, Ap
 
 pub async fn view(
     State(state): State<AppState>,
+    Extension(user): Extension<User>,
     Path(rest): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let key = first_segment(&rest);
+    let viewer = Viewer::of(&user);
     blocking(move || {
-        let event = state.db.event(&key, false)?;
-        event_response(&state, &event)
+        let event = state.db.event(&key, false, &viewer)?;
+        event_response(&state, &event, &viewer)
     })
     .await
 }
@@ -84,6 +97,7 @@ fn parse_event(body: Value) -> Result<Event, ApiError> {
 
 pub async fn add(
     State(state): State<AppState>,
+    Extension(user): Extension<User>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let mut event = parse_event(body)?;
@@ -98,10 +112,17 @@ pub async fn add(
         event.date = Some(misp::import::epoch_to_date(now_secs()));
     }
     event.timestamp = None;
+    // As in MISP, only site admins and sync users create events in another organisation's
+    // name; for others the creator organisation is their own.
+    let keep_orgc = matches!(user.role, crate::Role::Admin | crate::Role::Sync);
+    let viewer = Viewer::of(&user);
     let response = blocking(move || {
-        let stored = state.db.add_event(&event).map_err(conflict_to_403)?;
+        let stored = state
+            .db
+            .add_event_for(&event, user.org_id, keep_orgc)
+            .map_err(conflict_to_403)?;
         state.notify_change();
-        event_response(&state, &stored)
+        event_response(&state, &stored, &viewer)
     })
     .await?;
     Ok(response)
@@ -118,6 +139,7 @@ fn conflict_to_403(err: crate::DbError) -> ApiError {
 
 pub async fn edit(
     State(state): State<AppState>,
+    Extension(user): Extension<User>,
     Path(rest): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
@@ -128,20 +150,25 @@ pub async fn edit(
     if !errors.is_empty() && !only_info {
         return Err(ApiError::validation("Could not edit Event", errors));
     }
+    let viewer = Viewer::of(&user);
     blocking(move || {
+        state.db.check_event_owner(&key, &viewer)?;
         let stored = state.db.edit_event(&key, &event).map_err(conflict_to_403)?;
         state.notify_change();
-        event_response(&state, &stored)
+        event_response(&state, &stored, &viewer)
     })
     .await
 }
 
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(user): Extension<User>,
     Path(rest): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let key = first_segment(&rest);
+    let viewer = Viewer::of(&user);
     let id = blocking(move || {
+        state.db.check_event_owner(&key, &viewer)?;
         let id = state.db.delete_event(&key)?;
         state.notify_change();
         Ok(id)
@@ -155,11 +182,14 @@ pub async fn delete(
 
 async fn set_published(
     state: AppState,
+    user: User,
     rest: String,
     published: bool,
 ) -> Result<Json<Value>, ApiError> {
     let key = first_segment(&rest);
+    let viewer = Viewer::of(&user);
     let id = blocking(move || {
+        state.db.check_event_owner(&key, &viewer)?;
         let id = state.db.publish_event(&key, published)?;
         state.notify_change();
         Ok(id)
@@ -182,32 +212,42 @@ async fn set_published(
 
 pub async fn publish(
     State(state): State<AppState>,
+    Extension(user): Extension<User>,
     Path(rest): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    set_published(state, rest, true).await
+    set_published(state, user, rest, true).await
 }
 
 pub async fn unpublish(
     State(state): State<AppState>,
+    Extension(user): Extension<User>,
     Path(rest): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    set_published(state, rest, false).await
+    set_published(state, user, rest, false).await
 }
 
-pub async fn search(State(state): State<AppState>, JsonBody(body): JsonBody) -> Response {
+pub async fn search(
+    State(state): State<AppState>,
+    Extension(user): Extension<User>,
+    JsonBody(body): JsonBody,
+) -> Response {
     let query = match body {
         Value::Object(map) => SearchQuery::parse(&unwrap_request(map)),
         _ => Err(ApiError::bad_request("restSearch expects a JSON object")),
     };
     match query {
-        Ok(query) => stream::events(&state, query).await,
+        Ok(query) => stream::events(&state, query.for_user(&user)).await,
         Err(e) => axum::response::IntoResponse::into_response(e),
     }
 }
 
-pub async fn search_get(State(state): State<AppState>, Path(rest): Path<String>) -> Response {
+pub async fn search_get(
+    State(state): State<AppState>,
+    Extension(user): Extension<User>,
+    Path(rest): Path<String>,
+) -> Response {
     match SearchQuery::parse(&named_params(&rest)) {
-        Ok(query) => stream::events(&state, query).await,
+        Ok(query) => stream::events(&state, query.for_user(&user)).await,
         Err(e) => axum::response::IntoResponse::into_response(e),
     }
 }
@@ -226,6 +266,7 @@ pub fn unwrap_request(mut map: Map<String, Value>) -> Map<String, Value> {
 
 pub async fn add_object(
     State(state): State<AppState>,
+    Extension(user): Extension<User>,
     Path(rest): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
@@ -250,6 +291,7 @@ pub async fn add_object(
             objects: vec![object],
             ..Event::default()
         };
+        state.db.check_event_owner(&key, &Viewer::of(&user))?;
         let stored = state.db.edit_event(&key, &edit)?;
         state.notify_change();
         let event = json::full_event_json(&stored, &[]);
@@ -265,6 +307,7 @@ pub async fn add_object(
 
 pub async fn free_text(
     State(state): State<AppState>,
+    Extension(user): Extension<User>,
     Path(rest): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
@@ -278,6 +321,7 @@ pub async fn free_text(
         || body.get("adhereToWarninglists").and_then(Value::as_str) == Some("soft");
     let mut attributes = free_text_attributes(&text);
     blocking(move || {
+        state.db.check_event_owner(&key, &Viewer::of(&user))?;
         if adhere {
             let conn = state.db.reader()?;
             let matcher = stream::load_matcher(&conn)?;
@@ -328,6 +372,7 @@ fn free_text_attributes(text: &str) -> Vec<Attribute> {
 /// `events/upload_stix/2`: imports a STIX 2.0 or 2.1 bundle as a new event.
 pub async fn upload_stix(
     State(state): State<AppState>,
+    Extension(user): Extension<User>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let meta = misp::FileMeta {
@@ -352,10 +397,14 @@ pub async fn upload_stix(
     for a in &mut event.attributes {
         a.timestamp = None;
     }
+    let viewer = Viewer::of(&user);
     blocking(move || {
-        let stored = state.db.add_event(&event).map_err(conflict_to_403)?;
+        let stored = state
+            .db
+            .add_event_for(&event, user.org_id, false)
+            .map_err(conflict_to_403)?;
         state.notify_change();
-        event_response(&state, &stored)
+        event_response(&state, &stored, &viewer)
     })
     .await
 }

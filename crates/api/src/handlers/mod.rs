@@ -3,6 +3,7 @@
 mod attributes;
 mod events;
 mod feeds;
+mod orgs;
 mod server;
 mod sightings;
 mod tags;
@@ -65,7 +66,16 @@ pub fn routes(state: AppState) -> Router {
         .route("/tags", get(tags::index))
         .route("/warninglists/index", get(warninglists::index))
         .route("/warninglists/view/{*rest}", get(warninglists::view))
-        .route("/warninglists/checkValue", post(warninglists::check_value));
+        .route("/warninglists/checkValue", post(warninglists::check_value))
+        .route("/organisations/index", get(orgs::index))
+        .route("/organisations/index/{*rest}", get(orgs::index))
+        .route("/organisations", get(orgs::index))
+        .route("/organisations/view/{*rest}", get(orgs::view))
+        .route("/sharing_groups/index", get(orgs::groups))
+        .route("/sharingGroups/index", get(orgs::groups))
+        .route("/sharing_groups", get(orgs::groups))
+        .route("/sharing_groups/view/{*rest}", get(orgs::group))
+        .route("/sharingGroups/view/{*rest}", get(orgs::group));
 
     let write = Router::new()
         .route("/events/add", post(events::add))
@@ -107,6 +117,17 @@ pub fn routes(state: AppState) -> Router {
 
     let admin = Router::new()
         .route("/warninglists/toggleEnable", post(warninglists::toggle))
+        .route("/admin/organisations/add", post(orgs::add))
+        .route("/sharing_groups/add", post(orgs::add_group))
+        .route("/sharingGroups/add", post(orgs::add_group))
+        .route("/sharing_groups/addOrg", post(orgs::add_org))
+        .route("/sharingGroups/addOrg", post(orgs::add_org))
+        .route("/sharing_groups/addOrg/{*rest}", post(orgs::add_org))
+        .route("/sharingGroups/addOrg/{*rest}", post(orgs::add_org))
+        .route("/sharing_groups/removeOrg", post(orgs::remove_org))
+        .route("/sharingGroups/removeOrg", post(orgs::remove_org))
+        .route("/sharing_groups/removeOrg/{*rest}", post(orgs::remove_org))
+        .route("/sharingGroups/removeOrg/{*rest}", post(orgs::remove_org))
         .route("/tags/add", post(tags::add))
         .route("/feeds/add", post(feeds::add))
         .route(

@@ -1,12 +1,11 @@
 //! Instance and user information: `servers/getVersion`, `users/view/me` and
 //! `attributes/describeTypes.json`.
 
-use axum::extract::Extension;
+use axum::extract::{Extension, State};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
-use crate::json::{LOCAL_ORG, LOCAL_ORG_UUID};
-use crate::User;
+use crate::{ApiError, AppState, User};
 
 /// MISP version whose API this server follows.
 pub const MISP_VERSION: &str = "2.5.2";
@@ -68,12 +67,17 @@ fn role_json(user: &User) -> Value {
     })
 }
 
-pub async fn me(Extension(user): Extension<User>) -> Json<Value> {
-    Json(json!({
+pub async fn me(
+    State(state): State<AppState>,
+    Extension(user): Extension<User>,
+) -> Result<Json<Value>, ApiError> {
+    let key = user.org_id.to_string();
+    let org = super::blocking(move || Ok(state.db.org(&key)?)).await?;
+    Ok(Json(json!({
         "User": {
             "id": user.id.to_string(),
             "email": user.name,
-            "org_id": "1",
+            "org_id": user.org_id.to_string(),
             "role_id": user.role.id().to_string(),
             "autoalert": false,
             "contactalert": false,
@@ -103,8 +107,8 @@ pub async fn me(Extension(user): Extension<User>) -> Json<Value> {
         },
         "Role": role_json(&user),
         "UserSetting": [],
-        "Organisation": {"id": "1", "name": LOCAL_ORG, "uuid": LOCAL_ORG_UUID, "local": true},
-    }))
+        "Organisation": super::orgs::org_json(&org),
+    })))
 }
 
 /// Rebuilds MISP's describeTypes document from the type table of the `misp` crate.

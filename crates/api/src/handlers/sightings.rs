@@ -5,6 +5,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::{blocking, first_segment, unwrap_key, JsonBody};
+use crate::access::Viewer;
 use crate::db::NewSighting;
 use crate::search::{attribute_condition, SearchQuery, Terms};
 use crate::{json, ApiError, AppState, User};
@@ -46,10 +47,14 @@ fn new_sighting(body: &Value) -> Result<NewSighting, ApiError> {
 }
 
 /// Finds the ids of the attributes whose value (or either half of it) is `value`.
-fn attributes_with_value(state: &AppState, value: &str) -> Result<Vec<String>, ApiError> {
+fn attributes_with_value(
+    state: &AppState,
+    value: &str,
+    user: &User,
+) -> Result<Vec<String>, ApiError> {
     let mut map = serde_json::Map::new();
     map.insert("value".into(), Value::String(value.to_owned()));
-    let mut query = SearchQuery::parse(&map)?;
+    let mut query = SearchQuery::parse(&map)?.for_user(user);
     query.values = Terms {
         any: vec![value.to_owned()],
         not: Vec::new(),
@@ -85,7 +90,7 @@ async fn add_sightings(
         {
             Some(key) => vec![key],
             None => match text(&body, "value") {
-                Some(value) => attributes_with_value(&state, &value)?,
+                Some(value) => attributes_with_value(&state, &value, &user)?,
                 None => {
                     return Err(ApiError::bad_request(
                         "a sighting needs an attribute `id`, `uuid` or `value`",
@@ -96,7 +101,9 @@ async fn add_sightings(
         if keys.is_empty() {
             return Err(ApiError::not_found("attribute"));
         }
-        Ok(state.db.add_sightings(&keys, &new, user.id)?)
+        Ok(state
+            .db
+            .add_sightings(&keys, &new, user.id, &Viewer::of(&user))?)
     })
     .await?;
     let last = rows.last().map(json::sighting_json).unwrap_or(Value::Null);
@@ -131,21 +138,23 @@ fn wrap(rows: &[crate::db::SightingRow]) -> Json<Value> {
 /// `sightings/listSightings`: `{"context": "attribute" | "event", "id": ...}`.
 pub async fn list(
     State(state): State<AppState>,
+    Extension(user): Extension<User>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
+    let viewer = Viewer::of(&user);
     let context = text(&body, "context").unwrap_or_else(|| "event".into());
     let id = text(&body, "id");
     let rows = blocking(move || {
         let rows = match (context.as_str(), id) {
             ("attribute", Some(key)) => {
-                let attribute = state.db.attribute(&key)?;
-                state.db.sightings(None, Some(attribute.id))?
+                let attribute = state.db.attribute(&key, &viewer)?;
+                state.db.visible_sightings(None, Some(attribute.id), &viewer)?
             }
             (_, Some(key)) => {
-                let event = state.db.event(&key, true)?;
-                state.db.sightings(Some(event.meta.id), None)?
+                let event = state.db.event(&key, true, &viewer)?;
+                state.db.visible_sightings(Some(event.meta.id), None, &viewer)?
             }
-            (_, None) => state.db.sightings(None, None)?,
+            (_, None) => state.db.visible_sightings(None, None, &viewer)?,
         };
         Ok(rows)
     })
@@ -153,19 +162,27 @@ pub async fn list(
     Ok(wrap(&rows))
 }
 
-pub async fn list_all(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let rows = blocking(move || Ok(state.db.sightings(None, None)?)).await?;
+pub async fn list_all(
+    State(state): State<AppState>,
+    Extension(user): Extension<User>,
+) -> Result<Json<Value>, ApiError> {
+    let viewer = Viewer::of(&user);
+    let rows = blocking(move || Ok(state.db.visible_sightings(None, None, &viewer)?)).await?;
     Ok(wrap(&rows))
 }
 
 pub async fn list_event(
     State(state): State<AppState>,
+    Extension(user): Extension<User>,
     Path(rest): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let key = first_segment(&rest);
+    let viewer = Viewer::of(&user);
     let rows = blocking(move || {
-        let event = state.db.event(&key, true)?;
-        Ok(state.db.sightings(Some(event.meta.id), None)?)
+        let event = state.db.event(&key, true, &viewer)?;
+        Ok(state
+            .db
+            .visible_sightings(Some(event.meta.id), None, &viewer)?)
     })
     .await?;
     Ok(wrap(&rows))
@@ -193,9 +210,11 @@ pub async fn delete(
 /// filtered by `type`, `source` and time (`last`, `from`, `to`, `timestamp`).
 pub async fn search(
     State(state): State<AppState>,
+    Extension(user): Extension<User>,
     rest: Option<Path<String>>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
+    let viewer = Viewer::of(&user);
     let context = rest.map(|Path(r)| first_segment(&r)).unwrap_or_default();
     let id = text(&body, "id");
     let sighting_type = text(&body, "type");
@@ -217,14 +236,14 @@ pub async fn search(
     let rows = blocking(move || {
         let rows = match (context.as_str(), id) {
             ("attribute", Some(key)) => {
-                let attribute = state.db.attribute(&key)?;
-                state.db.sightings(None, Some(attribute.id))?
+                let attribute = state.db.attribute(&key, &viewer)?;
+                state.db.visible_sightings(None, Some(attribute.id), &viewer)?
             }
             ("event", Some(key)) => {
-                let event = state.db.event(&key, true)?;
-                state.db.sightings(Some(event.meta.id), None)?
+                let event = state.db.event(&key, true, &viewer)?;
+                state.db.visible_sightings(Some(event.meta.id), None, &viewer)?
             }
-            _ => state.db.sightings(None, None)?,
+            _ => state.db.visible_sightings(None, None, &viewer)?,
         };
         Ok(rows)
     })

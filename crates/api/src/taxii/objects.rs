@@ -1,7 +1,7 @@
 //! Handlers of the object endpoints of a collection: objects, one object, its versions and
 //! the manifest, each with the `X-TAXII-Date-Added-First` and `-Last` headers.
 
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderValue, Uri};
 use axum::response::Response;
 use serde_json::{json, Map, Value};
@@ -11,7 +11,8 @@ use super::query::{ObjectQuery, VersionFilter};
 use super::store::{self, Entry, Page};
 use super::{check_collection, taxii_json, DATE_ADDED_FIRST, DATE_ADDED_LAST, STIX_MEDIA_TYPE};
 use crate::stix::timestamp;
-use crate::AppState;
+use crate::access::Viewer;
+use crate::{AppState, User};
 
 type CollectionPath = Path<(String, String)>;
 type ObjectPath = Path<(String, String, String)>;
@@ -69,12 +70,14 @@ fn respond(body: &Value, entries: &[Entry]) -> Response {
 /// `GET {root}/collections/{id}/objects/`: a page of objects in an envelope.
 pub async fn objects(
     State(state): State<AppState>,
+    Extension(user): Extension<User>,
     Path((root, collection)): CollectionPath,
     uri: Uri,
 ) -> Result<Response, TaxiiError> {
     check_collection(&root, &collection)?;
     let query = ObjectQuery::from_uri(&uri)?;
-    let page = with_reader(&state, move |conn| store::read_page(conn, &query)).await?;
+    let viewer = Viewer::of(&user);
+    let page = with_reader(&state, move |conn| store::read_page(conn, &query, &viewer)).await?;
     let objects = page.entries.iter().map(|e| e.object.clone()).collect();
     Ok(respond(
         &paged_body("objects", objects, &page),
@@ -94,12 +97,14 @@ fn manifest_record(entry: &Entry) -> Value {
 /// `GET {root}/collections/{id}/manifest/`: a page of manifest records.
 pub async fn manifest(
     State(state): State<AppState>,
+    Extension(user): Extension<User>,
     Path((root, collection)): CollectionPath,
     uri: Uri,
 ) -> Result<Response, TaxiiError> {
     check_collection(&root, &collection)?;
     let query = ObjectQuery::from_uri(&uri)?;
-    let page = with_reader(&state, move |conn| store::read_page(conn, &query)).await?;
+    let viewer = Viewer::of(&user);
+    let page = with_reader(&state, move |conn| store::read_page(conn, &query, &viewer)).await?;
     let records = page.entries.iter().map(manifest_record).collect();
     Ok(respond(
         &paged_body("objects", records, &page),
@@ -112,6 +117,7 @@ pub async fn manifest(
 /// has no such filter). Returns 404 when the collection has no object with that id.
 async fn read_filtered_object(
     state: &AppState,
+    viewer: Viewer,
     (root, collection, id): (String, String, String),
     uri: &Uri,
     by_version: bool,
@@ -123,7 +129,7 @@ async fn read_filtered_object(
     }
     let entry = with_reader(state, {
         let id = id.clone();
-        move |conn| store::read_object(conn, &id)
+        move |conn| store::read_object(conn, &id, &viewer)
     })
     .await?;
     let Some(entry) = entry else {
@@ -145,10 +151,11 @@ async fn read_filtered_object(
 /// `GET {root}/collections/{id}/objects/{object-id}/`: the object in an envelope.
 pub async fn object(
     State(state): State<AppState>,
+    Extension(user): Extension<User>,
     Path(path): ObjectPath,
     uri: Uri,
 ) -> Result<Response, TaxiiError> {
-    let page = read_filtered_object(&state, path, &uri, true).await?;
+    let page = read_filtered_object(&state, Viewer::of(&user), path, &uri, true).await?;
     let objects = page.entries.iter().map(|e| e.object.clone()).collect();
     Ok(respond(
         &paged_body("objects", objects, &page),
@@ -159,10 +166,11 @@ pub async fn object(
 /// `GET {root}/collections/{id}/objects/{object-id}/versions/`: the object's versions.
 pub async fn versions(
     State(state): State<AppState>,
+    Extension(user): Extension<User>,
     Path(path): ObjectPath,
     uri: Uri,
 ) -> Result<Response, TaxiiError> {
-    let page = read_filtered_object(&state, path, &uri, false).await?;
+    let page = read_filtered_object(&state, Viewer::of(&user), path, &uri, false).await?;
     let versions = page
         .entries
         .iter()

@@ -13,7 +13,8 @@ use rusqlite::{params_from_iter, Connection};
 use serde_json::Value;
 
 use super::query::{Cursor, ObjectQuery, VersionFilter};
-use crate::db::attributes::ATTRIBUTE_COLUMNS;
+use crate::access::Viewer;
+use crate::db::attributes::{ATTRIBUTE_COLUMNS, ATTRIBUTE_COLUMN_COUNT};
 use crate::db::{AttributeRow, DbError};
 use crate::json::LOCAL_ORG_UUID;
 use crate::stix;
@@ -146,8 +147,8 @@ fn placeholders(n: usize) -> String {
 /// Reads at most `limit` matching attribute rows after `after`, with their date added.
 fn read_rows(
     conn: &Connection,
-    condition: &str,
-    params: &[Sql],
+    (condition, params): (&str, &[Sql]),
+    viewer: &Viewer,
     after: Option<Cursor>,
     limit: usize,
 ) -> Result<Vec<(AttributeRow, i64)>, DbError> {
@@ -155,7 +156,8 @@ fn read_rows(
     let mut sql = format!(
         "SELECT {ATTRIBUTE_COLUMNS}, {ADDED} AS added
          FROM attributes a JOIN events e ON e.id = a.event_id
-         WHERE {condition}"
+         WHERE {condition} AND {}",
+        viewer.attribute_sql("a", "e")
     );
     if let Some(cursor) = after {
         sql.push_str(&format!(" AND ({ADDED}, a.id) > (?, ?)"));
@@ -166,13 +168,13 @@ fn read_rows(
 
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params_from_iter(params.iter()), |r| {
-        Ok((AttributeRow::from_row(r)?, r.get::<_, i64>(14)?))
+        Ok((AttributeRow::from_row(r)?, r.get::<_, i64>(ATTRIBUTE_COLUMN_COUNT)?))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Reads the page of objects that `query` requests.
-pub fn read_page(conn: &Connection, query: &ObjectQuery) -> Result<Page, DbError> {
+/// Reads the page of objects that `query` requests, of the indicators `viewer` sees.
+pub fn read_page(conn: &Connection, query: &ObjectQuery, viewer: &Viewer) -> Result<Page, DbError> {
     let size = query.page_size();
     let mut entries = Vec::with_capacity(size + 1);
     if identity_matches(query) {
@@ -185,7 +187,7 @@ pub fn read_page(conn: &Connection, query: &ObjectQuery) -> Result<Page, DbError
         let mut after = None;
         while entries.len() <= size {
             let requested = size + 1 - entries.len();
-            let rows = read_rows(conn, &condition, &params, after, requested)?;
+            let rows = read_rows(conn, (&condition, &params), viewer, after, requested)?;
             let exhausted = rows.len() < requested;
             for (row, added) in &rows {
                 after = Some(Cursor {
@@ -206,8 +208,12 @@ pub fn read_page(conn: &Connection, query: &ObjectQuery) -> Result<Page, DbError
 }
 
 /// Reads the object with STIX id `id`, whatever its version, or `None` when the collection
-/// has no such object.
-pub fn read_object(conn: &Connection, id: &str) -> Result<Option<Entry>, DbError> {
+/// has no such object or `viewer` does not see it.
+pub fn read_object(
+    conn: &Connection,
+    id: &str,
+    viewer: &Viewer,
+) -> Result<Option<Entry>, DbError> {
     let id = id.to_ascii_lowercase();
     if id == identity_id() {
         return Ok(Some(identity_entry()));
@@ -216,7 +222,8 @@ pub fn read_object(conn: &Connection, id: &str) -> Result<Option<Entry>, DbError
         return Ok(None);
     };
     let condition = "a.to_ids = 1 AND a.deleted = 0 AND a.uuid = ?";
-    let rows = read_rows(conn, condition, &[Sql::Text(uuid.to_owned())], None, 1)?;
+    let uuid = [Sql::Text(uuid.to_owned())];
+    let rows = read_rows(conn, (condition, &uuid), viewer, None, 1)?;
     Ok(rows
         .first()
         .and_then(|(row, added)| indicator_entry(row, *added)))

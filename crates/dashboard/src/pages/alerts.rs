@@ -250,14 +250,16 @@ pub async fn detail(
 ) -> Result<Html<String>, PageError> {
     let db = state.sources.manager_db.clone();
     let api_db = state.api.db.clone();
+    let access = api::Viewer::of(&viewer.user);
     let (alert, quarantine, event) = blocking(move || {
         let alert =
             alerts::by_id(&db, &id)?.ok_or_else(|| PageError::NotFound(format!("alert `{id}`")))?;
         let quarantine = alerts::quarantine_results(&db, &alert)?;
         let event = match &alert.misp_event_id {
-            Some(event_id) => match api_db.event(event_id, false) {
+            Some(event_id) => match api_db.event(event_id, false, &access) {
                 Ok(event) => {
-                    let sightings = api_db.sightings(Some(event.meta.id), None)?;
+                    let sightings =
+                        api_db.visible_sightings(Some(event.meta.id), None, &access)?;
                     Some((event, sightings))
                 }
                 Err(api::DbError::NotFound(_)) => None,

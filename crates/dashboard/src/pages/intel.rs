@@ -48,9 +48,14 @@ pub async fn events(
     let db = state.api.db.path().to_owned();
     let page_number = query.page.unwrap_or(1).max(1);
     let text = query.q.clone();
-    let (hits, (rows, has_next)) =
-        blocking(move || Ok((intel::search(&db, &text)?, intel::events(&db, page_number)?)))
-            .await?;
+    let access = api::Viewer::of(&viewer.user);
+    let (hits, (rows, has_next)) = blocking(move || {
+        Ok((
+            intel::search(&db, &text, &access)?,
+            intel::events(&db, page_number, &access)?,
+        ))
+    })
+    .await?;
     let body = html! {
         (intel_nav(&viewer))
         form.filters method="get" action="/intel" role="search" aria-label="Search attributes" {
@@ -110,9 +115,10 @@ pub async fn event(
     Path(id): Path<String>,
 ) -> Result<Html<String>, PageError> {
     let db = state.api.db.clone();
+    let access = api::Viewer::of(&viewer.user);
     let (event, sightings) = blocking(move || {
-        let event = db.event(&id, false)?;
-        let sightings = db.sightings(Some(event.meta.id), None)?;
+        let event = db.event(&id, false, &access)?;
+        let sightings = db.visible_sightings(Some(event.meta.id), None, &access)?;
         Ok((event, sightings))
     })
     .await?;

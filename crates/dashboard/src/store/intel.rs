@@ -57,8 +57,13 @@ fn tags_of(text: Option<String>) -> Vec<String> {
         .collect()
 }
 
-/// Reads page `page` (from 1) of events, newest id first; the flag is true when more follow.
-pub fn events(db_path: &Path, page: u32) -> Result<(Vec<EventSummary>, bool), StoreError> {
+/// Reads page `page` (from 1) of the events `viewer` sees, newest id first; the flag is true
+/// when more follow.
+pub fn events(
+    db_path: &Path,
+    page: u32,
+    viewer: &api::Viewer,
+) -> Result<(Vec<EventSummary>, bool), StoreError> {
     let Some(conn) = open_read_only(db_path)? else {
         return Ok((Vec::new(), false));
     };
@@ -68,7 +73,8 @@ pub fn events(db_path: &Path, page: u32) -> Result<(Vec<EventSummary>, bool), St
         "SELECT e.id, e.info, e.date, e.threat_level_id, e.tags,
             (SELECT count(*) FROM attributes a
              WHERE a.id BETWEEN (e.id << 32) AND ((e.id << 32) | 4294967295) AND a.deleted = 0)
-         FROM events e ORDER BY e.id DESC LIMIT {} OFFSET {offset}",
+         FROM events e WHERE {} ORDER BY e.id DESC LIMIT {} OFFSET {offset}",
+        viewer.event_sql("e"),
         PAGE_SIZE + 1
     );
     let mut stmt = conn.prepare(&sql).map_err(StoreError::sqlite(db_path))?;
@@ -90,8 +96,12 @@ pub fn events(db_path: &Path, page: u32) -> Result<(Vec<EventSummary>, bool), St
     Ok((rows, has_next))
 }
 
-/// Finds attributes whose value contains `text`, exact matches first.
-pub fn search(db_path: &Path, text: &str) -> Result<Vec<AttributeHit>, StoreError> {
+/// Finds the attributes `viewer` sees whose value contains `text`, exact matches first.
+pub fn search(
+    db_path: &Path,
+    text: &str,
+    viewer: &api::Viewer,
+) -> Result<Vec<AttributeHit>, StoreError> {
     let text = text.trim();
     if text.is_empty() {
         return Ok(Vec::new());
@@ -103,8 +113,9 @@ pub fn search(db_path: &Path, text: &str) -> Result<Vec<AttributeHit>, StoreErro
     let sql = format!(
         "SELECT a.event_id, e.info, a.type, a.category, a.value, a.to_ids
          FROM attributes a JOIN events e ON e.id = a.event_id
-         WHERE a.deleted = 0 AND a.value LIKE ?1 ESCAPE '\\'
-         ORDER BY a.value = ?2 DESC, a.event_id DESC LIMIT {MAX_SEARCH_ROWS}"
+         WHERE a.deleted = 0 AND a.value LIKE ?1 ESCAPE '\\' AND {}
+         ORDER BY a.value = ?2 DESC, a.event_id DESC LIMIT {MAX_SEARCH_ROWS}",
+        viewer.attribute_sql("a", "e")
     );
     let mut stmt = conn.prepare(&sql).map_err(StoreError::sqlite(db_path))?;
     let rows = stmt

@@ -1,6 +1,7 @@
 //! `iocwatch intel` subcommands: import, pull, lookup, stats and export.
 
 mod pull;
+mod sync;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -28,6 +29,9 @@ pub enum IntelCommand {
     /// Pull events from a MISP-compatible server, only those changed since the last pull;
     /// exit 0 on success, 2 on error
     Pull(pull::PullArgs),
+    /// Sync whole events with a MISP-compatible server as MISP's server pull and push do
+    #[command(subcommand)]
+    Sync(sync::SyncCommand),
     /// Print one JSON line per indicator matching each VALUE; exit 0 when a detection matches,
     /// 1 when none does, 2 on error
     Lookup(LookupArgs),
@@ -115,6 +119,7 @@ pub fn run(command: IntelCommand, global: &Global) -> anyhow::Result<ExitCode> {
     match command {
         IntelCommand::Import(args) => run_import(args, global),
         IntelCommand::Pull(args) => pull::run(args, global),
+        IntelCommand::Sync(command) => sync::run(command, global),
         IntelCommand::Lookup(args) => run_lookup(args, global),
         IntelCommand::Stats(args) => run_stats(args, global),
         IntelCommand::Export(args) => run_export(args, global),

@@ -155,7 +155,9 @@ impl ApiListener {
         let listen = &config.api.listen;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .with_context(|| format!("failed to listen on `{listen}` (api.listen)"))?;
+            .with_context(|| {
+                format!("failed to listen on `{listen}` for the API; choose a free address")
+            })?;
         let address = listener
             .local_addr()
             .context("failed to read the API listen address")?;

@@ -110,7 +110,7 @@ async fn serve(
     layout: &Layout,
     dirs: &[PathBuf],
     secret: &str,
-    first: FirstStart,
+    mut first: FirstStart,
     started: Instant,
 ) -> anyhow::Result<()> {
     let quarantine = !config.active_response.quarantine_rule_ids.is_empty();
@@ -122,6 +122,14 @@ async fn serve(
     let agent = match start_agent(&stack, layout, dirs, secret).await {
         Ok(agent) => agent,
         Err(err) => {
+            stack.stop().await;
+            return Err(err);
+        }
+    };
+    first.admin_key = match create_admin_if_none(&layout.data_dir) {
+        Ok(key) => key,
+        Err(err) => {
+            let _ = tokio::task::spawn_blocking(move || agent.stop(DRAIN_TIMEOUT)).await;
             stack.stop().await;
             return Err(err);
         }
@@ -265,25 +273,8 @@ fn watch_dirs(requested: &[PathBuf], layout: &Layout) -> anyhow::Result<Vec<Path
     Ok(dirs)
 }
 
-/// Creates the admin user when the store has no user, and imports the sample intel once.
+/// Imports the sample intel once, before the manager loads the index.
 fn prepare_intel(layout: &Layout) -> anyhow::Result<FirstStart> {
-    let db = api::Db::open(&layout.data_dir).with_context(|| {
-        format!(
-            "failed to open the intel store in `{}`",
-            layout.data_dir.display()
-        )
-    })?;
-    let users = db.users().context("failed to list the API users")?;
-    let admin_key = if users.is_empty() {
-        let (_, key) = db
-            .add_user(ADMIN_USER, api::Role::Admin)
-            .context("failed to create the admin user")?;
-        Some(key)
-    } else {
-        None
-    };
-    drop(db);
-
     let marker = layout.sample_marker();
     let imported = if marker.exists() {
         None
@@ -297,9 +288,24 @@ fn prepare_intel(layout: &Layout) -> anyhow::Result<FirstStart> {
         Some(imported)
     };
     Ok(FirstStart {
-        admin_key,
+        admin_key: None,
         imported,
     })
+}
+
+/// Creates the admin user when the store has no user; returns its key. It runs once
+/// everything listens, so that a failed start never swallows the only copy of the key.
+fn create_admin_if_none(data_dir: &Path) -> anyhow::Result<Option<String>> {
+    let db = api::Db::open(data_dir)
+        .with_context(|| format!("failed to open the intel store in `{}`", data_dir.display()))?;
+    let users = db.users().context("failed to list the API users")?;
+    if !users.is_empty() {
+        return Ok(None);
+    }
+    let (_, key) = db
+        .add_user(ADMIN_USER, api::Role::Admin)
+        .context("failed to create the admin user")?;
+    Ok(Some(key))
 }
 
 /// Builds the manager's configuration: listeners on loopback with free ports, the API on

@@ -7,13 +7,13 @@ use std::time::SystemTime;
 use serde_json::Value;
 use wire::{ActiveResponseCommand, Message};
 
-use super::{rule_id, Pipeline, StoredAlert};
+use super::{field, rule_id, Pipeline, StoredAlert};
 use crate::outputs::writer::{LookupLine, WriteJob};
 
 impl Pipeline {
     pub(super) fn emit(
         &mut self,
-        stored: Vec<StoredAlert>,
+        mut stored: Vec<StoredAlert>,
         lookups: Vec<LookupLine>,
         now: SystemTime,
     ) {
@@ -22,9 +22,10 @@ impl Pipeline {
             self.request_action(alert);
         }
         let alerts: Vec<(i64, String)> = stored
-            .into_iter()
-            .map(|alert| (alert.seq, alert.line))
+            .iter_mut()
+            .map(|alert| (alert.seq, std::mem::take(&mut alert.line)))
             .collect();
+        self.discard.release(stored);
         let lookups = if self.integration_log {
             lookups
         } else {
@@ -56,8 +57,7 @@ impl Pipeline {
     fn request_action(&self, alert: &StoredAlert) {
         let Some(agent) = &alert.agent else { return };
         let body = &alert.body;
-        let level = body
-            .pointer("/rule/level")
+        let level = field(body, "rule", "level")
             .and_then(Value::as_u64)
             .unwrap_or(0);
         let id = rule_id(body).unwrap_or_default();
@@ -69,10 +69,10 @@ impl Pipeline {
         if !(by_rule || by_level) {
             return;
         }
-        let Some(path) = body.pointer("/syscheck/path").and_then(Value::as_str) else {
+        let Some(path) = field(body, "syscheck", "path").and_then(Value::as_str) else {
             return;
         };
-        if body.pointer("/syscheck/event").and_then(Value::as_str) == Some("deleted") {
+        if field(body, "syscheck", "event").and_then(Value::as_str) == Some("deleted") {
             return;
         }
 

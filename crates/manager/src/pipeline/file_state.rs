@@ -82,7 +82,9 @@ fn fingerprint(object: &serde_json::Map<String, Value>) -> [u8; 32] {
     for (key, value) in fields {
         hasher.update(key.as_bytes());
         hasher.update([0]);
-        hasher.update(value.to_string().as_bytes());
+        // The same compact JSON as `Value::to_string`, so stored fingerprints stay valid, but
+        // written straight into the hash. Writing to a hasher cannot fail.
+        let _ = serde_json::to_writer(&mut hasher, value);
         hasher.update([0]);
     }
     hasher.finalize().into()
@@ -119,6 +121,28 @@ mod tests {
         assert_eq!(decide(&mut conn, deleted.clone()), Change::New);
         assert_eq!(decide(&mut conn, deleted), Change::Unchanged);
         assert_eq!(decide(&mut conn, added), Change::New);
+    }
+
+    #[test]
+    fn fingerprint_is_hash_of_compact_after_fields() {
+        let event = json!({
+            "path": "/a",
+            "size_after": 12,
+            "sha256_after": "aa",
+            "perm_after": {"mode": "rw\"x"},
+            "mtime_before": 1
+        });
+        let object = event.as_object().unwrap();
+        let mut expected = Sha256::new();
+        for key in ["perm_after", "sha256_after", "size_after"] {
+            expected.update(key.as_bytes());
+            expected.update([0]);
+            expected.update(object[key].to_string().as_bytes());
+            expected.update([0]);
+        }
+        let expected: [u8; 32] = expected.finalize().into();
+
+        assert_eq!(fingerprint(object), expected);
     }
 
     #[test]

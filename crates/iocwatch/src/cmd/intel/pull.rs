@@ -125,7 +125,7 @@ fn string_list(values: &[String]) -> Value {
 
 /// Rejects plain HTTP to anything but a loopback address, because the API key travels in
 /// a request header.
-fn check_scheme(url: &str) -> anyhow::Result<()> {
+pub(super) fn check_scheme(url: &str) -> anyhow::Result<()> {
     if url.starts_with("https://") {
         return Ok(());
     }
@@ -152,7 +152,7 @@ fn check_scheme(url: &str) -> anyhow::Result<()> {
 
 /// Reads the API key from `key_file`, else from the environment. The key is never taken
 /// from the command line, where other users of the host can read it.
-fn read_key(key_file: Option<&Path>) -> anyhow::Result<String> {
+pub(super) fn read_key(key_file: Option<&Path>) -> anyhow::Result<String> {
     let key = match key_file {
         Some(path) => {
             warn_if_readable_by_others(path);

@@ -1,0 +1,194 @@
+//! Who sees and changes what: MISP's distribution levels and sharing groups as one SQL
+//! predicate, which every read of events, objects and attributes applies in its `WHERE`
+//! clause (so paging and streaming stay in SQL), and the owner check of every write.
+//!
+//! An event is visible to a user of organisation O when the user is a site admin, when O
+//! owns the event (`org_id`), when its distribution is 1 (this community), 2 (connected
+//! communities) or 3 (all communities), or when it is 4 (sharing group) and O is a member of
+//! its sharing group. An object or attribute also needs its own distribution to allow it;
+//! 5 inherits the event's.
+
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::auth::User;
+use crate::db::DbError;
+
+/// Your organisation only.
+pub const DIST_ORG: i64 = 0;
+/// This community only: every organisation of this instance.
+pub const DIST_COMMUNITY: i64 = 1;
+/// Connected communities.
+pub const DIST_CONNECTED: i64 = 2;
+/// All communities.
+pub const DIST_ALL: i64 = 3;
+/// The members of the sharing group `sharing_group_id`.
+pub const DIST_SHARING_GROUP: i64 = 4;
+/// Objects and attributes: the event's distribution.
+pub const DIST_INHERIT: i64 = 5;
+
+/// Event distribution when a new event gives none (MISP's `default_event_distribution`).
+pub const DEFAULT_EVENT_DISTRIBUTION: i64 = DIST_COMMUNITY;
+/// Object and attribute distribution when none is given.
+pub const DEFAULT_ATTRIBUTE_DISTRIBUTION: i64 = DIST_INHERIT;
+
+/// Id of the local organisation created with the store.
+pub const DEFAULT_ORG_ID: i64 = 1;
+
+/// Whose view a read takes: a site admin sees everything, others what their organisation
+/// may see. Organisation id 0 sees nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Viewer {
+    pub org_id: i64,
+    pub site_admin: bool,
+}
+
+impl Viewer {
+    /// Sees every event: for the instance's own work (detector, exports run by the operator).
+    pub const SITE_ADMIN: Viewer = Viewer {
+        org_id: DEFAULT_ORG_ID,
+        site_admin: true,
+    };
+    /// Sees nothing: the view of a query nobody set a viewer on.
+    pub const NOBODY: Viewer = Viewer {
+        org_id: 0,
+        site_admin: false,
+    };
+
+    /// The view of an authenticated user.
+    pub fn of(user: &User) -> Viewer {
+        Viewer {
+            org_id: user.org_id,
+            site_admin: user.role.is_admin(),
+        }
+    }
+
+    /// SQL condition over `events {e}`: true when this viewer sees the event.
+    pub fn event_sql(&self, e: &str) -> String {
+        if self.site_admin {
+            return "1".into();
+        }
+        if self.org_id <= 0 {
+            return "0".into();
+        }
+        format!(
+            "({e}.org_id = {org} OR {e}.distribution IN (1, 2, 3)
+              OR ({e}.distribution = 4 AND {sg}))",
+            org = self.org_id,
+            sg = self.sharing_group_sql(&format!("{e}.sharing_group_id")),
+        )
+    }
+
+    /// SQL condition over `attributes {a}` joined with `events {e}`: true when this viewer
+    /// sees the attribute (its event, its object and its own distribution allow it).
+    pub fn attribute_sql(&self, a: &str, e: &str) -> String {
+        if self.site_admin {
+            return "1".into();
+        }
+        if self.org_id <= 0 {
+            return "0".into();
+        }
+        let own = self.item_sql(a);
+        let object = self.item_sql("o");
+        format!(
+            "({event} AND ({e}.org_id = {org} OR ({own}
+              AND ({a}.object_id IS NULL OR EXISTS (SELECT 1 FROM objects o
+                   WHERE o.id = {a}.object_id AND {object})))))",
+            event = self.event_sql(e),
+            org = self.org_id,
+        )
+    }
+
+    /// SQL condition over `objects {o}` joined with `events {e}`.
+    pub fn object_sql(&self, o: &str, e: &str) -> String {
+        if self.site_admin {
+            return "1".into();
+        }
+        if self.org_id <= 0 {
+            return "0".into();
+        }
+        format!(
+            "({event} AND ({e}.org_id = {org} OR {own}))",
+            event = self.event_sql(e),
+            org = self.org_id,
+            own = self.item_sql(o),
+        )
+    }
+
+    /// Condition on the own distribution of an object or attribute aliased `t`.
+    fn item_sql(&self, t: &str) -> String {
+        format!(
+            "({t}.distribution IN (1, 2, 3, 5) OR ({t}.distribution = 4 AND {sg}))",
+            sg = self.sharing_group_sql(&format!("{t}.sharing_group_id"))
+        )
+    }
+
+    /// True when this viewer's organisation belongs to the sharing group in `column`.
+    fn sharing_group_sql(&self, column: &str) -> String {
+        format!(
+            "EXISTS (SELECT 1 FROM api_sharing_groups sg WHERE sg.id = {column}
+              AND (sg.all_orgs = 1 OR sg.org_id = {org} OR EXISTS (
+                  SELECT 1 FROM api_sharing_group_orgs sgo
+                  WHERE sgo.sharing_group_id = sg.id AND sgo.org_id = {org})))",
+            org = self.org_id
+        )
+    }
+}
+
+/// True when `viewer` sees event `event_id`.
+pub fn event_visible(conn: &Connection, viewer: &Viewer, event_id: i64) -> Result<bool, DbError> {
+    let sql = format!(
+        "SELECT 1 FROM events e WHERE e.id = ?1 AND {}",
+        viewer.event_sql("e")
+    );
+    Ok(conn.query_row(&sql, [event_id], |_| Ok(())).optional()?.is_some())
+}
+
+/// True when `viewer` sees attribute `attribute_id`.
+pub fn attribute_visible(
+    conn: &Connection,
+    viewer: &Viewer,
+    attribute_id: i64,
+) -> Result<bool, DbError> {
+    let sql = format!(
+        "SELECT 1 FROM attributes a JOIN events e ON e.id = a.event_id WHERE a.id = ?1 AND {}",
+        viewer.attribute_sql("a", "e")
+    );
+    Ok(conn
+        .query_row(&sql, [attribute_id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Checks that `viewer` may change event `event_id`: it must see it (else "not found") and
+/// own it or be a site admin (else "forbidden"), as MISP allows only the owner organisation.
+pub fn check_event_owner(
+    conn: &Connection,
+    viewer: &Viewer,
+    event_id: i64,
+) -> Result<(), DbError> {
+    if !event_visible(conn, viewer, event_id)? {
+        return Err(DbError::NotFound("event"));
+    }
+    if viewer.site_admin {
+        return Ok(());
+    }
+    let owner: Option<i64> = conn
+        .query_row("SELECT org_id FROM events WHERE id = ?1", [event_id], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    match owner {
+        Some(org) if org == viewer.org_id => Ok(()),
+        Some(_) => Err(DbError::Forbidden(
+            "only the organisation that owns the event may change it",
+        )),
+        None => Err(DbError::NotFound("event")),
+    }
+}
+
+/// Reads a distribution given as a number or a numeric string; `None` when absent or out
+/// of range `0..=max`.
+pub fn parse_distribution(value: Option<&str>, max: i64) -> Option<i64> {
+    let n: i64 = value?.trim().parse().ok()?;
+    (0..=max).contains(&n).then_some(n)
+}
