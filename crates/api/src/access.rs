@@ -140,7 +140,10 @@ pub fn event_visible(conn: &Connection, viewer: &Viewer, event_id: i64) -> Resul
         "SELECT 1 FROM events e WHERE e.id = ?1 AND {}",
         viewer.event_sql("e")
     );
-    Ok(conn.query_row(&sql, [event_id], |_| Ok(())).optional()?.is_some())
+    Ok(conn
+        .query_row(&sql, [event_id], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 /// True when `viewer` sees attribute `attribute_id`.
@@ -161,11 +164,7 @@ pub fn attribute_visible(
 
 /// Checks that `viewer` may change event `event_id`: it must see it (else "not found") and
 /// own it or be a site admin (else "forbidden"), as MISP allows only the owner organisation.
-pub fn check_event_owner(
-    conn: &Connection,
-    viewer: &Viewer,
-    event_id: i64,
-) -> Result<(), DbError> {
+pub fn check_event_owner(conn: &Connection, viewer: &Viewer, event_id: i64) -> Result<(), DbError> {
     if !event_visible(conn, viewer, event_id)? {
         return Err(DbError::NotFound("event"));
     }

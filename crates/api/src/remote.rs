@@ -1,18 +1,24 @@
 //! Pulling indicators from a remote MISP instance (or another iocwatch server) and pushing
 //! sightings back. Pulls are incremental: each requests the events changed since the newest
-//! event timestamp already pulled from `events/restSearch`, page by page.
+//! event timestamp already pulled from `events/restSearch`, less an overlap, page by page.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use ureq::tls::{parse_pem, PemItem, RootCerts, TlsConfig};
 
 use crate::Db;
 
-/// Largest response read per page, in bytes.
-const MAX_PAGE_BYTES: u64 = 512 * 1024 * 1024;
+/// Largest response read per request unless configured otherwise, in bytes.
+pub const DEFAULT_MAX_PAGE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// How far before the watermark an incremental pull starts again, for events that reach
+/// the remote shortly after newer ones.
+pub const DEFAULT_OVERLAP: Duration = Duration::from_secs(3_600);
 
 /// Remote instance and pull options.
 #[derive(Debug, Clone)]
@@ -28,6 +34,15 @@ pub struct RemoteConfig {
     /// Events per page.
     pub page_size: u64,
     pub timeout: Duration,
+    /// Largest response read per request, in bytes.
+    pub max_page_bytes: u64,
+    /// Ignore the stored watermark and request every event (from `not_before`, if set).
+    pub full: bool,
+    /// How far before the watermark an incremental pull starts.
+    pub overlap: Duration,
+    /// Request no event older than this timestamp (seconds since the epoch); once the
+    /// pull succeeds the watermark is at least this.
+    pub not_before: Option<i64>,
 }
 
 impl RemoteConfig {
@@ -39,6 +54,10 @@ impl RemoteConfig {
             filters: Map::new(),
             page_size: 100,
             timeout: Duration::from_secs(60),
+            max_page_bytes: DEFAULT_MAX_PAGE_BYTES,
+            full: false,
+            overlap: DEFAULT_OVERLAP,
+            not_before: None,
         }
     }
 }
@@ -72,6 +91,10 @@ pub struct PullSummary {
     pub events_updated: usize,
     pub events_unchanged: usize,
     pub attributes: usize,
+    /// Events left out whole, such as those with a malformed uuid.
+    pub events_invalid: usize,
+    /// Values and events left out, with their page, position and reason.
+    pub rejected: Vec<misp::Rejected>,
     /// Newest event timestamp seen; the next pull starts after it.
     pub last_timestamp: i64,
 }
@@ -129,6 +152,20 @@ pub(crate) fn request(
     path: &str,
     body: Option<&Value>,
 ) -> Result<Value, RemoteError> {
+    let (url, bytes) = request_bytes(agent, config, path, body)?;
+    serde_json::from_slice(&bytes).map_err(|e| RemoteError::Response {
+        url,
+        reason: e.to_string(),
+    })
+}
+
+/// Sends a request as [`request`] does; returns the URL and the body of an HTTP 200.
+fn request_bytes(
+    agent: &ureq::Agent,
+    config: &RemoteConfig,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<(String, Vec<u8>), RemoteError> {
     let url = format!("{}/{path}", config.url);
     let request_error = |source: ureq::Error| RemoteError::Request {
         url: url.clone(),
@@ -155,79 +192,114 @@ pub(crate) fn request(
     let bytes = response
         .body_mut()
         .with_config()
-        .limit(MAX_PAGE_BYTES)
-        .read_to_vec()
-        .map_err(request_error)?;
-    serde_json::from_slice(&bytes).map_err(|e| RemoteError::Response {
-        url,
-        reason: e.to_string(),
-    })
+        .limit(config.max_page_bytes)
+        .read_to_vec();
+    let bytes = match bytes {
+        Err(ureq::Error::BodyExceedsLimit(limit)) => {
+            return Err(RemoteError::Response {
+                url,
+                reason: format!(
+                    "the response is larger than {limit} bytes; request fewer events per \
+                     page or raise the limit"
+                ),
+            })
+        }
+        other => other.map_err(request_error)?,
+    };
+    Ok((url, bytes))
 }
 
 /// Pulls events changed since the last pull from the instance into the store of `db`.
+/// The watermark moves only when every page was stored.
 pub fn pull(db: &Db, config: &RemoteConfig) -> Result<PullSummary, RemoteError> {
     let agent = agent(config)?;
     let data_dir = db.path().parent().unwrap_or(Path::new(".")).to_owned();
     let mut store = intel::Store::open(&data_dir)?;
-    let since = db.remote_watermark(&config.url)?;
+    let stored = db.remote_watermark(&config.url)?;
+    let start = first_timestamp(config, stored);
+    let floor = config.not_before.map_or(0, |t| t.saturating_sub(1));
     let mut summary = PullSummary {
-        last_timestamp: since.unwrap_or(0),
+        last_timestamp: stored.unwrap_or(0).max(floor),
         ..PullSummary::default()
     };
     for page in 1.. {
-        let mut body = config.filters.clone();
-        body.insert("returnFormat".into(), json!("json"));
-        body.insert("limit".into(), json!(config.page_size));
-        body.insert("page".into(), json!(page));
-        if let Some(since) = since {
-            body.insert("timestamp".into(), json!(since + 1));
-        }
-        let response = post(&agent, config, "events/restSearch", &Value::Object(body))?;
-        let events = page_events(&config.url, response)?;
+        let body = page_request(config, start, page);
+        let (_, bytes) = request_bytes(&agent, config, "events/restSearch", Some(&body))?;
+        let count = store_page(&mut store, &config.url, &bytes, page, &mut summary)?;
         summary.pages += 1;
-        let count = events.len() as u64;
-        store_page(&mut store, &config.url, events, &mut summary)?;
         if count < config.page_size {
             break;
         }
     }
     db.set_remote_watermark(&config.url, summary.last_timestamp)?;
     tracing::info!(url = %config.url, pages = summary.pages, added = summary.events_added,
-        updated = summary.events_updated, "remote MISP pulled");
+        updated = summary.events_updated, rejected = summary.rejected.len(), "remote MISP pulled");
     Ok(summary)
 }
 
-fn page_events(url: &str, response: Value) -> Result<Vec<Value>, RemoteError> {
-    let list = match response {
-        Value::Object(mut map) => map.remove("response").unwrap_or(Value::Null),
-        other => other,
-    };
-    match list {
-        Value::Array(events) => Ok(events),
-        _ => Err(RemoteError::Response {
-            url: url.to_owned(),
-            reason: "expected a list of events".into(),
-        }),
+/// Oldest event timestamp to request: the watermark less the overlap (none with `full`),
+/// and not before `not_before`.
+fn first_timestamp(config: &RemoteConfig, stored: Option<i64>) -> Option<i64> {
+    let overlap = i64::try_from(config.overlap.as_secs()).unwrap_or(i64::MAX);
+    let from_watermark = stored
+        .filter(|_| !config.full)
+        .map(|w| w.saturating_add(1).saturating_sub(overlap));
+    match (from_watermark, config.not_before) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
     }
 }
 
+fn page_request(config: &RemoteConfig, start: Option<i64>, page: u64) -> Value {
+    let mut body = config.filters.clone();
+    body.insert("returnFormat".into(), json!("json"));
+    body.insert("limit".into(), json!(config.page_size));
+    body.insert("page".into(), json!(page));
+    if let Some(start) = start {
+        body.insert("timestamp".into(), json!(start));
+    }
+    Value::Object(body)
+}
+
+/// A restSearch response: `{"response": [...]}` or a bare list, read without parsing
+/// the events.
+#[derive(Deserialize)]
+struct Wrapped<'a> {
+    #[serde(borrow)]
+    response: Vec<&'a RawValue>,
+}
+
+/// Counts the events of a page; fails when the page is not a list of events.
+fn count_events(bytes: &[u8]) -> Result<usize, String> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    let count = if first == Some(&b'[') {
+        serde_json::from_slice::<Vec<&RawValue>>(bytes).map(|list| list.len())
+    } else {
+        serde_json::from_slice::<Wrapped<'_>>(bytes).map(|page| page.response.len())
+    };
+    count.map_err(|e| format!("expected a list of events: {e}"))
+}
+
+/// Parses one page once and stores its events; returns how many events it held.
 fn store_page(
     store: &mut intel::Store,
     url: &str,
-    events: Vec<Value>,
+    bytes: &[u8],
+    page: u64,
     summary: &mut PullSummary,
-) -> Result<(), RemoteError> {
-    let text = Value::Array(events).to_string();
-    let parsed = misp::parse_bytes(
-        text.as_bytes(),
+) -> Result<u64, RemoteError> {
+    let invalid = |reason: String| RemoteError::Response {
+        url: url.to_owned(),
+        reason: format!("page {page}: {reason}"),
+    };
+    let count = count_events(bytes).map_err(invalid)?;
+    let mut parsed = misp::parse_bytes(
+        bytes,
         Some(misp::Format::MispJson),
         &misp::FileMeta::default(),
         &misp::CsvOptions::default(),
     )
-    .map_err(|e| RemoteError::Response {
-        url: url.to_owned(),
-        reason: e.to_string(),
-    })?;
+    .map_err(|e| invalid(e.to_string()))?;
     for event in &parsed.events {
         summary.last_timestamp = summary
             .last_timestamp
@@ -238,7 +310,12 @@ fn store_page(
     summary.events_updated += write.events_updated;
     summary.events_unchanged += write.events_unchanged;
     summary.attributes += write.attributes;
-    Ok(())
+    summary.events_invalid += count.saturating_sub(parsed.events.len());
+    for mut rejected in parsed.rejected.drain(..) {
+        rejected.location = format!("page {page} {}", rejected.location);
+        summary.rejected.push(rejected);
+    }
+    Ok(count as u64)
 }
 
 /// Reports a sighting of `value` at `timestamp` (seconds since the epoch) to the instance.

@@ -180,8 +180,7 @@ fn render_json(
         let limit = context.correlation_limit(conn)?;
         let over = correlations::is_over_correlating(conn, a.id, limit)?;
         map.insert("over_correlation".into(), Value::Bool(over));
-        let related =
-            correlations::related_with_events(
+        let related = correlations::related_with_events(
             conn,
             a.id,
             limit,
@@ -351,12 +350,8 @@ pub async fn events(state: &AppState, mut query: SearchQuery) -> Response {
             } else {
                 Vec::new()
             };
-            let correlations = correlations::for_event(
-                conn,
-                &event,
-                query.include_correlations,
-                &query.viewer,
-            )?;
+            let correlations =
+                correlations::for_event(conn, &event, query.include_correlations, &query.viewer)?;
             let bytes = serde_json::to_vec(&json::full_event_json_with(
                 &event,
                 &sightings,

@@ -348,12 +348,7 @@ impl ConfigFile {
         }
         let mut own_paths = vec![quarantine_dir.clone()];
         if let DatabaseLocation::File(p) = &database {
-            // The database, its -wal and -shm files and the directory around them.
-            own_paths.push(
-                p.parent()
-                    .map(Path::to_path_buf)
-                    .unwrap_or_else(|| p.clone()),
-            );
+            own_paths.extend(database_files(p));
         }
         if let OutputConfig::File(p) = &output {
             own_paths.push(p.clone());
@@ -374,6 +369,22 @@ impl ConfigFile {
             own_paths,
         })
     }
+}
+
+/// Suffixes of the files SQLite and the agent keep next to the baseline database: its
+/// write-ahead log, shared memory, rollback journal and the agent's lock file.
+pub const DATABASE_SIDE_FILES: &[&str] = &["-wal", "-shm", "-journal", ".lock"];
+
+/// The baseline database and the files kept next to it, which the agent never reports;
+/// the rest of the folder around them is monitored like any other.
+pub fn database_files(database: &Path) -> Vec<PathBuf> {
+    let mut files = vec![database.to_path_buf()];
+    for suffix in DATABASE_SIDE_FILES {
+        let mut name = database.as_os_str().to_owned();
+        name.push(suffix);
+        files.push(PathBuf::from(name));
+    }
+    files
 }
 
 fn validate_output(
@@ -570,6 +581,21 @@ mod tests {
         assert!(!dir.follow_symlinks);
         assert_eq!(dir.recursion_depth, 256);
         assert_eq!(dir.check, CheckSet::ALL);
+    }
+
+    #[test]
+    fn own_paths_name_the_database_files_not_their_folder() {
+        let text = "database_path = \"/srv/b.sqlite\"\n[[directories]]\npath = \"/srv/watch\"\n";
+        let config = parse(text).unwrap();
+        for name in ["b.sqlite", "b.sqlite-wal", "b.sqlite-shm", "b.sqlite-journal", "b.sqlite.lock"] {
+            let path = Path::new("/srv").join(name);
+            assert!(config.own_paths.contains(&path), "{name} missing");
+        }
+        assert!(!config.own_paths.iter().any(|p| p == Path::new("/srv")));
+        assert!(!config
+            .own_paths
+            .iter()
+            .any(|p| Path::new("/srv/watch/new.txt").starts_with(p)));
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod db;
 mod emit;
 pub mod event;
 pub mod ignore;
+pub mod lock;
 mod probe;
 pub mod quarantine;
 mod scan;

@@ -1,4 +1,5 @@
-//! Start-up checks of `iocwatch agent`: one agent per baseline database, paths of the
+//! Start-up checks of `iocwatch agent`: one agent per baseline database and per data
+//! folder, paths of the
 //! wrong kind named with their key, and plain-text logs when stderr is not a terminal.
 
 use std::path::{Path, PathBuf};
@@ -62,22 +63,20 @@ impl Drop for Running {
     }
 }
 
-#[test]
-fn second_agent_on_same_baseline_fails() {
-    let setup = Setup::new();
-    let config = setup.config("");
+/// Starts an agent on `config` and waits until it holds its locks.
+fn start_first_agent(setup: &Setup, config: &Path) -> Running {
     let events = setup.path("first-events.jsonl");
     let log = setup.path("first.log");
     let first = setup
-        .agent(&config, &[])
+        .agent(config, &[])
         .stdout(std::fs::File::create(&events).expect("create event file"))
         .stderr(std::fs::File::create(&log).expect("create log file"))
         .spawn()
         .expect("start the first agent");
     let first = Running(first);
 
-    // The agent locks the baseline before its first scan, so a scan notice means the
-    // lock is held.
+    // The agent takes its locks before its first scan, so a scan notice means they are
+    // held.
     let started = Instant::now();
     while !std::fs::read_to_string(&events)
         .unwrap_or_default()
@@ -90,6 +89,14 @@ fn second_agent_on_same_baseline_fails() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    first
+}
+
+#[test]
+fn second_agent_on_same_baseline_fails() {
+    let setup = Setup::new();
+    let config = setup.config("");
+    let first = start_first_agent(&setup, &config);
 
     let rejected = setup
         .agent(&config, &["--once"])
@@ -97,7 +104,7 @@ fn second_agent_on_same_baseline_fails() {
         .expect("run agent");
     let message = stderr_of(&rejected);
     assert_eq!(rejected.status.code(), Some(2), "{message}");
-    assert!(message.contains("another agent is running"), "{message}");
+    assert!(message.contains("another agent (pid "), "{message}");
     assert!(message.contains("baseline.sqlite.lock"), "{message}");
 
     drop(first);
@@ -106,6 +113,33 @@ fn second_agent_on_same_baseline_fails() {
         .output()
         .expect("run agent");
     assert!(after.status.success(), "{}", stderr_of(&after));
+}
+
+#[test]
+fn second_agent_on_same_data_folder_fails_with_its_own_baseline() {
+    let setup = Setup::new();
+    let first = start_first_agent(&setup, &setup.config(""));
+
+    let own_baseline = setup.path("other/baseline.sqlite");
+    let second = setup.path("second.toml");
+    let text = format!(
+        "database_path = \"{}\"\n[[directories]]\npath = \"{}\"\n",
+        own_baseline.display(),
+        setup.path("watched").display()
+    );
+    std::fs::write(&second, text).expect("write second config");
+    let rejected = setup
+        .agent(&second, &["--once"])
+        .output()
+        .expect("run agent");
+    let message = stderr_of(&rejected);
+    assert_eq!(rejected.status.code(), Some(2), "{message}");
+    assert!(
+        message.contains(&format!("(pid {})", first.0.id())),
+        "{message}"
+    );
+    assert!(message.contains("agent.lock"), "{message}");
+    assert!(message.contains("its own --data-dir"), "{message}");
 }
 
 #[test]

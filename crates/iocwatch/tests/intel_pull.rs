@@ -1,7 +1,9 @@
 //! `iocwatch intel pull` against a second `iocwatch api` process on loopback: a first
-//! pull, an incremental one that fetches only newer events, filters, and key handling.
+//! pull, an incremental one that fetches only newer events, filters, and key handling;
+//! and against a fixed-answer server on loopback for rejected values and page limits.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -180,9 +182,13 @@ impl Local {
 }
 
 fn assert_pulled(output: &Output, added: usize) -> String {
+    assert_pulled_unchanged(output, added, 0)
+}
+
+fn assert_pulled_unchanged(output: &Output, added: usize, unchanged: usize) -> String {
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{}", text(&output.stderr));
-    let expected = format!("{added} events added, 0 updated, 0 unchanged");
+    let expected = format!("{added} events added, 0 updated, {unchanged} unchanged");
     assert!(
         stdout.contains(&expected),
         "expected `{expected}` in: {stdout}"
@@ -205,12 +211,164 @@ fn second_pull_fetches_only_newer_events() {
     assert!(local.knows(&sha256('2')));
 
     remote.add_event("third", &sha256('3'), start - 100, &[]);
-    let second = local.pull(&remote, &[]);
+    let second = local.pull(&remote, &["--overlap", "0s"]);
     assert_pulled(&second, 1);
     assert!(local.knows(&sha256('3')));
 
-    let third = local.pull(&remote, &[]);
+    let third = local.pull(&remote, &["--overlap", "0s"]);
     assert_pulled(&third, 0);
+    // The default overlap of an hour fetches the three events again, unchanged.
+    assert_pulled_unchanged(&local.pull(&remote, &[]), 0, 3);
+}
+
+#[test]
+fn late_events_need_the_overlap_or_full() {
+    let remote = RemoteApi::start();
+    let local = Local::new(&remote);
+    let start = now();
+    remote.add_event("newest", &sha256('a'), start - 60, &[]);
+    assert_pulled(&local.pull(&remote, &[]), 1);
+
+    // Events reaching the remote after the pull, with timestamps older than the newest.
+    remote.add_event("late", &sha256('b'), start - 1_800, &[]);
+    remote.add_event("much later", &sha256('c'), start - 10 * 86_400, &[]);
+    assert_pulled_unchanged(&local.pull(&remote, &[]), 1, 1);
+    assert!(local.knows(&sha256('b')));
+    assert!(!local.knows(&sha256('c')));
+
+    assert_pulled_unchanged(&local.pull(&remote, &["--full"]), 1, 2);
+    assert!(local.knows(&sha256('c')));
+}
+
+#[test]
+fn failed_pull_does_not_keep_since() {
+    let remote = RemoteApi::start();
+    let local = Local::new(&remote);
+    remote.add_event("ten days", &sha256('d'), now() - 10 * 86_400, &[]);
+
+    let closed = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead_url = format!("http://{}", closed.local_addr().expect("address"));
+    drop(closed);
+    let failed = iocwatch(&local.data())
+        .args(["intel", "pull", "--url", &dead_url, "--since", "1d", "--key-file"])
+        .arg(&local.key_file)
+        .output()
+        .expect("run iocwatch intel pull");
+    assert_eq!(failed.status.code(), Some(2), "{}", text(&failed.stderr));
+
+    assert_pulled(&local.pull(&remote, &["--since", "30d"]), 1);
+    assert!(local.knows(&sha256('d')));
+}
+
+#[test]
+fn trace_logs_never_hold_the_key() {
+    let remote = RemoteApi::start();
+    remote.add_event("traced", &sha256('e'), now() - 60, &[]);
+    let local = Local::new(&remote);
+    let output = local.pull(&remote, &["--log", "trace,ureq_proto=trace,ureq=trace"]);
+    assert_pulled(&output, 1);
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("ureq"), "no HTTP client log in: {stderr}");
+    // Dumps split headers across lines, so no piece of the key may appear.
+    for piece in remote.key.as_bytes().chunks(8) {
+        let piece = std::str::from_utf8(piece).expect("ASCII key");
+        assert!(!stderr.contains(piece), "the key leaked into: {stderr}");
+    }
+}
+
+/// Serves `body` as the answer to every request on a loopback port; returns its URL.
+fn serve_fixed(body: Vec<u8>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            skip_request(&mut stream);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    url
+}
+
+/// Reads one request's headers and body.
+fn skip_request(stream: &mut std::net::TcpStream) {
+    let mut reader = BufReader::new(stream);
+    let mut length = 0;
+    let mut line = String::new();
+    while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+        if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = value.trim().parse().unwrap_or(0);
+        }
+        line.clear();
+    }
+    let _ = reader.take(length).read_to_end(&mut Vec::new());
+}
+
+fn pull_from(url: &str, extra: &[&str]) -> (Output, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = iocwatch(&dir.path().join("data"))
+        .args(["intel", "pull", "--url", url])
+        .args(extra)
+        .env("IOCWATCH_REMOTE_KEY", "k".repeat(40))
+        .output()
+        .expect("run iocwatch intel pull");
+    (output, dir)
+}
+
+#[test]
+fn rejected_values_and_invalid_events_are_reported() {
+    let attribute = |uuid: &str, kind: &str, value: &str| {
+        json!({"uuid": uuid, "type": kind, "category": "Payload delivery", "to_ids": true,
+            "value": value})
+    };
+    let page = json!({"response": [
+        {"Event": {"uuid": "33333333-3333-4333-8333-333333333333", "info": "good",
+            "timestamp": "1796000000",
+            "Attribute": [attribute("44444444-4444-4444-8444-444444444444", "sha256", &sha256('f'))]}},
+        {"Event": {"uuid": "55555555-5555-4555-8555-555555555555", "info": "bad values",
+            "timestamp": "1796000001",
+            "Attribute": [attribute("66666666-6666-4666-8666-666666666666", "sha256", "zz"),
+                attribute("77777777-7777-4777-8777-777777777777", "no-such-type", "x")]}},
+        {"Event": {"uuid": "not-a-uuid", "info": "bad event", "timestamp": "1796000002"}},
+    ]});
+    let url = serve_fixed(page.to_string().into_bytes());
+    let (output, _dir) = pull_from(&url, &[]);
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("2 events added, 0 updated, 0 unchanged, 1 invalid; 1 attributes, 3 rejected"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("rejected page 1 attribute 6666"), "{stdout}");
+    assert!(stdout.contains("unknown attribute type `no-such-type`"), "{stdout}");
+    assert!(stdout.contains("`not-a-uuid` is not a valid uuid"), "{stdout}");
+    assert!(stderr.contains("rejected"), "no warning in: {stderr}");
+}
+
+#[test]
+fn oversized_page_and_out_of_range_options_are_refused() {
+    let url = serve_fixed(vec![b' '; 2 * 1024 * 1024]);
+    let (output, _dir) = pull_from(&url, &["--max-page-mib", "1"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+
+    for (option, value) in [
+        ("--timeout-secs", "18446744073709551615"),
+        ("--timeout-secs", "0"),
+        ("--page-size", "0"),
+        ("--max-page-mib", "0"),
+    ] {
+        let (output, _dir) = pull_from(&url, &[option, value]);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{option} {value}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
 }
 
 #[test]

@@ -34,18 +34,24 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// A uuid made from two small numbers, so each test event and attribute has a known one.
+/// Builds a uuid from two small numbers, so each test event and attribute has a known one.
 fn uuid(kind: u32, n: u32) -> String {
     format!("{kind:08x}-0000-4000-8000-{n:012x}")
 }
 
-/// A sha256 value made from two small numbers.
+/// Builds a sha256 value from two small numbers.
 fn sha256(kind: u32, n: u32) -> String {
     format!("{kind:08x}{n:056x}")
 }
 
-/// A MISP event with one sha256 detection per entry of `attributes` (number, level).
-fn event(n: u32, level: &str, published: bool, timestamp: i64, attributes: &[(u32, &str)]) -> Value {
+/// Builds a MISP event with one sha256 detection per entry of `attributes` (number, level).
+fn event(
+    n: u32,
+    level: &str,
+    published: bool,
+    timestamp: i64,
+    attributes: &[(u32, &str)],
+) -> Value {
     let attributes: Vec<Value> = attributes
         .iter()
         .map(|(a, attribute_level)| {
@@ -161,6 +167,8 @@ impl Server {
     fn sync(&self, action: &str, url: &str, key: &str, extra: &[&str]) -> Output {
         let key_file = self.dir.path().join("remote.key");
         std::fs::write(&key_file, format!("{key}\n")).expect("write key file");
+        let owner_only = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+        std::fs::set_permissions(&key_file, owner_only).expect("chmod key file");
         iocwatch(&self.data())
             .args(["intel", "sync", action, "--url", url, "--key-file"])
             .arg(&key_file)
@@ -181,7 +189,7 @@ impl Drop for Server {
     }
 }
 
-/// Events and attributes in a store, from `intel stats`.
+/// Counts the events and attributes of a store with `intel stats`.
 fn counts(data_dir: &Path) -> (u64, u64) {
     let output = iocwatch(data_dir)
         .args(["intel", "stats", "--json"])
@@ -193,7 +201,7 @@ fn counts(data_dir: &Path) -> (u64, u64) {
     (count("events"), count("attributes"))
 }
 
-/// Every event of a store, from `intel export`.
+/// Reads every event of a store with `intel export`.
 fn exported_events(data_dir: &Path) -> Vec<Value> {
     let output = iocwatch(data_dir)
         .args(["intel", "export", "--format", "misp-json"])
@@ -231,26 +239,60 @@ fn pull_fetches_all_then_only_changes() {
     let remote = Server::start();
     let local = Server::start();
     let start = now() - 600;
-    import(
-        &remote.data(),
-        &[
-            event(1, "3", true, start, &[(11, "5"), (12, "5")]),
-            event(2, "3", true, start + 1, &[(21, "5"), (22, "5")]),
-            event(3, "3", true, start + 2, &[(31, "5"), (32, "5")]),
-            event(4, "3", false, start + 3, &[(41, "5")]),
-        ],
-    );
+    let events = [
+        event(1, "1", true, start, &[(11, "5"), (12, "5")]),
+        event(2, "2", true, start + 1, &[(21, "5"), (22, "5")]),
+        event(3, "3", true, start + 2, &[(31, "5"), (32, "5")]),
+        event(4, "3", false, start + 3, &[(41, "5")]),
+    ];
+    for event in events {
+        let (status, body) = remote.call("events/add", Some(event));
+        assert_eq!(status, 200, "{body}");
+    }
 
     let first = local.pull_from(&remote);
-    assert_reports(&first, "3 published events on the server, 3 fetched: 3 added");
+    assert_reports(
+        &first,
+        "3 published events in the index, 3 fetched: 3 added",
+    );
     assert_eq!(counts(&local.data()), (3, 6));
-    assert!(!knows(&local.data(), &sha256(4, 41)), "unpublished event pulled");
+    assert!(
+        !knows(&local.data(), &sha256(4, 41)),
+        "unpublished event pulled"
+    );
     let pulled = exported_events(&local.data());
-    let creators: Vec<&str> = pulled.iter().filter_map(|e| e["Orgc"]["name"].as_str()).collect();
-    assert_eq!(creators, ["CIRCL"; 3], "the creator organisation changed");
-    for event in &pulled {
-        assert_eq!(event["Org"]["name"], "iocwatch", "owner of {}", event["uuid"]);
+    for (n, expected) in [(1, "0"), (2, "1"), (3, "3")] {
+        let event = pulled.iter().find(|e| e["uuid"] == uuid(1, n).as_str());
+        let level = event.map(|e| e["distribution"].clone());
+        assert_eq!(
+            level,
+            Some(json!(expected)),
+            "level of event {n} after the pull"
+        );
     }
+    for event in &pulled {
+        assert_eq!(
+            event["Orgc"]["name"], "CIRCL",
+            "creator of {}",
+            event["uuid"]
+        );
+        assert_eq!(
+            event["Org"]["name"], "iocwatch",
+            "owner of {}",
+            event["uuid"]
+        );
+    }
+    let (status, row) = local.call(&format!("events/view/{}", uuid(1, 1)), None);
+    assert_eq!(status, 200, "{row}");
+    assert_eq!(row["Event"]["distribution"], "0", "level in the local rows");
+    assert_eq!(
+        row["Event"]["Orgc"]["name"], "CIRCL",
+        "creator in the local rows"
+    );
+    assert_eq!(
+        row["Event"]["Org"]["name"], "iocwatch",
+        "owner in the local rows"
+    );
 
     let added = json!({"Event": {"Attribute": [{
         "uuid": uuid(2, 13), "type": "sha256", "category": "Payload delivery",
@@ -260,7 +302,10 @@ fn pull_fetches_all_then_only_changes() {
     assert_eq!(status, 200, "{body}");
 
     let second = local.pull_from(&remote);
-    assert_reports(&second, "3 published events on the server, 1 fetched: 0 added, 1 updated");
+    assert_reports(
+        &second,
+        "3 published events in the index, 1 fetched: 0 added, 1 updated",
+    );
     assert_eq!(counts(&local.data()), (3, 7));
     assert!(knows(&local.data(), &sha256(1, 13)));
 
@@ -283,10 +328,29 @@ fn push_follows_distribution() {
             event(5, "3", false, start + 4, &[(51, "5")]),
         ],
     );
+    // Events written through the API keep their levels in the rows only.
+    for event in [
+        event(6, "0", true, start, &[(61, "5")]),
+        event(7, "3", true, start, &[(71, "5"), (72, "0")]),
+    ] {
+        let (status, body) = local.call("events/add", Some(event));
+        assert_eq!(status, 200, "{body}");
+    }
 
     let first = local.sync("push", &remote.url, &remote.key, &[]);
-    assert_reports(&first, "4 published events to consider: 2 added, 0 edited, 0 unchanged, 2 withheld");
-    for (n, expected) in [(1, 404), (2, 404), (3, 200), (4, 200), (5, 404)] {
+    assert_reports(
+        &first,
+        "6 published events to consider: 3 added, 0 edited, 0 unchanged, 3 withheld",
+    );
+    for (n, expected) in [
+        (1, 404),
+        (2, 404),
+        (3, 200),
+        (4, 200),
+        (5, 404),
+        (6, 404),
+        (7, 200),
+    ] {
         let (status, body) = remote.call(&format!("events/view/{}", uuid(1, n)), None);
         assert_eq!(status, expected, "event {n} on the remote: {body}");
     }
@@ -297,7 +361,21 @@ fn push_follows_distribution() {
         .iter()
         .filter_map(|a| a["value"].as_str())
         .collect();
-    assert_eq!(values, [sha256(4, 41)], "attributes kept on this server were pushed");
+    assert_eq!(
+        values,
+        [sha256(4, 41)],
+        "attributes kept on this server were pushed"
+    );
+    assert_eq!(pushed["Event"]["distribution"], "3");
+    let (_, downgraded) = remote.call(&format!("events/view/{}", uuid(1, 3)), None);
+    assert_eq!(
+        downgraded["Event"]["distribution"], "1",
+        "level 2 is sent as 1"
+    );
+    let (_, rendered) = remote.call(&format!("events/view/{}", uuid(1, 7)), None);
+    let rendered = rendered["Event"]["Attribute"].to_string();
+    assert!(rendered.contains(&sha256(7, 71)), "{rendered}");
+    assert!(!rendered.contains(&sha256(7, 72)), "{rendered}");
 
     let again = local.sync("push", &remote.url, &remote.key, &[]);
     assert_reports(&again, "0 published events to consider");
@@ -308,7 +386,10 @@ fn push_follows_distribution() {
         &[event(4, "3", true, now() + 5, &[(41, "5"), (44, "3")])],
     );
     let changed = local.sync("push", &remote.url, &remote.key, &[]);
-    assert_reports(&changed, "1 published events to consider: 0 added, 1 edited");
+    assert_reports(
+        &changed,
+        "1 published events to consider: 0 added, 1 edited",
+    );
     let (_, edited) = remote.call(&format!("events/view/{}", uuid(1, 4)), None);
     let edited = edited["Event"]["Attribute"].to_string();
     assert!(edited.contains(&sha256(4, 44)), "{edited}");
@@ -360,7 +441,12 @@ impl CuttingProxy {
     }
 }
 
-async fn relay(client: TcpStream, upstream: SocketAddr, passed: Arc<AtomicU64>, limit: Arc<AtomicU64>) {
+async fn relay(
+    client: TcpStream,
+    upstream: SocketAddr,
+    passed: Arc<AtomicU64>,
+    limit: Arc<AtomicU64>,
+) {
     if passed.load(Ordering::SeqCst) >= limit.load(Ordering::SeqCst) {
         return;
     }
@@ -396,7 +482,8 @@ fn dropped_connection_pull_resumes_without_duplicates() {
     let start = now() - 600;
     let events: Vec<Value> = (1..=EVENTS)
         .map(|n| {
-            let attributes: Vec<(u32, &str)> = (0..ATTRIBUTES).map(|a| (n * 1000 + a, "5")).collect();
+            let attributes: Vec<(u32, &str)> =
+                (0..ATTRIBUTES).map(|a| (n * 1000 + a, "5")).collect();
             event(n, "3", true, start + i64::from(n), &attributes)
         })
         .collect();
@@ -405,7 +492,10 @@ fn dropped_connection_pull_resumes_without_duplicates() {
 
     // Measures the bytes of a whole pull, to cut the next one half way.
     let scratch = Server::start();
-    assert_reports(&scratch.sync("pull", &proxy.url(), &remote.key, &[]), "6 fetched");
+    assert_reports(
+        &scratch.sync("pull", &proxy.url(), &remote.key, &[]),
+        "6 fetched",
+    );
     let whole = proxy.passed.load(Ordering::SeqCst);
     drop(scratch);
 
@@ -417,8 +507,15 @@ fn dropped_connection_pull_resumes_without_duplicates() {
     assert!(stderr.contains("pull interrupted after"), "{stderr}");
     assert!(stderr.contains("rerun"), "{stderr}");
     let (stored, attributes) = counts(&local.data());
-    assert!(stored > 0 && stored < u64::from(EVENTS), "{stored} events after the cut");
-    assert_eq!(attributes, stored * u64::from(ATTRIBUTES), "a partial event was stored");
+    assert!(
+        stored > 0 && stored < u64::from(EVENTS),
+        "{stored} events after the cut"
+    );
+    assert_eq!(
+        attributes,
+        stored * u64::from(ATTRIBUTES),
+        "a partial event was stored"
+    );
 
     proxy.reset(u64::MAX);
     let rerun = local.sync("pull", &proxy.url(), &remote.key, &[]);
@@ -435,5 +532,9 @@ fn dropped_connection_pull_resumes_without_duplicates() {
         .flat_map(|e| e["Attribute"].as_array().into_iter().flatten())
         .filter_map(|a| a["uuid"].as_str())
         .collect();
-    assert_eq!(attribute_uuids.len(), (EVENTS * ATTRIBUTES) as usize, "duplicate attributes");
+    assert_eq!(
+        attribute_uuids.len(),
+        (EVENTS * ATTRIBUTES) as usize,
+        "duplicate attributes"
+    );
 }

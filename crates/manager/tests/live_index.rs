@@ -1,5 +1,5 @@
 //! The live intel index: a reload picks up indicators stored after the manager started,
-//! a change signal reloads in the background, and each detection queues a sighting that
+//! a change signal or a write seen in the store reloads in the background, and each detection queues a sighting that
 //! the writer thread stores in batches.
 
 use std::path::Path;
@@ -77,6 +77,29 @@ fn change_signal_reloads_in_background() {
             .expect("the reloader ends when the sender is dropped")
             .unwrap();
     });
+}
+
+#[test]
+fn write_by_another_connection_reloads_without_a_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let lookup = Arc::new(DetectorLookup::load(dir.path()).unwrap());
+    let (_changes, receiver) = tokio::sync::watch::channel(0u64);
+    let _guard = runtime.enter();
+    let _task = lookup
+        .clone()
+        .spawn_reloader_polling(receiver, Duration::from_millis(20));
+
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(lookup.reloads(), 0, "an unchanged store is not reloaded");
+
+    import_indicator(dir.path());
+    wait_until("the store check to reload", || {
+        !lookup.lookup_digest(&digest()).is_empty()
+    });
+    let after_import = lookup.reloads();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(lookup.reloads(), after_import, "a reload does not trigger another");
 }
 
 #[test]

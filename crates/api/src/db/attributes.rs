@@ -230,11 +230,19 @@ pub(crate) fn write_attribute_fields(
     a: &Attribute,
 ) -> Result<(), DbError> {
     let tags: Vec<String> = a.tags.iter().map(|t| t.name.clone()).collect();
-    let distribution = attribute_distribution(a);
+    // An edit without a distribution keeps the stored one.
+    let distribution = match a.distribution {
+        Some(_) => {
+            let (level, group) = attribute_distribution(a);
+            (Some(level), group)
+        }
+        None => (None, None),
+    };
     conn.execute(
         "UPDATE attributes SET type = ?2, category = ?3, value = ?4, to_ids = ?5, deleted = ?6,
              object_relation = ?7, comment = ?8, timestamp = ?9, tags = ?10,
-             disable_correlation = ?11, distribution = ?12, sharing_group_id = ?13
+             disable_correlation = ?11, distribution = COALESCE(?12, distribution),
+             sharing_group_id = CASE WHEN ?12 IS NULL THEN sharing_group_id ELSE ?13 END
          WHERE id = ?1",
         params![
             id,
@@ -287,7 +295,11 @@ pub(crate) fn event_attributes(
     let sql = format!(
         "SELECT {ATTRIBUTE_COLUMNS} FROM attributes a JOIN events e ON e.id = a.event_id
          WHERE a.id BETWEEN ?1 AND ?2 {} AND {} ORDER BY a.id",
-        if include_deleted { "" } else { "AND a.deleted = 0" },
+        if include_deleted {
+            ""
+        } else {
+            "AND a.deleted = 0"
+        },
         viewer.attribute_sql("a", "e")
     );
     let mut stmt = conn.prepare_cached(&sql)?;

@@ -209,8 +209,8 @@ fn insert_object(conn: &Connection, event_id: i64, object: &Object) -> Result<i6
     let distribution = number("distribution")
         .filter(|d| (0..=access::DIST_INHERIT).contains(d))
         .unwrap_or(access::DEFAULT_ATTRIBUTE_DISTRIBUTION);
-    let group = number("sharing_group_id")
-        .filter(|g| *g > 0 && distribution == access::DIST_SHARING_GROUP);
+    let group =
+        number("sharing_group_id").filter(|g| *g > 0 && distribution == access::DIST_SHARING_GROUP);
     conn.execute(
         "INSERT INTO objects (id, event_id, uuid, name, meta_category, deleted, distribution,
              sharing_group_id)
@@ -325,7 +325,11 @@ impl Db {
                 "an event with uuid {uuid} exists already"
             )));
         }
-        let orgc = match event.orgc.as_ref().filter(|o| keep_orgc && !o.name.is_empty()) {
+        let orgc = match event
+            .orgc
+            .as_ref()
+            .filter(|o| keep_orgc && !o.name.is_empty())
+        {
             Some(o) => orgs::ensure_org(&tx, &o.name, o.uuid.as_deref(), false)?,
             None => orgs::find_org(&tx, &org_id.to_string())?
                 .ok_or(DbError::NotFound("organisation"))?,

@@ -147,11 +147,24 @@ impl Db {
         sightings_of(&conn, event_id, attribute_id, viewer)
     }
 
-    /// Deletes the sighting with id or uuid `key`; returns false when there is none.
-    pub fn delete_sighting(&self, key: &str) -> Result<bool, DbError> {
+    /// Deletes the sighting with id or uuid `key` when `viewer` sees its event and, unless a
+    /// site admin, a user of its organisation added it; returns false when there is none.
+    pub fn delete_sighting(&self, key: &str, viewer: &Viewer) -> Result<bool, DbError> {
         let (condition, value) = super::attributes::id_or_uuid(key);
+        let own = if viewer.site_admin {
+            "1".to_owned()
+        } else {
+            format!(
+                "user_id IN (SELECT id FROM api_users WHERE org_id = {})",
+                viewer.org_id
+            )
+        };
         let changed = self.writer().execute(
-            &format!("DELETE FROM api_sightings WHERE {condition}"),
+            &format!(
+                "DELETE FROM api_sightings WHERE {condition} AND {own} AND EXISTS (
+                     SELECT 1 FROM events e WHERE e.id = api_sightings.event_id AND {})",
+                viewer.event_sql("e")
+            ),
             [value],
         )?;
         Ok(changed > 0)

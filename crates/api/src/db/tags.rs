@@ -100,6 +100,21 @@ fn change_tags(
 }
 
 impl Db {
+    /// Checks that `viewer` may tag the event or attribute `uuid`: its event must be visible
+    /// and owned by the viewer's organisation (or the viewer a site admin).
+    pub fn check_tag_target_owner(
+        &self,
+        uuid: &str,
+        viewer: &crate::access::Viewer,
+    ) -> Result<(), DbError> {
+        let conn = self.reader()?;
+        let event_id = match target(&conn, uuid)? {
+            Target::Event(id) => id,
+            Target::Attribute { event_id, .. } => event_id,
+        };
+        crate::access::check_event_owner(&conn, viewer, event_id)
+    }
+
     /// Lists tags: those created through the API and those on events.
     pub fn tags(&self) -> Result<Vec<TagRow>, DbError> {
         let conn = self.writer();

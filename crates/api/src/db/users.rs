@@ -70,7 +70,13 @@ impl Db {
         conn.execute(
             "INSERT INTO api_users (name, role, key_sha256, created, org_id)
              VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![name, role.as_str(), key_hash(&key).as_slice(), created, org_id],
+            params![
+                name,
+                role.as_str(),
+                key_hash(&key).as_slice(),
+                created,
+                org_id
+            ],
         )?;
         let user = User {
             id: conn.last_insert_rowid(),
@@ -85,7 +91,8 @@ impl Db {
     /// Lists users in id order.
     pub fn users(&self) -> Result<Vec<User>, DbError> {
         let conn = self.reader()?;
-        let mut stmt = conn.prepare("SELECT id, name, role, created, org_id FROM api_users ORDER BY id")?;
+        let mut stmt =
+            conn.prepare("SELECT id, name, role, created, org_id FROM api_users ORDER BY id")?;
         let rows = stmt.query_map([], |r| {
             Ok(User {
                 id: r.get(0)?,

@@ -2,16 +2,16 @@
 //! freetext import.
 
 use axum::extract::{Path, State};
-use axum::Extension;
 use axum::http::StatusCode;
 use axum::response::Response;
+use axum::Extension;
 use axum::Json;
 use misp::{Attribute, Event, Object};
 use serde_json::{json, Map, Value};
 
 use super::{blocking, first_segment, unwrap_key, JsonBody};
-use crate::db::{now_secs, FullEvent};
 use crate::access::Viewer;
+use crate::db::{now_secs, FullEvent};
 use crate::search::{named_params, SearchQuery};
 use crate::{json, stream, ApiError, AppState, User};
 
@@ -90,6 +90,42 @@ pub fn prepare_for_write(a: &mut Attribute) -> Result<(), misp::validate::ValueE
     Ok(())
 }
 
+/// Reads a distribution or group id given as a number or a numeric string.
+fn number_text(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) => Some(s.trim().to_owned()),
+        _ => None,
+    }
+}
+
+/// Rejects a sharing group that the user's organisation does not see, because MISP lets
+/// users share only with groups they belong to. Sync users bring groups of other servers.
+fn check_sharing_groups(state: &AppState, event: &Event, user: &User) -> Result<(), ApiError> {
+    if user.role == crate::Role::Sync {
+        return Ok(());
+    }
+    let mut groups = Vec::new();
+    if number_text(event.extra.get("distribution")).as_deref() == Some("4") {
+        groups.extend(number_text(event.extra.get("sharing_group_id")));
+    }
+    for (_, a) in event.all_attributes() {
+        if a.distribution.as_deref().map(str::trim) == Some("4") {
+            groups.extend(a.sharing_group_id.clone());
+        }
+    }
+    let viewer = Viewer::of(user);
+    for group in groups {
+        if state.db.sharing_group(&group, &viewer).is_err() {
+            return Err(ApiError::bad_request(format!(
+                "sharing group `{group}` not found; `sharing_groups/index` lists the groups \
+                 your organisation may share with"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn parse_event(body: Value) -> Result<Event, ApiError> {
     serde_json::from_value(unwrap_key(body, "Event"))
         .map_err(|e| ApiError::bad_request(format!("invalid event: {e}")))
@@ -117,6 +153,7 @@ pub async fn add(
     let keep_orgc = matches!(user.role, crate::Role::Admin | crate::Role::Sync);
     let viewer = Viewer::of(&user);
     let response = blocking(move || {
+        check_sharing_groups(&state, &event, &user)?;
         let stored = state
             .db
             .add_event_for(&event, user.org_id, keep_orgc)
@@ -153,6 +190,7 @@ pub async fn edit(
     let viewer = Viewer::of(&user);
     blocking(move || {
         state.db.check_event_owner(&key, &viewer)?;
+        check_sharing_groups(&state, &event, &user)?;
         let stored = state.db.edit_event(&key, &event).map_err(conflict_to_403)?;
         state.notify_change();
         event_response(&state, &stored, &viewer)

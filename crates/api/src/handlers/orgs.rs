@@ -226,7 +226,12 @@ fn conflict_to_400(err: crate::DbError) -> ApiError {
 /// (`.../{sg}/{org}`) or from the body (`sg_id`, `org_id`), as PyMISP sends them.
 fn group_and_org(rest: Option<Path<String>>, body: &Value) -> Result<(String, String), ApiError> {
     let parts: Vec<String> = rest
-        .map(|Path(r)| r.split('/').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+        .map(|Path(r)| {
+            r.split('/')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default();
     let group = parts.first().cloned().or_else(|| text(body, "sg_id"));
     let org = parts.get(1).cloned().or_else(|| text(body, "org_id"));

@@ -148,11 +148,15 @@ pub async fn list(
         let rows = match (context.as_str(), id) {
             ("attribute", Some(key)) => {
                 let attribute = state.db.attribute(&key, &viewer)?;
-                state.db.visible_sightings(None, Some(attribute.id), &viewer)?
+                state
+                    .db
+                    .visible_sightings(None, Some(attribute.id), &viewer)?
             }
             (_, Some(key)) => {
                 let event = state.db.event(&key, true, &viewer)?;
-                state.db.visible_sightings(Some(event.meta.id), None, &viewer)?
+                state
+                    .db
+                    .visible_sightings(Some(event.meta.id), None, &viewer)?
             }
             (_, None) => state.db.visible_sightings(None, None, &viewer)?,
         };
@@ -190,12 +194,14 @@ pub async fn list_event(
 
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(user): Extension<User>,
     Path(rest): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let key = first_segment(&rest);
+    let viewer = Viewer::of(&user);
     let deleted = blocking({
         let key = key.clone();
-        move || Ok(state.db.delete_sighting(&key)?)
+        move || Ok(state.db.delete_sighting(&key, &viewer)?)
     })
     .await?;
     if !deleted {
@@ -237,11 +243,15 @@ pub async fn search(
         let rows = match (context.as_str(), id) {
             ("attribute", Some(key)) => {
                 let attribute = state.db.attribute(&key, &viewer)?;
-                state.db.visible_sightings(None, Some(attribute.id), &viewer)?
+                state
+                    .db
+                    .visible_sightings(None, Some(attribute.id), &viewer)?
             }
             ("event", Some(key)) => {
                 let event = state.db.event(&key, true, &viewer)?;
-                state.db.visible_sightings(Some(event.meta.id), None, &viewer)?
+                state
+                    .db
+                    .visible_sightings(Some(event.meta.id), None, &viewer)?
             }
             _ => state.db.visible_sightings(None, None, &viewer)?,
         };

@@ -1,12 +1,13 @@
 //! Tag handlers: index, add, and attaching or removing a tag on an event or attribute.
 
 use axum::extract::State;
-use axum::Json;
+use axum::{Extension, Json};
 use serde_json::{json, Value};
 
 use super::{blocking, unwrap_key, JsonBody};
+use crate::access::Viewer;
 use crate::db::TagRow;
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, User};
 
 fn tag_json(t: &TagRow) -> Value {
     json!({
@@ -55,10 +56,12 @@ pub async fn add(
 /// `tags/attachTagToObject`: `{"uuid": <event or attribute uuid>, "tag": <name or id>}`.
 pub async fn attach(
     State(state): State<AppState>,
+    Extension(user): Extension<User>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let (uuid, tag) = target_and_tag(&body)?;
     blocking(move || {
+        state.db.check_tag_target_owner(&uuid, &Viewer::of(&user))?;
         state.db.attach_tag(&uuid, &tag)?;
         state.notify_change();
         Ok(())
@@ -72,10 +75,12 @@ pub async fn attach(
 /// `tags/removeTagFromObject`: `{"uuid": ..., "tag": ...}`.
 pub async fn remove(
     State(state): State<AppState>,
+    Extension(user): Extension<User>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let (uuid, tag) = target_and_tag(&body)?;
     blocking(move || {
+        state.db.check_tag_target_owner(&uuid, &Viewer::of(&user))?;
         state.db.remove_tag(&uuid, &tag)?;
         state.notify_change();
         Ok(())

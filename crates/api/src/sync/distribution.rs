@@ -20,8 +20,8 @@ pub const SHARING_GROUP: u8 = 4;
 /// Distribution level 5 (attributes and objects): the level of the event.
 pub const INHERIT: u8 = 5;
 
-/// Level of an event whose JSON has none: MISP's `default_event_distribution` setting
-/// defaults to 1 (this community), and MISP 1.x events without the key are read as 1.
+/// Level of an event whose JSON has none. MISP reads such events (from MISP 1.x) as 1 on
+/// pull, which is also the default level of a new event.
 pub const DEFAULT_EVENT_LEVEL: u8 = THIS_COMMUNITY;
 
 /// Keys of the local server's database that mean nothing on another server.
@@ -214,14 +214,14 @@ fn group_includes(element: &Map<String, Value>, remote_url: &str) -> bool {
     if flag(group.get("roaming")) {
         return true;
     }
-    let wanted = remote_url.trim_end_matches('/');
+    let expected = remote_url.trim_end_matches('/');
     group
         .get("SharingGroupServer")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .filter_map(|member| member.get("Server")?.get("url")?.as_str())
-        .any(|url| url.trim_end_matches('/').eq_ignore_ascii_case(wanted))
+        .any(|url| url.trim_end_matches('/').eq_ignore_ascii_case(expected))
 }
 
 #[cfg(test)]

@@ -22,8 +22,8 @@ pub struct IndexEntry {
     pub published: bool,
 }
 
-/// Fetches the remote's event index. `filters` go to the server as given (`published`,
-/// `timestamp`); a server that ignores them returns more entries, never fewer.
+/// Fetches the remote's event index. The `filters` (`published`, `timestamp`) go to the
+/// server as given, and a server that ignores them returns more entries, never fewer.
 pub(crate) fn fetch(
     agent: &ureq::Agent,
     config: &RemoteConfig,
@@ -34,9 +34,9 @@ pub(crate) fn fetch(
     match request(agent, config, "events/index", Some(&Value::Object(body))) {
         Ok(response) => entries(&config.url, response),
         // Some MISP-compatible servers serve restSearch only.
-        Err(RemoteError::Status { status, .. }) if matches!(status, 404 | 405) => {
-            fetch_from_search(agent, config, filters)
-        }
+        Err(RemoteError::Status {
+            status: 404 | 405, ..
+        }) => fetch_from_search(agent, config, filters),
         Err(e) => Err(e),
     }
 }
@@ -53,7 +53,12 @@ fn fetch_from_search(
         body.insert("metadata".into(), json!(true));
         body.insert("limit".into(), json!(SEARCH_PAGE_SIZE));
         body.insert("page".into(), json!(page));
-        let response = request(agent, config, "events/restSearch", Some(&Value::Object(body)))?;
+        let response = request(
+            agent,
+            config,
+            "events/restSearch",
+            Some(&Value::Object(body)),
+        )?;
         let list = match response {
             Value::Object(mut map) => map.remove("response").unwrap_or(Value::Null),
             other => other,
@@ -74,7 +79,7 @@ fn entries(url: &str, response: Value) -> Result<Vec<IndexEntry>, RemoteError> {
         url: url.to_owned(),
         reason,
     };
-    // MISP before 2.4.100 returned a single event as an object.
+    // Old MISP versions return a single event as an object, not as a list.
     let list = match response {
         Value::Array(list) => list,
         Value::Object(map) if map.contains_key("uuid") => vec![Value::Object(map)],
@@ -86,9 +91,7 @@ fn entries(url: &str, response: Value) -> Result<Vec<IndexEntry>, RemoteError> {
         let uuid = event.get("uuid").and_then(Value::as_str);
         let timestamp = event.get("timestamp").and_then(number);
         let (Some(uuid), Some(timestamp)) = (uuid, timestamp) else {
-            return Err(invalid(format!(
-                "index entry {n} has no uuid or timestamp"
-            )));
+            return Err(invalid(format!("index entry {n} has no uuid or timestamp")));
         };
         out.push(IndexEntry {
             uuid: uuid.to_lowercase(),
@@ -119,7 +122,7 @@ pub(crate) fn local_timestamps(db: &Db) -> Result<HashMap<String, i64>, crate::D
 }
 
 /// Reads the MISP JSON kept for event `id` when it was imported as MISP JSON and not
-/// changed since; `None` for other events.
+/// changed since. Other events have none.
 pub(crate) fn stored_json(
     conn: &Connection,
     id: i64,
@@ -140,8 +143,63 @@ pub(crate) fn stored_json(
         .read_to_end(&mut text)
         .is_err()
     {
-        tracing::warn!(event_id = id, "stored event JSON is corrupt; rebuilding it from rows");
+        tracing::warn!(
+            event_id = id,
+            "stored event JSON is corrupt; rebuilding it from rows"
+        );
         return Ok(None);
     }
     Ok(serde_json::from_slice::<Map<String, Value>>(&text).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const URL: &str = "https://misp.example.org";
+
+    #[test]
+    fn minimal_index_entries_parse() {
+        let minimal = json!([
+            {"id": "4", "timestamp": "1700000100", "sighting_timestamp": "0",
+             "published": true, "uuid": "5B0C1A2E-0000-4000-8000-000000000001",
+             "orgc_uuid": "55f6ea5e-2c60-40e5-964f-47a8950d210f"},
+            {"id": "5", "timestamp": 1700000200, "published": false,
+             "uuid": "5b0c1a2e-0000-4000-8000-000000000002"},
+        ]);
+        let parsed = entries(URL, minimal).expect("minimal index");
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[0].uuid, "5b0c1a2e-0000-4000-8000-000000000001");
+        assert_eq!(parsed[0].timestamp, 1_700_000_100);
+        assert!(parsed[0].published);
+        assert!(!parsed[1].published);
+    }
+
+    #[test]
+    fn search_metadata_entries_parse() {
+        let wrapped = json!([{"Event": {"uuid": "a-1", "timestamp": "7", "published": "1"}}]);
+        let parsed = entries(URL, wrapped).expect("restSearch metadata");
+        assert_eq!(parsed[0].uuid, "a-1");
+        assert_eq!(parsed[0].timestamp, 7);
+        assert!(parsed[0].published);
+    }
+
+    #[test]
+    fn single_event_object_parses() {
+        let single = json!({"uuid": "a-2", "timestamp": "9"});
+        let parsed = entries(URL, single).expect("single event");
+        assert_eq!(parsed.len(), 1);
+        assert!(
+            parsed[0].published,
+            "entries without the key count as published"
+        );
+    }
+
+    #[test]
+    fn entry_without_timestamp_is_rejected() {
+        let broken = json!([{"uuid": "a-3"}]);
+        let error = entries(URL, broken).expect_err("entry without timestamp");
+        assert!(error.to_string().contains(URL), "{error}");
+        assert!(entries(URL, json!("text")).is_err());
+    }
 }

@@ -19,7 +19,7 @@ use crate::remote::RemoteError;
 pub enum SyncError {
     #[error(transparent)]
     Remote(#[from] RemoteError),
-    /// The connection failed part way; the events before it are stored whole.
+    /// The connection failed part way, after the events before it were stored whole.
     #[error(
         "{action} interrupted after {done} of {total} events; the events done are complete, \
          rerun to move the rest"
@@ -29,7 +29,7 @@ pub enum SyncError {
         done: usize,
         total: usize,
         #[source]
-        source: RemoteError,
+        source: Box<RemoteError>,
     },
     #[error("failed to read or write the local store")]
     Store(#[from] intel::Error),

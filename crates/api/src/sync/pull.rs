@@ -15,7 +15,8 @@ use crate::Db;
 /// Counts of one pull.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PullReport {
-    /// Published events in the remote's index.
+    /// Published events in the remote's index, from the last complete pull on when the
+    /// remote applies the `timestamp` filter.
     pub remote_events: usize,
     /// Events fetched because the local store lacked them or had them older.
     pub fetched: usize,
@@ -25,13 +26,13 @@ pub struct PullReport {
     /// Attributes of fetched events that failed validation and were left out.
     pub rejected_attributes: usize,
     pub failures: Vec<Failure>,
-    /// Newest remote event timestamp once every event up to it is stored; the next pull
-    /// asks the remote for events from there. `None` after a pull with failures.
+    /// Newest remote event timestamp once every event up to it is stored. The next pull
+    /// requests the index from there. `None` after a pull with failures.
     pub synced_until: Option<i64>,
 }
 
 /// Pulls from the remote in `config` into the store of `db`. A connection failure stops
-/// the pull with [`SyncError::Interrupted`]; the events stored before it are complete,
+/// the pull with [`SyncError::Interrupted`]. The events stored before it are complete,
 /// and the next pull fetches only the rest.
 pub fn pull(db: &Db, config: &RemoteConfig) -> Result<PullReport, SyncError> {
     let agent = agent(config)?;
@@ -43,7 +44,7 @@ pub fn pull(db: &Db, config: &RemoteConfig) -> Result<PullReport, SyncError> {
         filters.insert("timestamp".into(), json!(since));
     }
     let index = index::fetch(&agent, config, &filters)?;
-    let wanted = newer_than_local(db, &index)?;
+    let outdated = newer_than_local(db, &index)?;
 
     let data_dir = db.path().parent().unwrap_or(Path::new(".")).to_owned();
     let mut store = intel::Store::open(&data_dir)?;
@@ -51,15 +52,15 @@ pub fn pull(db: &Db, config: &RemoteConfig) -> Result<PullReport, SyncError> {
         remote_events: index.iter().filter(|e| e.published).count(),
         ..PullReport::default()
     };
-    for (done, entry) in wanted.iter().enumerate() {
+    for (done, entry) in outdated.iter().enumerate() {
         let event = match fetch_event(&agent, config, &entry.uuid) {
             Ok(event) => event,
             Err(source) if is_transport(&source) => {
                 return Err(SyncError::Interrupted {
                     action: "pull",
                     done,
-                    total: wanted.len(),
-                    source,
+                    total: outdated.len(),
+                    source: Box::new(source),
                 })
             }
             Err(e) => {
@@ -89,19 +90,22 @@ pub fn pull(db: &Db, config: &RemoteConfig) -> Result<PullReport, SyncError> {
 
 /// Published index entries that the local store lacks or has with an older timestamp,
 /// oldest first.
+// NOTE: MISP refuses to let a pull replace an event created on the puller (not locked).
+// The store cannot tell those from events pushed to it through the API, so a newer remote
+// copy always replaces the local one.
 fn newer_than_local<'a>(
     db: &Db,
     index: &'a [IndexEntry],
 ) -> Result<Vec<&'a IndexEntry>, SyncError> {
     let local = index::local_timestamps(db)?;
-    let mut wanted: Vec<&IndexEntry> = index
+    let mut outdated: Vec<&IndexEntry> = index
         .iter()
         .filter(|e| e.published)
         .filter(|e| local.get(&e.uuid).is_none_or(|ts| *ts < e.timestamp))
         .collect();
-    wanted.sort_by_key(|e| e.timestamp);
-    wanted.dedup_by_key(|e| e.uuid.as_str());
-    Ok(wanted)
+    outdated.sort_by(|a, b| (a.timestamp, &a.uuid).cmp(&(b.timestamp, &b.uuid)));
+    outdated.dedup_by_key(|e| e.uuid.as_str());
+    Ok(outdated)
 }
 
 fn failure(uuid: &str, error: &dyn std::error::Error) -> Failure {
@@ -135,7 +139,10 @@ fn fetch_event(
         },
         _ => return Err(invalid("expected an object with an `Event` key".into())),
     };
-    let returned = event.get("uuid").and_then(Value::as_str).unwrap_or_default();
+    let returned = event
+        .get("uuid")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if !returned.eq_ignore_ascii_case(uuid) {
         return Err(invalid(format!("asked for event {uuid}, got `{returned}`")));
     }
@@ -143,7 +150,7 @@ fn fetch_event(
 }
 
 /// Downgrades and stores one event in its own transaction. The outer error is a store
-/// failure that ends the pull; the inner one is an event that could not be parsed.
+/// failure that ends the pull, and the inner one an event that could not be parsed.
 fn store_event(
     db: &Db,
     store: &mut intel::Store,

@@ -24,7 +24,7 @@ pub struct PushReport {
     /// Events whose distribution keeps them on this server.
     pub withheld: usize,
     pub failures: Vec<Failure>,
-    /// Newest local event timestamp once every event up to it is pushed; the next push
+    /// Newest local event timestamp once every event up to it is pushed. The next push
     /// starts after it. `None` after a push with failures, or with nothing to push.
     pub synced_until: Option<i64>,
 }
@@ -80,7 +80,7 @@ pub fn push(db: &Db, config: &RemoteConfig, full: bool) -> Result<PushReport, Sy
                     action: "push",
                     done,
                     total: candidates.len(),
-                    source,
+                    source: Box::new(source),
                 })
             }
             Err(e) => report.failures.push(Failure {
@@ -119,8 +119,8 @@ fn published_since(db: &Db, since: Option<i64>) -> Result<Vec<Candidate>, SyncEr
 }
 
 /// Builds the JSON sent for `candidate`, or `None` when its distribution withholds it.
-/// The MISP JSON kept from an import carries the distribution levels; an event without
-/// it is rendered from its rows.
+/// The MISP JSON kept from an import carries the distribution levels, and an event
+/// without it is rendered from its rows.
 fn outgoing_event(
     db: &Db,
     candidate: &Candidate,
@@ -143,7 +143,7 @@ fn outgoing_event(
             }
         }
     };
-    // The rows are current; the kept JSON misses a publish or timestamp change made later.
+    // The rows are current, but the kept JSON misses a later publish or timestamp change.
     event.insert("published".into(), Value::Bool(true));
     event.insert(
         "timestamp".into(),

@@ -1,4 +1,5 @@
-//! Distribution levels of pulled events in the rows that the access checks read.
+//! Distribution levels and creator organisations of pulled events, in the rows that the
+//! access checks and the API's JSON read.
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
@@ -22,7 +23,7 @@ pub(super) fn sharing_group_known(db: &Db, uuid: &str) -> bool {
 }
 
 /// Writes the (already downgraded) levels of a pulled event to its rows: the event's
-/// level, owner and sharing group, and the level of each attribute and object.
+/// level, owner, creator and sharing group, and the level of each attribute and object.
 pub(super) fn record_levels(db: &Db, event: &Value) -> Result<(), crate::DbError> {
     let Some(uuid) = event.get("uuid").and_then(Value::as_str) else {
         return Ok(());
@@ -40,6 +41,12 @@ pub(super) fn record_levels(db: &Db, event: &Value) -> Result<(), crate::DbError
         return Ok(());
     };
     let event_level = level(event.get("distribution")).unwrap_or(0);
+    if let Some(creator) = creator_org_id(&tx, event)? {
+        tx.execute(
+            "UPDATE events SET orgc_id = ?2 WHERE id = ?1",
+            params![event_id, creator],
+        )?;
+    }
     tx.execute(
         "UPDATE events SET distribution = ?2, org_id = ?3, sharing_group_id = ?4 WHERE id = ?1",
         params![
@@ -62,8 +69,43 @@ pub(super) fn record_levels(db: &Db, event: &Value) -> Result<(), crate::DbError
     Ok(())
 }
 
+/// Id of the event's creator organisation (`Orgc`), added as a remote organisation when
+/// the store does not have it. Organisations match by uuid, then by name.
+fn creator_org_id(conn: &Connection, event: &Value) -> rusqlite::Result<Option<i64>> {
+    let Some(name) = event.pointer("/Orgc/name").and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    let uuid = event
+        .pointer("/Orgc/uuid")
+        .and_then(Value::as_str)
+        .filter(|u| uuid::Uuid::parse_str(u).is_ok())
+        .map(str::to_lowercase);
+    let find = "SELECT id FROM api_organisations WHERE uuid = ?1 OR name = ?2
+                ORDER BY uuid = ?1 DESC, id LIMIT 1";
+    let lookup = uuid.clone().unwrap_or_default();
+    if let Some(id) = conn
+        .query_row(find, params![lookup, name.trim()], |r| r.get(0))
+        .optional()?
+    {
+        return Ok(Some(id));
+    }
+    if name.trim().is_empty() {
+        return Ok(None);
+    }
+    let uuid = uuid.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    conn.execute(
+        "INSERT INTO api_organisations (uuid, name, local, created) VALUES (?1, ?2, 0, ?3)",
+        params![uuid, name.trim(), crate::db::now_secs()],
+    )?;
+    Ok(Some(conn.last_insert_rowid()))
+}
+
 fn list<'a>(element: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
-    element.get(key).and_then(Value::as_array).into_iter().flatten()
+    element
+        .get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
 }
 
 /// Local id of the sharing group attached to `element`, when it has level 4.
@@ -71,7 +113,10 @@ fn sharing_group_id(conn: &Connection, element: &Value) -> rusqlite::Result<Opti
     if level(element.get("distribution")) != Some(DIST_SHARING_GROUP as u8) {
         return Ok(None);
     }
-    let Some(uuid) = element.pointer("/SharingGroup/uuid").and_then(Value::as_str) else {
+    let Some(uuid) = element
+        .pointer("/SharingGroup/uuid")
+        .and_then(Value::as_str)
+    else {
         return Ok(None);
     };
     conn.query_row(

@@ -103,12 +103,12 @@ pub async fn authenticate(
     let Some(user) = user else {
         let failures = state.limiter.record(client);
         let name = match &credentials {
-            Some(Credentials::Basic { name, .. }) => Some(name.as_str()),
+            Some(Credentials::Basic { name, .. }) => Some(logged_name(&state, name).await),
             _ => None,
         };
         tracing::warn!(
             client = ?client,
-            user = name,
+            user = name.as_deref(),
             path = %request.uri().path(),
             failures,
             "TAXII authentication failed"
@@ -117,6 +117,28 @@ pub async fn authenticate(
     };
     request.extensions_mut().insert(user);
     next.run(request).await
+}
+
+/// The user name of a failed Basic login as logged: the name when a user of that name
+/// exists, else `unknown:` and the first 4 hex digits of its SHA-256, because a client that
+/// swaps name and password sends the key as the name.
+async fn logged_name(state: &AppState, name: &str) -> String {
+    let db = state.db.clone();
+    let wanted = name.to_owned();
+    let known = tokio::task::spawn_blocking(move || {
+        db.users()
+            .map(|users| users.iter().any(|user| user.name == wanted))
+    })
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .unwrap_or(false);
+    if known {
+        return name.to_owned();
+    }
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(name.as_bytes());
+    format!("unknown:{:02x}{:02x}", digest[0], digest[1])
 }
 
 /// True when one media range of an `Accept` header value allows TAXII 2.1 JSON: the TAXII

@@ -10,8 +10,8 @@ use super::error::TaxiiError;
 use super::query::{ObjectQuery, VersionFilter};
 use super::store::{self, Entry, Page};
 use super::{check_collection, taxii_json, DATE_ADDED_FIRST, DATE_ADDED_LAST, STIX_MEDIA_TYPE};
-use crate::stix::timestamp;
 use crate::access::Viewer;
+use crate::stix::timestamp;
 use crate::{AppState, User};
 
 type CollectionPath = Path<(String, String)>;

@@ -168,7 +168,10 @@ fn read_rows(
 
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params_from_iter(params.iter()), |r| {
-        Ok((AttributeRow::from_row(r)?, r.get::<_, i64>(ATTRIBUTE_COLUMN_COUNT)?))
+        Ok((
+            AttributeRow::from_row(r)?,
+            r.get::<_, i64>(ATTRIBUTE_COLUMN_COUNT)?,
+        ))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -209,11 +212,7 @@ pub fn read_page(conn: &Connection, query: &ObjectQuery, viewer: &Viewer) -> Res
 
 /// Reads the object with STIX id `id`, whatever its version, or `None` when the collection
 /// has no such object or `viewer` does not see it.
-pub fn read_object(
-    conn: &Connection,
-    id: &str,
-    viewer: &Viewer,
-) -> Result<Option<Entry>, DbError> {
+pub fn read_object(conn: &Connection, id: &str, viewer: &Viewer) -> Result<Option<Entry>, DbError> {
     let id = id.to_ascii_lowercase();
     if id == identity_id() {
         return Ok(Some(identity_entry()));

@@ -258,8 +258,7 @@ pub async fn detail(
         let event = match &alert.misp_event_id {
             Some(event_id) => match api_db.event(event_id, false, &access) {
                 Ok(event) => {
-                    let sightings =
-                        api_db.visible_sightings(Some(event.meta.id), None, &access)?;
+                    let sightings = api_db.visible_sightings(Some(event.meta.id), None, &access)?;
                     Some((event, sightings))
                 }
                 Err(api::DbError::NotFound(_)) => None,

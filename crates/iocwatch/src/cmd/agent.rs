@@ -67,8 +67,14 @@ pub fn run(args: AgentArgs, global: &Global) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    // Held until the process exits; the kernel drops the lock when it does.
-    let _baseline_lock = lock_baseline(&loaded.config.database)?;
+    // Held until the process exits; the kernel drops the locks when it does. The data
+    // folder's lock keeps a second agent off the spool, enrollment and quarantine, even
+    // with a baseline database of its own.
+    let _baseline_lock = fim::lock::lock_baseline(&loaded.config.database)?;
+    let data_dir = std::path::absolute(&global.data_dir).unwrap_or(global.data_dir.clone());
+    let state_lock = fim::lock::lock_state_dir(&data_dir)?;
+    let mut loaded = loaded;
+    loaded.config.own_paths.push(state_lock.path().to_path_buf());
     let (config, sink, link) = open_sinks(loaded, &global.data_dir)?;
     let mut agent = Agent::new(config, sink).context("failed to start the agent")?;
     agent.set_memory_release(release_allocator_memory);
@@ -225,40 +231,6 @@ fn file_kind(meta: &std::fs::Metadata) -> &'static str {
         "a device"
     } else {
         "not a directory"
-    }
-}
-
-/// Takes an exclusive lock on `<database>.lock`, so that a second agent started on the
-/// same baseline database fails at start instead of both writing to it.
-pub(crate) fn lock_baseline(
-    database: &fim::config::DatabaseLocation,
-) -> anyhow::Result<Option<std::fs::File>> {
-    let fim::config::DatabaseLocation::File(path) = database else {
-        return Ok(None);
-    };
-    let mut lock_path = path.clone().into_os_string();
-    lock_path.push(".lock");
-    let lock_path = PathBuf::from(lock_path);
-    if let Some(parent) = lock_path.parent() {
-        create_private_dir(parent)?;
-    }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("failed to open the lock file `{}`", lock_path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(Some(file)),
-        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
-            "failed to lock `{}`: another agent is running on the baseline database `{}`; \
-             stop it, or give this agent its own --data-dir or database_path",
-            lock_path.display(),
-            path.display()
-        ),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("failed to lock `{}`", lock_path.display()))
-        }
     }
 }
 

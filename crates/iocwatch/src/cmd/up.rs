@@ -90,6 +90,9 @@ pub fn run(args: UpArgs, global: &Global) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("invalid data folder `{}`", global.data_dir.display()))?;
     let layout = Layout { data_dir };
     create_private_dir(&layout.own_dir())?;
+    // Held until the process exits: a second `up`, or an agent started on the local agent's
+    // folder, fails here instead of sharing its spool and enrollment.
+    let _agent_lock = fim::lock::lock_state_dir(&layout.agent_dir())?;
     let dirs = watch_dirs(&args.watch, &layout)?;
     let secret = load_or_create_secret(&layout.secret_file())?;
     let first = prepare_intel(&layout)?;

@@ -1,10 +1,11 @@
 //! The intel crate's detection index behind [`IntelLookup`]: reloaded in the background
-//! when indicators change, and recording a MISP sighting for each detection.
+//! when indicators change (signalled in-process or seen in the store), and recording a MISP
+//! sighting for each detection.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
@@ -18,6 +19,12 @@ const RELOAD_SETTLE: Duration = Duration::from_millis(25);
 const SIGHTING_QUEUE: usize = 10_000;
 /// Most sightings the writer stores in one transaction.
 const SIGHTING_BATCH: usize = 1_000;
+/// How often the reloader checks the store for writes by other processes.
+pub const STORE_POLL: Duration = Duration::from_secs(1);
+/// After a reload caused by the store check, the next such reload waits this many times
+/// as long as the last reload took, so a stream of unrelated writes (sightings) cannot keep
+/// the manager reloading a large index.
+const POLL_RELOAD_SPACING: u32 = 4;
 
 /// A sighting of type 0 ("seen") on a matched attribute, waiting to be stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,12 +46,19 @@ pub struct DetectorLookup {
     detector: ArcSwap<intel::Detector>,
     sightings: Option<SyncSender<Sighting>>,
     dropped_sightings: AtomicU64,
+    store_watch: Mutex<StoreWatch>,
+    reloads: AtomicU64,
 }
 
 impl DetectorLookup {
     /// Opens the intel store in `data_dir` and loads its detection index.
     pub fn load(data_dir: &Path) -> Result<DetectorLookup, intel::Error> {
-        let detector = load_detector(data_dir)?;
+        let store_watch = Mutex::new(StoreWatch::new(data_dir));
+        let (detector, version) = load_detector(data_dir, &store_watch)?;
+        store_watch
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .seen = version;
         let stats = detector.stats();
         tracing::info!(
             indicators = stats.indicators,
@@ -56,6 +70,8 @@ impl DetectorLookup {
             detector: ArcSwap::from_pointee(detector),
             sightings: None,
             dropped_sightings: AtomicU64::new(0),
+            store_watch,
+            reloads: AtomicU64::new(0),
         })
     }
 
@@ -78,9 +94,11 @@ impl DetectorLookup {
     /// use the old index. Returns the new index's counts.
     pub fn reload(&self) -> Result<intel::DetectorStats, intel::Error> {
         let started = Instant::now();
-        let detector = load_detector(&self.data_dir)?;
+        let (detector, version) = load_detector(&self.data_dir, &self.store_watch)?;
         let stats = detector.stats();
         self.detector.store(Arc::new(detector));
+        self.watch().seen = version;
+        self.reloads.fetch_add(1, Ordering::Relaxed);
         tracing::info!(
             indicators = stats.indicators,
             digests = stats.digests,
@@ -90,33 +108,151 @@ impl DetectorLookup {
         Ok(stats)
     }
 
-    /// Reloads the index after each change of `changes` (the API's change counter), on the
-    /// current tokio runtime. Changes that arrive during a reload are coalesced into the
-    /// next one, so at most one reload runs at a time. The task ends with the sender.
+    /// How many reloads succeeded since the index was loaded.
+    pub fn reloads(&self) -> u64 {
+        self.reloads.load(Ordering::Relaxed)
+    }
+
+    /// Reloads the index after each change of `changes` (the API's change counter) and,
+    /// checking every [`STORE_POLL`], after writes to the store by other processes
+    /// (`intel import`, `intel pull`, a separate API), on the current tokio runtime.
+    /// Changes that arrive during a reload are coalesced into the next one, so at most one
+    /// reload runs at a time. The task ends with the sender.
     pub fn spawn_reloader(
         self: Arc<Self>,
+        changes: tokio::sync::watch::Receiver<u64>,
+    ) -> tokio::task::JoinHandle<()> {
+        self.spawn_reloader_polling(changes, STORE_POLL)
+    }
+
+    /// [`DetectorLookup::spawn_reloader`] with the store checked every `poll`.
+    pub fn spawn_reloader_polling(
+        self: Arc<Self>,
         mut changes: tokio::sync::watch::Receiver<u64>,
+        poll: Duration,
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
-            while changes.changed().await.is_ok() {
-                tokio::time::sleep(RELOAD_SETTLE).await;
-                changes.mark_unchanged();
-                let lookup = self.clone();
-                match tokio::task::spawn_blocking(move || lookup.reload()).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(err)) => {
-                        tracing::error!(error = %err, "failed to reload the intel index; the previous index stays in use");
+            let mut ticks = tokio::time::interval(poll);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut next_poll_reload = tokio::time::Instant::now();
+            loop {
+                tokio::select! {
+                    changed = changes.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
+                        tokio::time::sleep(RELOAD_SETTLE).await;
+                        changes.mark_unchanged();
+                        self.clone().reload_in_background().await;
                     }
-                    Err(err) => tracing::error!(error = %err, "intel index reload task failed"),
+                    _ = ticks.tick() => {
+                        if tokio::time::Instant::now() < next_poll_reload
+                            || !self.clone().store_changed().await
+                        {
+                            continue;
+                        }
+                        tracing::debug!("intel store changed by another process");
+                        let took = self.clone().reload_in_background().await;
+                        next_poll_reload = tokio::time::Instant::now() + took * POLL_RELOAD_SPACING;
+                    }
                 }
             }
         })
     }
+
+    /// Reloads on a blocking thread and logs a failure; returns how long it took.
+    async fn reload_in_background(self: Arc<Self>) -> Duration {
+        let started = Instant::now();
+        match tokio::task::spawn_blocking(move || self.reload()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => {
+                tracing::error!(error = %err, "failed to reload the intel index; the previous index stays in use");
+            }
+            Err(err) => tracing::error!(error = %err, "intel index reload task failed"),
+        }
+        started.elapsed()
+    }
+
+    /// Whether the store changed since the loaded index was read.
+    async fn store_changed(self: Arc<Self>) -> bool {
+        tokio::task::spawn_blocking(move || self.watch().changed())
+            .await
+            .unwrap_or(false)
+    }
+
+    fn watch(&self) -> std::sync::MutexGuard<'_, StoreWatch> {
+        self.store_watch
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
-fn load_detector(data_dir: &Path) -> Result<intel::Detector, intel::Error> {
+/// A read connection to the intel store kept only to ask SQLite whether another connection
+/// committed a write (`PRAGMA data_version`), which costs no table read.
+struct StoreWatch {
+    path: PathBuf,
+    conn: Option<rusqlite::Connection>,
+    /// The version the loaded index was read at; `None` when it could not be read.
+    seen: Option<i64>,
+}
+
+impl StoreWatch {
+    fn new(data_dir: &Path) -> StoreWatch {
+        StoreWatch {
+            path: data_dir.join(intel::store::DB_FILE),
+            conn: None,
+            seen: None,
+        }
+    }
+
+    /// Whether a write was committed since [`StoreWatch::seen`]; a version that cannot be
+    /// read counts as a change only when one was read before.
+    fn changed(&mut self) -> bool {
+        match self.current() {
+            Some(version) => self.seen != Some(version),
+            None => false,
+        }
+    }
+
+    /// The store's current data version, opening the connection on first use. A failure
+    /// is logged and drops the connection, so the next check opens it again.
+    fn current(&mut self) -> Option<i64> {
+        if self.conn.is_none() {
+            let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            match rusqlite::Connection::open_with_flags(&self.path, flags) {
+                Ok(conn) => self.conn = Some(conn),
+                Err(err) => {
+                    tracing::warn!(path = %self.path.display(), error = %err, "cannot open the intel store to check for changes");
+                    return None;
+                }
+            }
+        }
+        let conn = self.conn.as_ref()?;
+        match conn.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0)) {
+            Ok(version) => Some(version),
+            Err(err) => {
+                tracing::warn!(path = %self.path.display(), error = %err, "cannot check the intel store for changes");
+                self.conn = None;
+                None
+            }
+        }
+    }
+}
+
+/// Loads the index with the store version it was read at. The version is read before
+/// loading: a write committed after it is seen by the next store check, one committed
+/// before it is in the loaded index.
+fn load_detector(
+    data_dir: &Path,
+    watch: &Mutex<StoreWatch>,
+) -> Result<(intel::Detector, Option<i64>), intel::Error> {
     let store = intel::Store::open(data_dir)?;
-    intel::Detector::load(&store)
+    let version = watch
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .current();
+    Ok((intel::Detector::load(&store)?, version))
 }
 
 impl IntelLookup for DetectorLookup {

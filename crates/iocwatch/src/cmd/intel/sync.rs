@@ -11,28 +11,28 @@ use api::remote::RemoteConfig;
 use api::sync::{Failure, PullReport, PushReport};
 use clap::{Args, Subcommand};
 
-use super::pull::{check_scheme, read_key};
+use super::pull::{read_key, remote_url};
 use crate::cmd::Global;
 
 #[derive(Subcommand, Debug)]
 pub enum SyncCommand {
-    /// Fetch the published events that the server has and this store lacks or has older,
-    /// one event per transaction; exit 0 on success, 2 on error
+    /// Fetch the published events that this store lacks or has older, one transaction
+    /// each. Exit 0 on success, 2 on error
     Pull(ServerArgs),
     /// Send published local events with distribution 2, 3 or a sharing group that
-    /// includes the server; exit 0 on success, 2 on error
+    /// includes the server. Exit 0 on success, 2 on error
     Push(PushArgs),
 }
 
 #[derive(Args, Debug)]
 pub struct ServerArgs {
-    /// Base URL of the MISP-compatible server, such as https://misp.example.org; plain
-    /// http:// is accepted for loopback addresses only
+    /// Base URL of the MISP-compatible server, such as https://misp.example.org (plain
+    /// http:// only for loopback addresses)
     #[arg(long)]
     url: String,
 
-    /// File whose first line is the API key of a sync user on the server; without it the
-    /// key is read from the IOCWATCH_REMOTE_KEY environment variable
+    /// File whose first line is the API key of a sync user on the server. Without it, the
+    /// key comes from the IOCWATCH_REMOTE_KEY environment variable
     #[arg(long, value_name = "FILE")]
     key_file: Option<PathBuf>,
 
@@ -81,9 +81,10 @@ pub fn run(command: SyncCommand, global: &Global) -> anyhow::Result<ExitCode> {
 }
 
 fn remote_config(args: &ServerArgs) -> anyhow::Result<RemoteConfig> {
-    check_scheme(&args.url)?;
+    // One spelling per server, so that its sync state is found again.
+    let url = remote_url(&args.url)?;
     let key = read_key(args.key_file.as_deref())?;
-    let mut config = RemoteConfig::new(&args.url, &key);
+    let mut config = RemoteConfig::new(&url, &key);
     config.ca_file = args.ca_file.clone();
     config.timeout = Duration::from_secs(args.timeout_secs);
     Ok(config)
@@ -101,7 +102,7 @@ fn print_pull(url: &str, report: &PullReport) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{url}: {} published events on the server, {} fetched: {} added, {} updated; \
+        "{url}: {} published events in the index, {} fetched: {} added, {} updated; \
          {} attributes, {} rejected; {} failed",
         report.remote_events,
         report.fetched,

@@ -17,6 +17,7 @@ pub struct LocalAgent {
     thread: std::thread::JoinHandle<Result<(), fim::AgentError>>,
     link: link::Link,
     pub quarantine_dir: PathBuf,
+    _baseline_lock: Option<fim::lock::AgentLock>,
 }
 
 /// Loads the agent's enrollment from `state_dir`, or enrolls it with the manager at
@@ -79,6 +80,7 @@ impl LocalAgent {
     ) -> anyhow::Result<LocalAgent> {
         let mut config = fim::Config::for_directories(dirs, state_dir)
             .context("invalid local agent configuration")?;
+        let baseline_lock = fim::lock::lock_baseline(&config.database)?;
         let spool_path = state_dir.join(SPOOL_FILE);
         let spool_dir = spool_path.parent().unwrap_or(state_dir).to_path_buf();
         std::fs::create_dir_all(&spool_dir)
@@ -104,6 +106,9 @@ impl LocalAgent {
         config
             .own_paths
             .extend([spool_dir, state_dir.join(ENROLLMENT_DIR)]);
+        config
+            .own_paths
+            .push(state_dir.join(fim::lock::STATE_LOCK_FILE));
         let quarantine_dir = config.quarantine_dir.clone();
 
         let sink = ReadySink {
@@ -118,6 +123,7 @@ impl LocalAgent {
             thread,
             link,
             quarantine_dir,
+            _baseline_lock: baseline_lock,
         })
     }
 
