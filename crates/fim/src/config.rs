@@ -587,7 +587,13 @@ mod tests {
     fn own_paths_name_the_database_files_not_their_folder() {
         let text = "database_path = \"/srv/b.sqlite\"\n[[directories]]\npath = \"/srv/watch\"\n";
         let config = parse(text).unwrap();
-        for name in ["b.sqlite", "b.sqlite-wal", "b.sqlite-shm", "b.sqlite-journal", "b.sqlite.lock"] {
+        for name in [
+            "b.sqlite",
+            "b.sqlite-wal",
+            "b.sqlite-shm",
+            "b.sqlite-journal",
+            "b.sqlite.lock",
+        ] {
             let path = Path::new("/srv").join(name);
             assert!(config.own_paths.contains(&path), "{name} missing");
         }

@@ -42,7 +42,10 @@ fn database_inside_monitored_directory_is_not_reported() {
             .is_some_and(|n| n.starts_with("baseline.sqlite"))
     };
     let reported_own: Vec<_> = events.iter().filter(|e| own(Path::new(&e.path))).collect();
-    assert!(reported_own.is_empty(), "database files reported: {reported_own:?}");
+    assert!(
+        reported_own.is_empty(),
+        "database files reported: {reported_own:?}"
+    );
     assert!(
         events
             .iter()

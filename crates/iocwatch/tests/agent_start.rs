@@ -1,6 +1,6 @@
 //! Start-up checks of `iocwatch agent`: one agent per baseline database and per data
-//! folder, paths of the
-//! wrong kind named with their key, and plain-text logs when stderr is not a terminal.
+//! folder, paths of the wrong kind named with their key, and plain-text logs when stderr is
+//! not a terminal.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -1,6 +1,6 @@
 //! `iocwatch intel pull` against a second `iocwatch api` process on loopback: a first
-//! pull, an incremental one that fetches only newer events, filters, and key handling;
-//! and against a fixed-answer server on loopback for rejected values and page limits.
+//! pull, incremental ones with their overlap, filters, and key handling. A server with a
+//! fixed response, also on loopback, checks rejected values and page limits.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -250,7 +250,15 @@ fn failed_pull_does_not_keep_since() {
     let dead_url = format!("http://{}", closed.local_addr().expect("address"));
     drop(closed);
     let failed = iocwatch(&local.data())
-        .args(["intel", "pull", "--url", &dead_url, "--since", "1d", "--key-file"])
+        .args([
+            "intel",
+            "pull",
+            "--url",
+            &dead_url,
+            "--since",
+            "1d",
+            "--key-file",
+        ])
         .arg(&local.key_file)
         .output()
         .expect("run iocwatch intel pull");
@@ -343,12 +351,23 @@ fn rejected_values_and_invalid_events_are_reported() {
     let stderr = text(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(
-        stdout.contains("2 events added, 0 updated, 0 unchanged, 1 invalid; 1 attributes, 3 rejected"),
+        stdout.contains(
+            "2 events added, 0 updated, 0 unchanged, 1 invalid; 1 attributes, 3 rejected"
+        ),
         "{stdout}"
     );
-    assert!(stdout.contains("rejected page 1 attribute 6666"), "{stdout}");
-    assert!(stdout.contains("unknown attribute type `no-such-type`"), "{stdout}");
-    assert!(stdout.contains("`not-a-uuid` is not a valid uuid"), "{stdout}");
+    assert!(
+        stdout.contains("rejected page 1 attribute 6666"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("unknown attribute type `no-such-type`"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("`not-a-uuid` is not a valid uuid"),
+        "{stdout}"
+    );
     assert!(stderr.contains("rejected"), "no warning in: {stderr}");
 }
 

@@ -1,7 +1,8 @@
 //! End-to-end test of `iocwatch up`: the real binary on a new data folder, real inotify
 //! and real files. The EICAR test file raises an alert in alerts.json, the integration log,
-//! the dashboard feed and a MISP sighting. An indicator added through the API while `up`
-//! runs matches the next file, and a second start reuses the data folder. The test also
+//! the dashboard feed and a MISP sighting. An indicator added through the API, or imported
+//! by another process, while `up` runs matches the next file; a second `up` on the same
+//! folder is refused while the first runs, and a later start reuses the data folder. The test also
 //! prints the write-to-alert latency of 100 drops (measured, never asserted).
 
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
@@ -293,6 +294,35 @@ fn eicar_drop_raises_alert_and_sighting() {
         detection_alert(&alerts_json, &sample_path)
     });
 
+    // An indicator imported by another process matches too: `up` sees the store change.
+    let imported = b"iocwatch end-to-end sample imported by another process\n";
+    let list = root.path().join("imported.txt");
+    std::fs::write(&list, format!("{}\n", sha256_hex(imported))).expect("write the list");
+    run_cli(&data_dir, &["intel", "import", list.to_str().unwrap()]);
+    std::thread::sleep(Duration::from_secs(2));
+    let imported_path = drop_dir.join("imported-by-cli.bin");
+    std::fs::write(&imported_path, imported).expect("write the imported sample");
+    wait_for("the alert on the imported indicator", || {
+        detection_alert(&alerts_json, &imported_path)
+    });
+
+    // A second `up` on the same data folder stops at the local agent's lock.
+    let second = Command::new(env!("CARGO_BIN_EXE_iocwatch"))
+        .env_remove("IOCWATCH_DATA_DIR")
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .args(["up", "--listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run a second iocwatch up");
+    let message = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{message}");
+    assert!(message.contains("agent.lock"), "{message}");
+    assert!(
+        message.contains(&format!("(pid {})", up.child.id())),
+        "{message}"
+    );
+
     measure_latency(&api, &drop_dir, &alerts_json);
     assert!(up.terminate(), "`up` did not stop cleanly on SIGTERM");
 
@@ -313,19 +343,22 @@ fn eicar_drop_raises_alert_and_sighting() {
     assert!(again.terminate(), "second start did not stop cleanly");
 }
 
+/// Runs `iocwatch --data-dir DATA_DIR ARGS`, asserts success and returns its stdout.
+fn run_cli(data_dir: &Path, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_iocwatch"))
+        .env_remove("IOCWATCH_DATA_DIR")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .output()
+        .expect("run iocwatch");
+    assert!(output.status.success(), "{args:?}: {output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// Returns the numbers of events and API users, read through the CLI.
 fn count_events(data_dir: &Path) -> (usize, usize) {
-    let run = |args: &[&str]| {
-        let output = Command::new(env!("CARGO_BIN_EXE_iocwatch"))
-            .env_remove("IOCWATCH_DATA_DIR")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(args)
-            .output()
-            .expect("run iocwatch");
-        assert!(output.status.success(), "{args:?}: {output:?}");
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    };
+    let run = |args: &[&str]| run_cli(data_dir, args);
     let stats: Value =
         serde_json::from_str(&run(&["intel", "stats", "--json"])).unwrap_or_default();
     let events = stats["events"].as_u64().unwrap_or(0) as usize;

@@ -99,7 +99,11 @@ fn write_by_another_connection_reloads_without_a_signal() {
     });
     let after_import = lookup.reloads();
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(lookup.reloads(), after_import, "a reload does not trigger another");
+    assert_eq!(
+        lookup.reloads(),
+        after_import,
+        "a reload does not trigger another"
+    );
 }
 
 #[test]

@@ -74,7 +74,10 @@ pub fn run(args: AgentArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let data_dir = std::path::absolute(&global.data_dir).unwrap_or(global.data_dir.clone());
     let state_lock = fim::lock::lock_state_dir(&data_dir)?;
     let mut loaded = loaded;
-    loaded.config.own_paths.push(state_lock.path().to_path_buf());
+    loaded
+        .config
+        .own_paths
+        .push(state_lock.path().to_path_buf());
     let (config, sink, link) = open_sinks(loaded, &global.data_dir)?;
     let mut agent = Agent::new(config, sink).context("failed to start the agent")?;
     agent.set_memory_release(release_allocator_memory);

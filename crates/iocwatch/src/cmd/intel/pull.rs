@@ -283,7 +283,11 @@ fn print_summary(url: &str, summary: &PullSummary, all_rejected: bool) -> anyhow
         REJECTED_SHOWN
     };
     for r in summary.rejected.iter().take(shown) {
-        writeln!(out, "  rejected {}: `{}`: {}", r.location, r.value, r.reason)?;
+        writeln!(
+            out,
+            "  rejected {}: `{}`: {}",
+            r.location, r.value, r.reason
+        )?;
         tracing::debug!(location = %r.location, reason = %r.reason, "value rejected");
     }
     if summary.rejected.len() > shown {

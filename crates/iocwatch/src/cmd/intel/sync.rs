@@ -41,7 +41,7 @@ pub struct ServerArgs {
     ca_file: Option<PathBuf>,
 
     /// Limit for each HTTP request, in seconds
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     timeout_secs: u64,
 }
 
