@@ -1,7 +1,7 @@
 //! Exclusive locks that keep a second agent off the files and folders of a running one: the
 //! baseline database and the agent's state folder (spool, enrollment, quarantine).
 //!
-//! A lock is a `flock` on a small file holding the owner's process id, so the refusal can
+//! A lock is a `flock` on a small file containing the owner's process id, so the error can
 //! name the running agent. The kernel drops the lock when its owner exits, even on a crash;
 //! a file left behind is harmless.
 
@@ -125,7 +125,7 @@ fn write_pid(file: &mut File) -> std::io::Result<()> {
     writeln!(file, "{}", std::process::id())
 }
 
-/// The process id in a lock file, when it holds one.
+/// Reads the process id in a lock file, when it contains one.
 fn read_pid(file: &mut File) -> Option<u32> {
     let mut text = String::new();
     file.seek(SeekFrom::Start(0)).ok()?;
@@ -138,7 +138,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn second_lock_on_state_dir_names_the_holder() {
+    fn second_state_lock_names_holder() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("data");
         let held = lock_state_dir(&state).unwrap();
@@ -159,7 +159,7 @@ mod tests {
     }
 
     #[test]
-    fn baseline_lock_sits_beside_the_database() {
+    fn baseline_lock_beside_database() {
         let dir = tempfile::tempdir().unwrap();
         let database = DatabaseLocation::File(dir.path().join("fim/baseline.sqlite"));
         let held = lock_baseline(&database).unwrap().unwrap();

@@ -115,13 +115,30 @@ pub struct WebhookConfig {
     pub timeout_secs: u64,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ActiveResponseConfig {
     /// Rule ids whose alerts make the agent quarantine the file.
     pub quarantine_rule_ids: Vec<String>,
     /// Alerts at or above this level make the agent quarantine the file; unset turns it off.
     pub quarantine_min_level: Option<u8>,
+    /// Longest time a command for an agent that is not connected waits for it in the
+    /// manager's database; 0 sends commands to connected agents only.
+    pub offline_max_age_secs: u64,
+}
+
+/// Default of `active_response.offline_max_age_secs`: a command names a path, and after
+/// long the file there may be another one.
+pub const DEFAULT_OFFLINE_MAX_AGE_SECS: u64 = 900;
+
+impl Default for ActiveResponseConfig {
+    fn default() -> Self {
+        ActiveResponseConfig {
+            quarantine_rule_ids: Vec::new(),
+            quarantine_min_level: None,
+            offline_max_age_secs: DEFAULT_OFFLINE_MAX_AGE_SECS,
+        }
+    }
 }
 
 /// The MISP-compatible API and the dashboard, served by the manager on one listener.

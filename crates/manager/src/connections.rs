@@ -1,11 +1,14 @@
-//! Live agent connections, so that the pipeline can send an agent a command.
+//! Live agent connections, so that the pipeline can send an agent a command, and the
+//! queue of commands for agents that are not connected.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use tokio::sync::mpsc;
-use wire::Message;
+use wire::{ActiveResponseCommand, Message};
+
+use crate::ar_queue::CommandQueue;
 
 /// The outgoing queue of each connected agent; a newer connection of the
 /// same agent replaces the older one.
@@ -13,14 +16,82 @@ use wire::Message;
 pub struct Connections {
     next_id: AtomicU64,
     senders: Mutex<HashMap<String, (u64, mpsc::Sender<Message>)>>,
+    offline: Option<CommandQueue>,
+}
+
+/// What became of an active-response command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Queued on the agent's connection.
+    Sent,
+    /// Kept for an agent that is not connected, sent when it connects.
+    Queued,
+    /// Not sent: the agent is not connected and there is no queue, or its queue is full.
+    NotSent,
 }
 
 impl Connections {
+    /// Keeps commands for agents that are not connected in `queue`.
+    pub fn with_offline_queue(queue: CommandQueue) -> Connections {
+        Connections {
+            offline: Some(queue),
+            ..Connections::default()
+        }
+    }
+
     /// Registers a connection and returns its token for [`Connections::unregister`].
+    /// Commands queued while the agent was away go out first.
     pub fn register(&self, agent_id: &str, sender: mpsc::Sender<Message>) -> u64 {
         let token = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.lock().insert(agent_id.to_string(), (token, sender));
+        let mut senders = self.lock();
+        self.send_queued(agent_id, &sender);
+        senders.insert(agent_id.to_string(), (token, sender));
         token
+    }
+
+    /// Sends an active-response command, or queues it when the agent is not connected.
+    pub fn send_command(&self, agent_id: &str, command: ActiveResponseCommand) -> Delivery {
+        let senders = self.lock();
+        if let Some((_, sender)) = senders.get(agent_id) {
+            return match sender.try_send(Message::ActiveResponseCommand(command)) {
+                Ok(()) => Delivery::Sent,
+                Err(_) => Delivery::NotSent,
+            };
+        }
+        let Some(queue) = &self.offline else {
+            return Delivery::NotSent;
+        };
+        match queue.push(agent_id, &command) {
+            Ok(()) => Delivery::Queued,
+            Err(err) => {
+                tracing::error!(agent_id, path = %command.path, error = %err, "failed to queue a quarantine command");
+                Delivery::NotSent
+            }
+        }
+    }
+
+    /// Sends the commands queued for `agent_id` on its new connection; the caller holds
+    /// the senders' lock, so no command is queued meanwhile.
+    fn send_queued(&self, agent_id: &str, sender: &mpsc::Sender<Message>) {
+        let Some(queue) = &self.offline else { return };
+        let queued = match queue.take(agent_id) {
+            Ok(queued) => queued,
+            Err(err) => {
+                tracing::error!(agent_id, error = %err, "failed to read queued quarantine commands");
+                return;
+            }
+        };
+        for item in queued {
+            let (path, command_id) = (item.command.path.clone(), item.command.command_id.clone());
+            match sender.try_send(Message::ActiveResponseCommand(item.command)) {
+                Ok(()) => {
+                    tracing::info!(agent_id, path, command_id, waited_secs = item.waited_secs, "queued quarantine sent")
+                }
+                Err(_) => {
+                    tracing::warn!(agent_id, path, command_id, "queued quarantine not sent: connection queue full")
+                }
+            }
+        }
     }
 
     /// Removes the connection unless a newer one replaced it; true when removed.

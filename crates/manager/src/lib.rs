@@ -3,6 +3,7 @@
 //! pipeline (de-duplication, intel lookup, rules) and the alert outputs.
 
 pub mod analysis;
+pub mod ar_queue;
 pub mod ca;
 pub mod config;
 mod connections;

@@ -89,12 +89,28 @@ pub enum ServerError {
     },
     #[error("failed to start the event pipeline")]
     Pipeline(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error(transparent)]
+    CommandQueue(#[from] crate::ar_queue::QueueError),
     #[error("failed to write `{path}`")]
     Write {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The agents' connections, with the queue of commands for agents that are not connected
+/// unless `active_response.offline_max_age_secs` is 0.
+fn connections(config: &ServerConfig, paths: &ServerPaths) -> Result<Connections, ServerError> {
+    let max_age = config.active_response.offline_max_age_secs;
+    if max_age == 0 {
+        return Ok(Connections::default());
+    }
+    let queue = crate::ar_queue::CommandQueue::open(
+        &paths.database(),
+        Duration::from_secs(max_age),
+    )?;
+    Ok(Connections::with_offline_queue(queue))
 }
 
 /// A started manager; dropping it stops the listeners.
@@ -129,7 +145,7 @@ impl RunningServer {
         let agents_addr = local_addr(&agents_listener, &config.listen.agents)?;
         write_listen_file(&paths, enrollment_addr, agents_addr)?;
 
-        let connections = Arc::new(Connections::default());
+        let connections = Arc::new(connections(&config, &paths)?);
         let (forward, forward_task) = start_forwarding(&config);
         let pipeline = Pipeline::open(
             pipeline_config(&config, &paths),

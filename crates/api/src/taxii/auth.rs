@@ -134,8 +134,15 @@ async fn logged_name(state: &AppState, name: &str) -> String {
     .and_then(Result::ok)
     .unwrap_or(false);
     if known {
-        return name.to_owned();
+        name.to_owned()
+    } else {
+        unknown_name_tag(name)
     }
+}
+
+/// Returns a tag of an unknown user name that tells names apart in the log without
+/// revealing them.
+fn unknown_name_tag(name: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(name.as_bytes());
     format!("unknown:{:02x}{:02x}", digest[0], digest[1])
@@ -218,6 +225,16 @@ mod tests {
     fn invalid_basic_is_no_credentials() {
         assert_eq!(credentials(&headers("authorization", "Basic !!!")), None);
         assert_eq!(credentials(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn unknown_name_tag_hides_the_name() {
+        let key = "0123456789abcdef0123456789abcdef01234567";
+        let tag = unknown_name_tag(key);
+        assert_eq!(tag.len(), "unknown:".len() + 4);
+        assert!(!tag.contains(&key[..4]), "{tag}");
+        assert_eq!(tag, unknown_name_tag(key));
+        assert_ne!(tag, unknown_name_tag("alice"));
     }
 
     #[test]

@@ -118,6 +118,9 @@ impl Store {
         }
         for (index, script) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = self.conn.transaction()?;
+            if index + 1 == schema::SHARING_VERSION {
+                schema::add_missing_columns(&tx, schema::SHARING_COLUMNS)?;
+            }
             tx.execute_batch(script)?;
             if index + 1 == schema::CORRELATION_VERSION {
                 correlation::rebuild(&tx)?;

@@ -97,7 +97,95 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (value_id, attribute_id)
     ) WITHOUT ROWID;
     CREATE INDEX correlation_members_attribute ON correlation_members(attribute_id);",
+    // 3: MISP's sharing model: organisations (the local one first), sharing groups and
+    // their members, and the owner, creator, distribution and sharing group of events,
+    // objects and attributes. The API reads and manages them; an import of MISP JSON
+    // fills them. The columns are added before this script runs, by [`SHARING_COLUMNS`],
+    // each only when missing, since stores of earlier versions got them from the API.
+    "CREATE TABLE IF NOT EXISTS api_organisations (
+        id INTEGER PRIMARY KEY,
+        uuid TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL UNIQUE,
+        local INTEGER NOT NULL DEFAULT 1,
+        created INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT OR IGNORE INTO api_organisations (id, uuid, name, local)
+        VALUES (1, '5f6e7c3a-1b2c-4d5e-8f90-a1b2c3d4e5f6', 'iocwatch', 1);
+    CREATE TABLE IF NOT EXISTS api_sharing_groups (
+        id INTEGER PRIMARY KEY,
+        uuid TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL UNIQUE,
+        description TEXT NOT NULL DEFAULT '',
+        releasability TEXT NOT NULL DEFAULT '',
+        org_id INTEGER NOT NULL,
+        all_orgs INTEGER NOT NULL DEFAULT 0,
+        active INTEGER NOT NULL DEFAULT 1,
+        created INTEGER NOT NULL,
+        modified INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS api_sharing_group_orgs (
+        sharing_group_id INTEGER NOT NULL,
+        org_id INTEGER NOT NULL,
+        extend INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (sharing_group_id, org_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS api_events_org ON events(org_id);",
+    // 4: the time each attribute was added, for TAXII's `added_after` and paging: the later
+    // of its timestamp and its event's import time. Writers set it; the triggers fill it
+    // for a writer that does not, and move it forward when an edit bumps the timestamp.
+    // The partial index holds the indicators in the order TAXII pages them.
+    "ALTER TABLE attributes ADD COLUMN added INTEGER;
+    UPDATE attributes SET added = MAX(COALESCE(timestamp, 0),
+        COALESCE((SELECT imported_at FROM events e WHERE e.id = attributes.event_id), 0));
+    CREATE INDEX attributes_added ON attributes(added, id) WHERE to_ids = 1 AND deleted = 0;
+    CREATE TRIGGER attributes_added_insert AFTER INSERT ON attributes
+        WHEN NEW.added IS NULL
+    BEGIN
+        UPDATE attributes SET added = MAX(COALESCE(NEW.timestamp, 0),
+            COALESCE((SELECT imported_at FROM events e WHERE e.id = NEW.event_id), 0))
+        WHERE id = NEW.id;
+    END;
+    CREATE TRIGGER attributes_added_update AFTER UPDATE OF timestamp ON attributes
+        WHEN NEW.timestamp > COALESCE(NEW.added, 0)
+    BEGIN
+        UPDATE attributes SET added = NEW.timestamp WHERE id = NEW.id;
+    END;",
 ];
 
 /// The migration that adds correlation; the store correlates existing attributes after it.
 pub const CORRELATION_VERSION: usize = 2;
+
+/// The migration that adds the sharing model; [`SHARING_COLUMNS`] are added before it.
+pub const SHARING_VERSION: usize = 3;
+
+/// Columns of the sharing model: (table, column, declaration).
+pub const SHARING_COLUMNS: &[(&str, &str, &str)] = &[
+    ("events", "org_id", "INTEGER NOT NULL DEFAULT 1"),
+    ("events", "orgc_id", "INTEGER NOT NULL DEFAULT 1"),
+    ("events", "distribution", "INTEGER NOT NULL DEFAULT 1"),
+    ("events", "sharing_group_id", "INTEGER"),
+    ("objects", "distribution", "INTEGER NOT NULL DEFAULT 5"),
+    ("objects", "sharing_group_id", "INTEGER"),
+    ("attributes", "distribution", "INTEGER NOT NULL DEFAULT 5"),
+    ("attributes", "sharing_group_id", "INTEGER"),
+];
+
+/// Adds each column of `columns` its table lacks.
+pub fn add_missing_columns(
+    conn: &rusqlite::Connection,
+    columns: &[(&str, &str, &str)],
+) -> rusqlite::Result<()> {
+    for (table, column, declaration) in columns {
+        let present: bool = conn.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+            [table, column],
+            |r| r.get(0),
+        )?;
+        if !present {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {column} {declaration}"
+            ))?;
+        }
+    }
+    Ok(())
+}
