@@ -110,19 +110,22 @@ fn import_file(
     options: &ImportOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> FileReport {
-    let outcome = import_file_inner(store, path, format, options, progress).map(|(s, _)| s);
+    let outcome = import_file_inner(store, path, format, options, progress, true).map(|(s, _)| s);
     FileReport {
         path: path.to_owned(),
         outcome,
     }
 }
 
+/// Imports one file; `keep_sharing` keeps the sharing of MISP JSON events (event files),
+/// unset for feeds.
 fn import_file_inner(
     store: &mut Store,
     path: &Path,
     format: Option<Format>,
     options: &ImportOptions,
     progress: &mut dyn FnMut(Progress),
+    keep_sharing: bool,
 ) -> Result<(FileSummary, Parsed), Error> {
     let (bytes, meta) = read_limited(path, options.max_file_bytes)?;
     progress(Progress::Start(path, bytes.len() as u64));
@@ -148,10 +151,11 @@ fn import_file_inner(
         });
     }
 
-    let write = store.write_parsed(
+    let mut write = store.write_parsed_with(
         &parsed,
         &path.display().to_string(),
         options.warninglist_action,
+        keep_sharing,
     )?;
     progress(Progress::Done(path));
     tracing::info!(
@@ -161,13 +165,14 @@ fn import_file_inner(
         rejected = parsed.rejected.len(),
         "intel file imported"
     );
+    let notes = std::mem::take(&mut write.notes);
     let summary = FileSummary {
         format: parsed.format,
         write,
         rejected: parsed.rejected.clone(),
         duplicates: parsed.duplicates,
         skipped: parsed.skipped.len(),
-        notes: Vec::new(),
+        notes,
     };
     Ok((summary, parsed))
 }
@@ -337,7 +342,15 @@ fn import_feed_event(
             };
         }
     }
-    let outcome = import_file_inner(store, path, Some(Format::MispJson), options, progress).map(
+    let outcome = import_file_inner(
+        store,
+        path,
+        Some(Format::MispJson),
+        options,
+        progress,
+        false,
+    )
+    .map(
         |(mut summary, parsed)| {
             for event in &parsed.events {
                 if event.event.uuid != entry.uuid {

@@ -1,8 +1,8 @@
 //! End-to-end test of `iocwatch up`: the real binary on a new data folder, real inotify
 //! and real files. The EICAR test file raises an alert in alerts.json, the integration log,
 //! the dashboard feed and a MISP sighting. An indicator added through the API, or imported
-//! by another process, while `up` runs matches the next file; a second `up` on the same
-//! folder is refused while the first runs, and a later start reuses the data folder. The test also
+//! by another process, while `up` runs matches the next file. A second `up` on the same
+//! folder is rejected while the first runs, and a later start reuses the data folder. The test also
 //! prints the write-to-alert latency of 100 drops (measured, never asserted).
 
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};

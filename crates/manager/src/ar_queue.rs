@@ -2,7 +2,7 @@
 //! database and sent when the agent connects again, unless they waited too long.
 //!
 //! A command names a path, not file contents, so a command sent long after its alert could
-//! act on a different file at that path; `active_response.offline_max_age_secs` bounds the
+//! act on a different file at that path. `active_response.offline_max_age_secs` bounds the
 //! wait.
 
 use std::path::Path;
@@ -140,8 +140,8 @@ mod tests {
     #[test]
     fn queued_commands_come_back_once_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        let queue = CommandQueue::open(&dir.path().join("manager.db"), Duration::from_secs(60))
-            .unwrap();
+        let queue =
+            CommandQueue::open(&dir.path().join("manager.db"), Duration::from_secs(60)).unwrap();
         queue.push("001", &command("/a")).unwrap();
         queue.push("002", &command("/b")).unwrap();
         queue.push("001", &command("/c")).unwrap();
@@ -162,7 +162,10 @@ mod tests {
             .unwrap()
             .push("001", &command("/a"))
             .unwrap();
-        let taken = CommandQueue::open(&path, max_age).unwrap().take("001").unwrap();
+        let taken = CommandQueue::open(&path, max_age)
+            .unwrap()
+            .take("001")
+            .unwrap();
         assert_eq!(taken.len(), 1);
         assert_eq!(taken[0].command, command("/a"));
     }
@@ -170,8 +173,8 @@ mod tests {
     #[test]
     fn expired_command_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
-        let queue = CommandQueue::open(&dir.path().join("manager.db"), Duration::from_secs(60))
-            .unwrap();
+        let queue =
+            CommandQueue::open(&dir.path().join("manager.db"), Duration::from_secs(60)).unwrap();
         queue.push("001", &command("/old")).unwrap();
         queue
             .lock()

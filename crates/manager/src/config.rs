@@ -122,13 +122,13 @@ pub struct ActiveResponseConfig {
     pub quarantine_rule_ids: Vec<String>,
     /// Alerts at or above this level make the agent quarantine the file; unset turns it off.
     pub quarantine_min_level: Option<u8>,
-    /// Longest time a command for an agent that is not connected waits for it in the
-    /// manager's database; 0 sends commands to connected agents only.
+    /// Maximum seconds a command for an agent that is not connected waits for it in the
+    /// manager's database. 0 sends commands to connected agents only.
     pub offline_max_age_secs: u64,
 }
 
-/// Default of `active_response.offline_max_age_secs`: a command names a path, and after
-/// long the file there may be another one.
+/// Default of `active_response.offline_max_age_secs`. A command names a path, and some
+/// time later that path may hold another file.
 pub const DEFAULT_OFFLINE_MAX_AGE_SECS: u64 = 900;
 
 impl Default for ActiveResponseConfig {

@@ -19,7 +19,7 @@ pub struct Connections {
     offline: Option<CommandQueue>,
 }
 
-/// What became of an active-response command.
+/// Outcome of sending an active-response command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
     /// Queued on the agent's connection.
@@ -85,10 +85,21 @@ impl Connections {
             let (path, command_id) = (item.command.path.clone(), item.command.command_id.clone());
             match sender.try_send(Message::ActiveResponseCommand(item.command)) {
                 Ok(()) => {
-                    tracing::info!(agent_id, path, command_id, waited_secs = item.waited_secs, "queued quarantine sent")
+                    tracing::info!(
+                        agent_id,
+                        path,
+                        command_id,
+                        waited_secs = item.waited_secs,
+                        "queued quarantine sent"
+                    )
                 }
                 Err(_) => {
-                    tracing::warn!(agent_id, path, command_id, "queued quarantine not sent: connection queue full")
+                    tracing::warn!(
+                        agent_id,
+                        path,
+                        command_id,
+                        "queued quarantine not sent: connection queue full"
+                    )
                 }
             }
         }
@@ -104,19 +115,60 @@ impl Connections {
         false
     }
 
-    /// Queues a message for a connected agent; false when it is not connected
-    /// or its queue is full.
-    pub fn send(&self, agent_id: &str, message: Message) -> bool {
-        let senders = self.lock();
-        match senders.get(agent_id) {
-            Some((_, sender)) => sender.try_send(message).is_ok(),
-            None => false,
-        }
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, mpsc::Sender<Message>)>> {
         self.senders
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn command(path: &str) -> ActiveResponseCommand {
+        ActiveResponseCommand {
+            command_id: format!("id-{path}"),
+            action: "quarantine".into(),
+            path: path.into(),
+            rule_id: None,
+            alert_id: None,
+        }
+    }
+
+    #[test]
+    fn command_for_offline_agent_goes_out_on_connect() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue =
+            CommandQueue::open(&dir.path().join("manager.db"), Duration::from_secs(60)).unwrap();
+        let connections = Connections::with_offline_queue(queue);
+        assert_eq!(
+            connections.send_command("001", command("/a")),
+            Delivery::Queued
+        );
+
+        let (sender, mut receiver) = mpsc::channel(8);
+        connections.register("001", sender);
+        let Ok(Message::ActiveResponseCommand(sent)) = receiver.try_recv() else {
+            panic!("the queued command was not sent on connect");
+        };
+        assert_eq!(sent, command("/a"));
+
+        assert_eq!(
+            connections.send_command("001", command("/b")),
+            Delivery::Sent
+        );
+        assert!(receiver.try_recv().is_ok());
+    }
+
+    #[test]
+    fn without_queue_offline_command_is_not_sent() {
+        let connections = Connections::default();
+        assert_eq!(
+            connections.send_command("001", command("/a")),
+            Delivery::NotSent
+        );
     }
 }

@@ -106,10 +106,8 @@ fn connections(config: &ServerConfig, paths: &ServerPaths) -> Result<Connections
     if max_age == 0 {
         return Ok(Connections::default());
     }
-    let queue = crate::ar_queue::CommandQueue::open(
-        &paths.database(),
-        Duration::from_secs(max_age),
-    )?;
+    let queue =
+        crate::ar_queue::CommandQueue::open(&paths.database(), Duration::from_secs(max_age))?;
     Ok(Connections::with_offline_queue(queue))
 }
 

@@ -6,7 +6,9 @@
 //! builds it, plus the `identity` that creates them. Each object has one version, its
 //! `modified` time (the attribute timestamp). Its date added is the later of the attribute
 //! timestamp and the time its event was imported, so that an event imported today with old
-//! timestamps is still after yesterday's `added_after`.
+//! timestamps is still after yesterday's `added_after`. The store keeps it in
+//! `attributes.added`, with an index over the indicators by (added, id), so a page is one
+//! index seek however large the collection.
 
 use rusqlite::types::Value as Sql;
 use rusqlite::{params_from_iter, Connection};
@@ -24,9 +26,7 @@ use crate::stix;
 pub const IDENTITY_ADDED: i64 = 0;
 
 /// Date added of an attribute, in seconds since the Unix epoch.
-// NOTE: no index covers this expression, so each page costs one pass over the `to_ids`
-// attributes (bounded memory, because SQLite keeps only the LIMIT best rows).
-const ADDED: &str = "MAX(COALESCE(a.timestamp, 0), e.imported_at)";
+const ADDED: &str = "a.added";
 
 /// One object of the collection with the TAXII metadata of its only version.
 #[derive(Debug, Clone)]
@@ -154,7 +154,7 @@ fn read_rows(
 ) -> Result<Vec<(AttributeRow, i64)>, DbError> {
     let mut params = params.to_vec();
     let mut sql = format!(
-        "SELECT {ATTRIBUTE_COLUMNS}, {ADDED} AS added
+        "SELECT {ATTRIBUTE_COLUMNS}, {ADDED}
          FROM attributes a JOIN events e ON e.id = a.event_id
          WHERE {condition} AND {}",
         viewer.attribute_sql("a", "e")
@@ -164,7 +164,7 @@ fn read_rows(
         params.push(Sql::Integer(cursor.added));
         params.push(Sql::Integer(cursor.row));
     }
-    sql.push_str(&format!(" ORDER BY added, a.id LIMIT {limit}"));
+    sql.push_str(&format!(" ORDER BY {ADDED}, a.id LIMIT {limit}"));
 
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params_from_iter(params.iter()), |r| {

@@ -3,6 +3,7 @@
 pub mod correlation;
 mod read;
 mod schema;
+pub mod sharing;
 mod write;
 
 use std::path::{Path, PathBuf};

@@ -8,6 +8,7 @@ use misp::import::Warninglist;
 use misp::{Attribute, Event, Parsed, ParsedEvent};
 use rusqlite::{params, CachedStatement, OptionalExtension, Transaction, TransactionBehavior};
 
+use super::sharing::Resolver;
 use super::{correlation, Store};
 use crate::galaxy;
 use crate::warninglist::{default_action, Action};
@@ -34,6 +35,8 @@ pub struct WriteSummary {
     /// Hash attributes written that are detection indicators (`to_ids`, not deleted).
     pub hashes_indexed: usize,
     pub warninglists: usize,
+    /// Remarks worth showing, such as a sharing group not known here.
+    pub notes: Vec<String>,
 }
 
 pub(crate) fn now_secs() -> i64 {
@@ -44,21 +47,37 @@ pub(crate) fn now_secs() -> i64 {
 
 impl Store {
     /// Stores everything `parsed` contains in one transaction, recording `source` (the file
-    /// path) and the import in the log. Warninglists get `action`, or their default.
+    /// path) and the import in the log. Warninglists get `action`, or their default. Events
+    /// get the default sharing (see [`super::sharing::EventSharing::DEFAULT`]).
     pub fn write_parsed(
         &mut self,
         parsed: &Parsed,
         source: &str,
         action: Option<Action>,
     ) -> Result<WriteSummary, Error> {
+        self.write_parsed_with(parsed, source, action, false)
+    }
+
+    /// [`Store::write_parsed`], keeping the distribution, sharing groups and creator
+    /// organisation of MISP JSON events when `keep_sharing` is set, as MISP does when it
+    /// imports an event file (see `sharing.rs`). Other formats get the defaults.
+    pub fn write_parsed_with(
+        &mut self,
+        parsed: &Parsed,
+        source: &str,
+        action: Option<Action>,
+        keep_sharing: bool,
+    ) -> Result<WriteSummary, Error> {
         let format = parsed.format.map_or("unknown", |f| f.as_str());
+        let keep = keep_sharing && parsed.format == Some(misp::Format::MispJson);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut summary = WriteSummary::default();
         let mut written_events = Vec::new();
+        let mut resolver = Resolver::new(&tx, keep);
         for event in &parsed.events {
-            match write_event(&tx, event, source, format)? {
+            match write_event(&tx, &mut resolver, event, source, format)? {
                 (EventOutcome::Added, id, counts) => {
                     summary.events_added += 1;
                     summary.add(counts);
@@ -72,6 +91,8 @@ impl Store {
                 (EventOutcome::Unchanged, _, _) => summary.events_unchanged += 1,
             }
         }
+        summary.notes = std::mem::take(&mut resolver.notes);
+        drop(resolver);
         // One set-based pass over the new rows, inside the same transaction.
         correlation::correlate_events(&tx, &written_events)?;
         for list in &parsed.warninglists {
@@ -122,6 +143,7 @@ impl WriteSummary {
 
 fn write_event(
     tx: &Transaction,
+    resolver: &mut Resolver,
     parsed: &ParsedEvent,
     source: &str,
     format: &str,
@@ -145,6 +167,8 @@ fn write_event(
         }
         None => EventOutcome::Added,
     };
+    let sharing = resolver.event(event)?;
+    let imported_at = now_secs();
 
     let tags = serde_json::to_string(&event.tag_names()).unwrap_or_else(|_| "[]".into());
     let disable_correlation = event
@@ -153,8 +177,10 @@ fn write_event(
         .is_some_and(flag_is_set);
     tx.prepare_cached(
         "INSERT INTO events (uuid, source_id, info, threat_level_id, analysis, date, timestamp,
-             published, orgc, tags, source, format, imported_at, disable_correlation, galaxies)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+             published, orgc, tags, source, format, imported_at, disable_correlation, galaxies,
+             org_id, orgc_id, distribution, sharing_group_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+             ?18, ?19)",
     )?
     .execute(params![
         event.uuid,
@@ -169,16 +195,20 @@ fn write_event(
         tags,
         source,
         format,
-        now_secs(),
+        imported_at,
         disable_correlation,
         galaxy::to_column(&galaxy::clusters_of(&event.galaxies)),
+        sharing.org_id,
+        sharing.orgc_id,
+        sharing.distribution,
+        sharing.sharing_group_id,
     ])?;
     let event_id = tx.last_insert_rowid();
 
     // The JSON is compressed on a second thread while the attribute rows are written.
     let counts = std::thread::scope(|scope| {
         let compressed = parsed.json.as_ref().map(|j| scope.spawn(|| compress(j)));
-        let counts = write_attributes(tx, event, event_id)?;
+        let counts = write_attributes(tx, resolver, event, (event_id, imported_at))?;
         if let Some(handle) = compressed {
             let blob = handle
                 .join()
@@ -190,6 +220,7 @@ fn write_event(
         }
         Ok::<_, Error>(counts)
     })?;
+    resolver.finish_event(&event.uuid);
     Ok((outcome, event_id, counts))
 }
 
@@ -226,16 +257,20 @@ pub(crate) fn row_id_range(event_id: i64) -> (i64, i64) {
     (event_id << 32, (event_id << 32) | 0xFFFF_FFFF)
 }
 
-/// Inserts the event's attributes and objects; returns (attributes, hash detections).
+/// Inserts the attributes and objects of event `event_id`, imported at `imported_at`;
+/// returns (attributes, hash detections).
 fn write_attributes(
     tx: &Transaction,
+    resolver: &mut Resolver,
     event: &Event,
-    event_id: i64,
+    (event_id, imported_at): (i64, i64),
 ) -> Result<(usize, usize), Error> {
     let mut insert = tx.prepare_cached(
         "INSERT INTO attributes (id, event_id, object_id, uuid, type, category, value, to_ids,
-             deleted, object_relation, comment, timestamp, tags, disable_correlation, galaxies)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+             deleted, object_relation, comment, timestamp, tags, disable_correlation, galaxies,
+             distribution, sharing_group_id, added)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+             ?18)",
     )?;
     let (base, last) = row_id_range(event_id);
     let attribute_count = event.attributes.len()
@@ -251,32 +286,40 @@ fn write_attributes(
         )));
     }
     let mut next = Ids {
+        event_id,
+        imported_at,
         next: base + 1,
         counts: (0, 0),
     };
     for attribute in &event.attributes {
-        insert_attribute(&mut insert, event_id, None, false, attribute, &mut next)?;
+        let sharing = resolver.attribute(attribute)?;
+        insert_attribute(&mut insert, None, false, (attribute, sharing), &mut next)?;
     }
     let mut insert_object = tx.prepare_cached(
-        "INSERT INTO objects (id, event_id, uuid, name, meta_category, deleted) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO objects (id, event_id, uuid, name, meta_category, deleted, distribution,
+             sharing_group_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
     for (index, object) in event.objects.iter().enumerate() {
         let object_id = base + 1 + index as i64;
+        let (distribution, group) = resolver.object(object)?;
         insert_object.execute(params![
             object_id,
             event_id,
             object.uuid.as_deref().unwrap_or_default(),
             object.name,
             object.meta_category,
-            object.deleted
+            object.deleted,
+            distribution,
+            group,
         ])?;
         for attribute in &object.attributes {
+            let sharing = resolver.attribute(attribute)?;
             insert_attribute(
                 &mut insert,
-                event_id,
                 Some(object_id),
                 object.deleted,
-                attribute,
+                (attribute, sharing),
                 &mut next,
             )?;
         }
@@ -284,18 +327,21 @@ fn write_attributes(
     Ok(next.counts)
 }
 
-/// The next attribute id of an event, and the (attributes, hash detections) written.
+/// The event and import time of the attributes written, the next attribute id, and the
+/// (attributes, hash detections) written.
 struct Ids {
+    event_id: i64,
+    imported_at: i64,
     next: i64,
     counts: (usize, usize),
 }
 
+/// Inserts attribute `a` with its (distribution, sharing group).
 fn insert_attribute(
     insert: &mut CachedStatement,
-    event_id: i64,
     object_id: Option<i64>,
     object_deleted: bool,
-    a: &Attribute,
+    (a, (distribution, group)): (&Attribute, (i64, Option<i64>)),
     ids: &mut Ids,
 ) -> Result<(), Error> {
     let tags = if a.tags.is_empty() {
@@ -306,7 +352,7 @@ fn insert_attribute(
     let to_ids = a.to_ids.unwrap_or(false);
     insert.execute(params![
         ids.next,
-        event_id,
+        ids.event_id,
         object_id,
         a.uuid.as_deref().unwrap_or_default(),
         a.r#type,
@@ -320,6 +366,9 @@ fn insert_attribute(
         tags,
         a.disable_correlation.unwrap_or(false),
         galaxy::to_column(&galaxy::clusters_of(&a.galaxies)),
+        distribution,
+        group,
+        a.timestamp.unwrap_or(0).max(ids.imported_at),
     ])?;
     ids.next += 1;
     ids.counts.0 += 1;

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde_json::Value;
-use wire::{ActiveResponseCommand, Message};
+use wire::ActiveResponseCommand;
 
 use super::{field, rule_id, Pipeline, StoredAlert};
+use crate::connections::Delivery;
 use crate::outputs::writer::{LookupLine, WriteJob};
 
 impl Pipeline {
@@ -84,15 +85,16 @@ impl Pipeline {
             alert_id: body.get("id").and_then(Value::as_str).map(str::to_string),
         };
         let command_id = command.command_id.clone();
-        if self
-            .connections
-            .send(&agent.id, Message::ActiveResponseCommand(command))
-        {
-            tracing::info!(agent_id = %agent.id, path, rule_id = %id, command_id, "quarantine requested");
-        } else {
-            // NOTE: commands are not queued for agents that are offline; the
-            // alert stays, and a later alert on the same file requests it again.
-            tracing::warn!(agent_id = %agent.id, path, rule_id = %id, "quarantine not sent: agent not connected");
+        match self.connections.send_command(&agent.id, command) {
+            Delivery::Sent => {
+                tracing::info!(agent_id = %agent.id, path, rule_id = %id, command_id, "quarantine requested")
+            }
+            Delivery::Queued => {
+                tracing::info!(agent_id = %agent.id, path, rule_id = %id, command_id, "quarantine queued until the agent connects")
+            }
+            Delivery::NotSent => {
+                tracing::warn!(agent_id = %agent.id, path, rule_id = %id, "quarantine not sent: agent not connected or its queue full")
+            }
         }
     }
 }
