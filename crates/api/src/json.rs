@@ -1,6 +1,7 @@
 //! MISP's JSON shapes of stored rows: ids and timestamps as strings, `Tag` lists, the
 //! `Org`/`Orgc` blocks and the keys PyMISP reads.
 
+use intel::galaxy::GalaxyCluster;
 use serde_json::{json, Map, Value};
 
 use crate::db::{
@@ -47,6 +48,62 @@ fn creator_json(meta: &EventMeta) -> Value {
 
 fn group_text(id: Option<i64>) -> String {
     id.unwrap_or(0).to_string()
+}
+
+/// Renders clusters as MISP's `Galaxy` list: one galaxy per cluster type, in order of first
+/// appearance, each with its `GalaxyCluster` list. The store keeps no galaxy or cluster
+/// uuid, so they are derived (UUID v5) from the type and the tag name: stable across reads.
+pub fn galaxies_json(clusters: &[GalaxyCluster]) -> Value {
+    let mut galaxies: Vec<(&str, Vec<Value>)> = Vec::new();
+    for cluster in clusters {
+        let index = match galaxies.iter().position(|(t, _)| *t == cluster.r#type) {
+            Some(index) => index,
+            None => {
+                galaxies.push((&cluster.r#type, Vec::new()));
+                galaxies.len() - 1
+            }
+        };
+        galaxies[index].1.push(cluster_json(cluster));
+    }
+    let list = galaxies
+        .into_iter()
+        .map(|(galaxy_type, clusters)| {
+            json!({
+                "uuid": derived_uuid(&format!("galaxy:{galaxy_type}")),
+                "name": galaxy_type,
+                "type": galaxy_type,
+                "description": "",
+                "namespace": "misp",
+                "GalaxyCluster": clusters,
+            })
+        })
+        .collect();
+    Value::Array(list)
+}
+
+fn cluster_json(cluster: &GalaxyCluster) -> Value {
+    let mut value = json!({
+        "uuid": derived_uuid(&cluster.tag_name),
+        "type": cluster.r#type,
+        "value": cluster.value,
+        "tag_name": cluster.tag_name,
+        "description": "",
+        "source": "",
+        "authors": [],
+        "distribution": "3",
+        "sharing_group_id": null,
+        "default": false,
+        "local": false,
+    });
+    if !cluster.external_id.is_empty() {
+        value["meta"] = json!({ "external_id": cluster.external_id });
+    }
+    value
+}
+
+fn derived_uuid(name: &str) -> String {
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, format!("iocwatch:{name}").as_bytes())
+        .to_string()
 }
 
 /// Renders an attribute as MISP does inside an event or a search result.
@@ -167,6 +224,9 @@ fn event_attribute_json(
         "over_correlation".into(),
         Value::Bool(correlations.over_correlating.contains(&a.id)),
     );
+    if !a.galaxies.is_empty() {
+        map.insert("Galaxy".into(), galaxies_json(&a.galaxies));
+    }
     if let Some(related) = correlations.related_attributes.get(&a.id) {
         map.insert("RelatedAttribute".into(), related_attributes_json(related));
     }
@@ -206,7 +266,8 @@ pub fn full_event_json_with(
         .collect();
     map.insert("Attribute".into(), Value::Array(attributes));
     map.insert("Object".into(), Value::Array(objects));
-    for key in ["ShadowAttribute", "Galaxy", "EventReport"] {
+    map.insert("Galaxy".into(), galaxies_json(&event.meta.galaxies));
+    for key in ["ShadowAttribute", "EventReport"] {
         map.insert(key.into(), Value::Array(Vec::new()));
     }
     let related: Vec<Value> = correlations

@@ -187,6 +187,12 @@ fn main() {
         results.iter().filter(|ids| !ids.is_empty()).count()
     });
     println!("get_batch_hits={}", batched.hits);
-    println!("get_batch_lookups_per_second={:.0}", batched.per_wall_second);
-    println!("get_batch_lookups_per_cpu_second={:.0}", batched.per_cpu_second);
+    println!(
+        "get_batch_lookups_per_second={:.0}",
+        batched.per_wall_second
+    );
+    println!(
+        "get_batch_lookups_per_cpu_second={:.0}",
+        batched.per_cpu_second
+    );
 }

@@ -60,8 +60,8 @@ impl DigestIndex {
             let bits = input.word()?;
             let directory = input.words()?;
             let records = input.words()?;
-            let table = Table::from_parts(key_len, bits, directory, records)
-                .map_err(DecodeError)?;
+            let table =
+                Table::from_parts(key_len, bits, directory, records).map_err(DecodeError)?;
             tables.push(table);
         }
         let multi = input.words()?;
@@ -82,7 +82,9 @@ fn check_values(tables: &[Table], multi: &[u32]) -> Result<(), DecodeError> {
                 continue;
             }
             let offset = (value & !MULTI_TAG) as usize;
-            let count = *multi.get(offset).ok_or(DecodeError("id list out of range"))? as usize;
+            let count = *multi
+                .get(offset)
+                .ok_or(DecodeError("id list out of range"))? as usize;
             if offset + 1 + count > multi.len() {
                 return Err(DecodeError("id list out of range"));
             }

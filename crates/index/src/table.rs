@@ -136,7 +136,7 @@ impl Table {
         if bits > 31 || directory.len() != (1usize << bits) + 1 {
             return Err("directory size does not match its bits");
         }
-        if records.len() % stride != 0 {
+        if !records.len().is_multiple_of(stride) {
             return Err("records are not whole");
         }
         let n = records.len() / stride;

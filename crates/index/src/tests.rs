@@ -164,7 +164,8 @@ fn crowded_buckets_are_walked_both_ways() {
     // 5,000 random digests, plus clusters of 2 to 60 that share their first three bytes, so
     // that interpolation inside a bucket starts far from the record and walks in both
     // directions.
-    let mut entries: Vec<(Vec<u8>, u32)> = (0..5_000u64).map(|i| (digest(i, 32), i as u32)).collect();
+    let mut entries: Vec<(Vec<u8>, u32)> =
+        (0..5_000u64).map(|i| (digest(i, 32), i as u32)).collect();
     let mut absent = Vec::new();
     for cluster in 0..30u64 {
         let lead = digest(100_000 + cluster, 3);

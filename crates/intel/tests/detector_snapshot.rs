@@ -41,7 +41,10 @@ fn load_saves_index_and_reuses_it() {
     let (_dir, store) = store_with(&[FIRST]);
     let first = Detector::load(&store).unwrap();
     let saved = std::fs::read(snapshot_path(&store)).unwrap();
-    let modified = std::fs::metadata(snapshot_path(&store)).unwrap().modified().unwrap();
+    let modified = std::fs::metadata(snapshot_path(&store))
+        .unwrap()
+        .modified()
+        .unwrap();
 
     let second = Detector::load(&store).unwrap();
 
@@ -49,7 +52,10 @@ fn load_saves_index_and_reuses_it() {
     assert!(finds(&second, FIRST));
     assert_eq!(first.stats(), second.stats());
     assert_eq!(std::fs::read(snapshot_path(&store)).unwrap(), saved);
-    let reused = std::fs::metadata(snapshot_path(&store)).unwrap().modified().unwrap();
+    let reused = std::fs::metadata(snapshot_path(&store))
+        .unwrap()
+        .modified()
+        .unwrap();
     assert_eq!(modified, reused, "the saved index was written again");
 }
 

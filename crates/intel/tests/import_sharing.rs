@@ -186,26 +186,40 @@ fn date_added_is_the_later_of_timestamp_and_import_time() {
     );
     assert!(wrong.is_empty(), "{wrong:?}");
 
-    // A writer that leaves the column out gets it from the trigger, and an edit that
-    // moves the timestamp past it moves it forward.
+    // An edit that moves the timestamp past the date added moves it forward.
     let conn = Connection::open(store.path()).unwrap();
     conn.execute(
-        "INSERT INTO attributes (id, event_id, uuid, type, category, value, to_ids, timestamp)
-         SELECT (id << 32) + 100, id, 'u', 'md5', 'x', 'y', 1, 5 FROM events",
+        "UPDATE attributes SET timestamp = 4102444800 WHERE type = 'md5'",
         [],
     )
     .unwrap();
-    let added = rows(
-        &store,
-        "SELECT a.added = e.imported_at FROM attributes a JOIN events e ON e.id = a.event_id
-         WHERE a.uuid = 'u'",
-    );
-    assert_eq!(added, ["1"]);
-    conn.execute(
-        "UPDATE attributes SET timestamp = 4102444800 WHERE uuid = 'u'",
-        [],
-    )
-    .unwrap();
-    let added = rows(&store, "SELECT added FROM attributes WHERE uuid = 'u'");
+    let added = rows(&store, "SELECT added FROM attributes WHERE type = 'md5'");
     assert_eq!(added, ["4102444800"]);
+}
+
+#[test]
+fn upgrade_fills_the_date_added_of_stored_attributes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut store = store_with_group(&data);
+    let file = dir.path().join("event.json");
+    let uuid = "5c6a7f2e-1b2c-4d3e-9f40-a1b2c3d4e5f6";
+    std::fs::write(&file, event_json(uuid, "1", KNOWN_GROUP)).unwrap();
+    import(&mut store, &file);
+    let path = store.path().to_owned();
+    drop(store);
+
+    // Take the database back to the version before the column was filled.
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch("UPDATE attributes SET added = NULL; PRAGMA user_version = 3;")
+        .unwrap();
+    drop(conn);
+
+    let store = Store::open(&data).unwrap();
+    let wrong = rows(
+        &store,
+        "SELECT a.id FROM attributes a JOIN events e ON e.id = a.event_id
+         WHERE a.added IS NOT MAX(COALESCE(a.timestamp, 0), e.imported_at)",
+    );
+    assert!(wrong.is_empty(), "{wrong:?}");
 }

@@ -214,7 +214,10 @@ fn special_file_path_exits_2() {
     let output = setup.iocwatch(&["scan", "/dev/zero"]);
     let message = stderr(&output);
     assert_eq!(output.status.code(), Some(2), "{message}");
-    assert!(message.contains("`/dev/zero` is not a regular file or folder"), "{message}");
+    assert!(
+        message.contains("`/dev/zero` is not a regular file or folder"),
+        "{message}"
+    );
     assert!(message.contains("Errors: 1"), "{message}");
 }
 
@@ -225,14 +228,21 @@ fn nothing_read_for_size_exits_2() {
     let message = stderr(&output);
     assert_eq!(output.status.code(), Some(2), "{message}");
     assert!(message.contains("no file was read"), "{message}");
-    assert!(message.contains("Skipped (over --max-file-bytes): 3"), "{message}");
+    assert!(
+        message.contains("Skipped (over --max-file-bytes): 3"),
+        "{message}"
+    );
 }
 
 #[test]
 fn second_scan_reuses_saved_index() {
     let setup = Setup::new();
     let first = setup.scan(&[]);
-    let saved = setup.dir.path().join("data").join(intel::detector::SNAPSHOT_FILE);
+    let saved = setup
+        .dir
+        .path()
+        .join("data")
+        .join(intel::detector::SNAPSHOT_FILE);
     let modified = fs::metadata(&saved).unwrap().modified().unwrap();
 
     let second = setup.scan(&[]);

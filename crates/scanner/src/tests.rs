@@ -192,7 +192,10 @@ fn special_file_root_is_an_error() {
     rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, mode).unwrap();
     let device = PathBuf::from("/dev/zero");
 
-    let outcome = run(&[fifo.clone(), device.clone(), root], &ScanOptions::default());
+    let outcome = run(
+        &[fifo.clone(), device.clone(), root],
+        &ScanOptions::default(),
+    );
 
     assert_eq!(outcome.hashed.len(), 3);
     assert_eq!(outcome.summary.errors, 2);

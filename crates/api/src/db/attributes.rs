@@ -1,5 +1,6 @@
 //! Attribute rows: reading, inserting, changing and deleting single attributes.
 
+use intel::galaxy::GalaxyCluster;
 use intel::store::correlation;
 use misp::Attribute;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -10,10 +11,10 @@ use crate::access::{self, Viewer};
 /// Columns read into an [`AttributeRow`], in order, for a query over `attributes a`.
 pub const ATTRIBUTE_COLUMNS: &str = "a.id, a.event_id, a.object_id, a.uuid, a.type, a.category,
     a.value, a.to_ids, a.deleted, a.object_relation, a.comment, a.timestamp, a.tags,
-    a.disable_correlation, a.distribution, a.sharing_group_id";
+    a.disable_correlation, a.distribution, a.sharing_group_id, a.galaxies";
 
 /// Number of columns in [`ATTRIBUTE_COLUMNS`]; a query's next column has this index.
-pub const ATTRIBUTE_COLUMN_COUNT: usize = 16;
+pub const ATTRIBUTE_COLUMN_COUNT: usize = 17;
 
 /// One stored attribute.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,12 +36,19 @@ pub struct AttributeRow {
     /// MISP distribution level, 0 to 5 (see `access.rs`).
     pub distribution: i64,
     pub sharing_group_id: Option<i64>,
+    /// Galaxy clusters of the attribute: those stored with it, then those its tags name.
+    pub galaxies: Vec<GalaxyCluster>,
 }
 
 impl AttributeRow {
     /// Reads a row selected with [`ATTRIBUTE_COLUMNS`].
     pub fn from_row(r: &Row) -> rusqlite::Result<AttributeRow> {
-        let tags: Option<String> = r.get(12)?;
+        let tags: Vec<String> = r
+            .get::<_, Option<String>>(12)?
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        let mut galaxies = galaxies_column(r.get::<_, Option<String>>(16)?.as_deref());
+        intel::galaxy::add_tag_clusters(&mut galaxies, tags.iter().map(String::as_str));
         Ok(AttributeRow {
             id: r.get(0)?,
             event_id: r.get(1)?,
@@ -54,14 +62,19 @@ impl AttributeRow {
             object_relation: r.get(9)?,
             comment: r.get(10)?,
             timestamp: r.get(11)?,
-            tags: tags
-                .and_then(|t| serde_json::from_str(&t).ok())
-                .unwrap_or_default(),
+            tags,
             disable_correlation: r.get(13)?,
             distribution: r.get(14)?,
             sharing_group_id: r.get(15)?,
+            galaxies,
         })
     }
+}
+
+/// Reads a `galaxies` column (compact JSON clusters); NULL or unreadable gives none.
+pub(crate) fn galaxies_column(text: Option<&str>) -> Vec<GalaxyCluster> {
+    text.and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default()
 }
 
 /// Returns the SQL condition and parameter that select a row by numeric id or by uuid.
@@ -111,8 +124,9 @@ pub(crate) fn insert_attribute(
     conn.execute(
         "INSERT INTO attributes (id, event_id, object_id, uuid, type, category, value, to_ids,
              deleted, object_relation, comment, timestamp, tags, disable_correlation, galaxies,
-             distribution, sharing_group_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+             distribution, sharing_group_id, added)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+             MAX(?12, COALESCE((SELECT imported_at FROM events WHERE id = ?2), 0)))",
         params![
             id,
             event_id,

@@ -23,7 +23,7 @@ macro_rules! event_columns {
             ", e.disable_correlation, e.org_id, e.orgc_id, e.distribution, e.sharing_group_id,
              (SELECT name FROM api_organisations WHERE id = e.org_id),
              (SELECT uuid FROM api_organisations WHERE id = e.org_id),
-             (SELECT uuid FROM api_organisations WHERE id = e.orgc_id)"
+             (SELECT uuid FROM api_organisations WHERE id = e.orgc_id), e.galaxies"
         )
     };
 }
@@ -61,10 +61,16 @@ pub struct EventMeta {
     pub org_name: Option<String>,
     pub org_uuid: Option<String>,
     pub orgc_uuid: Option<String>,
+    /// Galaxy clusters of the event: those stored with it, then those its tags name.
+    pub galaxies: Vec<galaxy::GalaxyCluster>,
 }
 
 impl EventMeta {
     pub fn from_row(r: &Row) -> rusqlite::Result<EventMeta> {
+        let tags: Vec<String> = serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default();
+        let mut galaxies =
+            super::attributes::galaxies_column(r.get::<_, Option<String>>(19)?.as_deref());
+        galaxy::add_tag_clusters(&mut galaxies, tags.iter().map(String::as_str));
         Ok(EventMeta {
             id: r.get(0)?,
             uuid: r.get(1)?,
@@ -75,7 +81,7 @@ impl EventMeta {
             timestamp: r.get(6)?,
             published: r.get(7)?,
             orgc: r.get(8)?,
-            tags: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default(),
+            tags,
             attribute_count: r.get(10)?,
             disable_correlation: r.get(11)?,
             org_id: r.get(12)?,
@@ -85,6 +91,7 @@ impl EventMeta {
             org_name: r.get(16)?,
             org_uuid: r.get(17)?,
             orgc_uuid: r.get(18)?,
+            galaxies,
         })
     }
 }

@@ -140,6 +140,13 @@ impl Taxii {
             rusqlite::params![uuid, imported_at],
         )
         .unwrap();
+        // Writers keep the date added; times set back by hand need it set again.
+        conn.execute(
+            "UPDATE attributes SET added = MAX(COALESCE(timestamp, 0), ?2)
+             WHERE event_id = (SELECT event_id FROM attributes WHERE uuid = ?1)",
+            rusqlite::params![uuid, imported_at],
+        )
+        .unwrap();
     }
 
     /// Adds five md5 indicators with timestamps 1000, 2000, ... 5000 in one event imported at

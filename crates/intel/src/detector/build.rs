@@ -102,7 +102,7 @@ impl Builder {
     /// Indexes the raw bytes of a hex digest; returns false when `hex` is not valid hex.
     fn add_digest(&mut self, algo: HashAlgo, hex: &str, id: u32) -> bool {
         let mut stack = [0u8; MAX_DIGEST_BYTES];
-        if hex.len() % 2 == 0 && hex.len() / 2 <= MAX_DIGEST_BYTES {
+        if hex.len().is_multiple_of(2) && hex.len() / 2 <= MAX_DIGEST_BYTES {
             let bytes = &mut stack[..hex.len() / 2];
             if hex::decode_to_slice(hex, bytes).is_err() {
                 return false;

@@ -223,7 +223,9 @@ fn decode_values(
 /// True when every id of the digest index names an indicator. It walks the whole index
 /// once, which costs a few milliseconds per million digests.
 fn ids_in_range(digests: &DigestIndex, indicators: usize) -> bool {
-    digests.max_id().is_none_or(|max| (max as usize) < indicators)
+    digests
+        .max_id()
+        .is_none_or(|max| (max as usize) < indicators)
 }
 
 /// Reads a byte slice from the front and fails instead of reading past its end.

@@ -25,6 +25,8 @@
 
 use std::sync::OnceLock;
 
+use rustc_hash::FxHashMap;
+
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// Over-correlation limit of a store where none was set; MISP's `MISP.correlation_limit`
@@ -128,9 +130,9 @@ fn event_range(event_id: i64) -> (i64, i64) {
     (event_id << 32, (event_id << 32) | 0xFFFF_FFFF)
 }
 
-/// The statement that collects the correlating values of attributes `?1..=?2` into
-/// `temp.correlation_new`, one row per distinct (value, attribute): a composite whose two
-/// halves are equal gives one row. One scan of the attributes yields both halves.
+/// The query that reads the correlating values of attributes `?1..=?2`, one row per
+/// distinct (value, attribute): a composite whose two halves are equal gives one row. One
+/// scan of the attributes yields both halves.
 fn collect_sql() -> &'static str {
     static SQL: OnceLock<String> = OnceLock::new();
     SQL.get_or_init(|| {
@@ -141,8 +143,7 @@ fn collect_sql() -> &'static str {
                 .join(", ")
         };
         format!(
-            "INSERT INTO temp.correlation_new (value, attribute_id)
-             SELECT part, id FROM (
+            "SELECT part, id FROM (
                  SELECT c.id, lower(trim(CASE
                      WHEN h.half = 2 THEN substr(c.value, c.bar + 1)
                      WHEN c.composite THEN substr(c.value, 1, c.bar - 1)
@@ -172,33 +173,51 @@ fn collect_sql() -> &'static str {
 /// Recomputes the correlation of attributes `first..=last` from their rows: drops what
 /// they had, then links those that correlate. Returns the member rows written; none when
 /// correlation is turned off.
+///
+/// The values are grouped in memory, so each distinct value costs one upsert into
+/// `correlation_values` (in value order, so the index pages it walks stay cached), and
+/// each member row one insert in (value id, attribute id) order, which appends for new
+/// values. Memory is that of the range's values, one transaction's worth.
 pub fn correlate_range(conn: &Connection, first: i64, last: i64) -> rusqlite::Result<usize> {
     uncorrelate_range(conn, first, last)?;
     if !is_enabled(conn)? {
         return Ok(0);
     }
-    conn.execute_batch(
-        "CREATE TEMP TABLE IF NOT EXISTS correlation_new (
-             value TEXT NOT NULL,
-             attribute_id INTEGER NOT NULL
-         );",
-    )?;
-    let collected = conn.prepare_cached(collect_sql())?.execute([first, last])?;
-    if collected > 0 {
-        conn.prepare_cached(
-            "INSERT INTO correlation_values (value, attributes)
-             SELECT value, COUNT(*) FROM temp.correlation_new WHERE true GROUP BY value
-             ON CONFLICT (value) DO UPDATE SET attributes = attributes + excluded.attributes",
-        )?
-        .execute([])?;
-        conn.prepare_cached(
-            "INSERT INTO correlation_members (value_id, attribute_id)
-             SELECT v.id, n.attribute_id FROM temp.correlation_new n
-             JOIN correlation_values v ON v.value = n.value",
-        )?
-        .execute([])?;
+
+    // Group the attribute ids of each value.
+    let mut groups: FxHashMap<String, Vec<i64>> = FxHashMap::default();
+    let mut collected = 0;
+    let mut collect = conn.prepare_cached(collect_sql())?;
+    let mut rows = collect.query([first, last])?;
+    while let Some(row) = rows.next()? {
+        groups.entry(row.get(0)?).or_default().push(row.get(1)?);
+        collected += 1;
     }
-    conn.execute("DELETE FROM temp.correlation_new", [])?;
+    drop(rows);
+    let mut groups: Vec<(String, Vec<i64>)> = groups.into_iter().collect();
+    groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+
+    // Count each value, learning its id.
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO correlation_values (value, attributes) VALUES (?1, ?2)
+         ON CONFLICT (value) DO UPDATE SET attributes = attributes + excluded.attributes
+         RETURNING id",
+    )?;
+    let mut members = Vec::with_capacity(collected);
+    for (value, attributes) in &groups {
+        let value_id: i64 =
+            upsert.query_row(params![value, attributes.len() as i64], |r| r.get(0))?;
+        members.extend(attributes.iter().map(|a| (value_id, *a)));
+    }
+    drop(groups);
+
+    members.sort_unstable();
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO correlation_members (value_id, attribute_id) VALUES (?1, ?2)",
+    )?;
+    for (value_id, attribute_id) in members {
+        insert.execute([value_id, attribute_id])?;
+    }
     Ok(collected)
 }
 

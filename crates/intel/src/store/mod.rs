@@ -70,8 +70,8 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
-            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags).map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(open_err)?;
@@ -119,9 +119,7 @@ impl Store {
         }
         for (index, script) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = self.conn.transaction()?;
-            if index + 1 == schema::SHARING_VERSION {
-                schema::add_missing_columns(&tx, schema::SHARING_COLUMNS)?;
-            }
+            schema::add_missing_columns(&tx, schema::columns_before(index + 1))?;
             tx.execute_batch(script)?;
             if index + 1 == schema::CORRELATION_VERSION {
                 correlation::rebuild(&tx)?;

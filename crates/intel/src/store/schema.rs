@@ -101,7 +101,7 @@ pub const MIGRATIONS: &[&str] = &[
     // their members, and the owner, creator, distribution and sharing group of events,
     // objects and attributes. The API reads and manages them; an import of MISP JSON
     // fills them. The columns are added before this script runs, by [`SHARING_COLUMNS`],
-    // each only when missing, since stores of earlier versions got them from the API.
+    // each only when missing, because stores of earlier versions got them from the API.
     "CREATE TABLE IF NOT EXISTS api_organisations (
         id INTEGER PRIMARY KEY,
         uuid TEXT NOT NULL UNIQUE,
@@ -131,21 +131,16 @@ pub const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS api_events_org ON events(org_id);",
     // 4: the time each attribute was added, for TAXII's `added_after` and paging: the later
-    // of its timestamp and its event's import time. Writers set it; the triggers fill it
-    // for a writer that does not, and move it forward when an edit bumps the timestamp.
-    // The partial index holds the indicators in the order TAXII pages them.
-    "ALTER TABLE attributes ADD COLUMN added INTEGER;
-    UPDATE attributes SET added = MAX(COALESCE(timestamp, 0),
+    // of its timestamp and its event's import time. Writers set it when they insert (a
+    // trigger would cost a third of a plain import), and the trigger moves it forward when
+    // an edit moves the timestamp past it. The partial index holds the indicators in the
+    // order TAXII pages them. The column is added before this script runs, by
+    // [`ADDED_COLUMNS`].
+    // NOTE: an insert that leaves `added` NULL is missing from TAXII pages.
+    "UPDATE attributes SET added = MAX(COALESCE(timestamp, 0),
         COALESCE((SELECT imported_at FROM events e WHERE e.id = attributes.event_id), 0));
-    CREATE INDEX attributes_added ON attributes(added, id) WHERE to_ids = 1 AND deleted = 0;
-    CREATE TRIGGER attributes_added_insert AFTER INSERT ON attributes
-        WHEN NEW.added IS NULL
-    BEGIN
-        UPDATE attributes SET added = MAX(COALESCE(NEW.timestamp, 0),
-            COALESCE((SELECT imported_at FROM events e WHERE e.id = NEW.event_id), 0))
-        WHERE id = NEW.id;
-    END;
-    CREATE TRIGGER attributes_added_update AFTER UPDATE OF timestamp ON attributes
+    CREATE INDEX IF NOT EXISTS attributes_added ON attributes(added, id) WHERE to_ids = 1 AND deleted = 0;
+    CREATE TRIGGER IF NOT EXISTS attributes_added_update AFTER UPDATE OF timestamp ON attributes
         WHEN NEW.timestamp > COALESCE(NEW.added, 0)
     BEGIN
         UPDATE attributes SET added = NEW.timestamp WHERE id = NEW.id;
@@ -155,10 +150,19 @@ pub const MIGRATIONS: &[&str] = &[
 /// The migration that adds correlation; the store correlates existing attributes after it.
 pub const CORRELATION_VERSION: usize = 2;
 
-/// The migration that adds the sharing model; [`SHARING_COLUMNS`] are added before it.
-pub const SHARING_VERSION: usize = 3;
+/// Columns added, each only when missing, before the migration to `version` runs.
+pub fn columns_before(version: usize) -> &'static [(&'static str, &'static str, &'static str)] {
+    match version {
+        3 => SHARING_COLUMNS,
+        4 => ADDED_COLUMNS,
+        _ => &[],
+    }
+}
 
-/// Columns of the sharing model: (table, column, declaration).
+/// The column of migration 4.
+pub const ADDED_COLUMNS: &[(&str, &str, &str)] = &[("attributes", "added", "INTEGER")];
+
+/// Columns of the sharing model, migration 3: (table, column, declaration).
 pub const SHARING_COLUMNS: &[(&str, &str, &str)] = &[
     ("events", "org_id", "INTEGER NOT NULL DEFAULT 1"),
     ("events", "orgc_id", "INTEGER NOT NULL DEFAULT 1"),
