@@ -121,6 +121,10 @@ fn watch_without_intel_prints_all_events() {
     let watch = Watch::start(&data, &dir, &["--all-events"]);
     watch.wait_stderr("no intel");
     watch.wait_line("scan finished", |l| l["notice"] == "scan_finished");
+    assert!(
+        !data.join("intel.db").exists(),
+        "watch created an intel store it only reads"
+    );
 
     let file = dir.join("new.txt");
     std::fs::write(&file, b"hello").unwrap();

@@ -110,12 +110,22 @@ fn resolve_dirs(dirs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 
 /// Loads the intel index, or returns `None` (saying so on stderr) when the store is empty.
 fn load_detector(global: &Global) -> anyhow::Result<Option<Detector>> {
-    let store = Store::open(&global.data_dir).with_context(|| {
-        format!(
-            "failed to open the intel store in `{}`",
-            global.data_dir.display()
-        )
-    })?;
+    // Read-only: watching never creates, migrates or writes the store.
+    let store = match Store::open_read_only(&global.data_dir) {
+        Ok(store) => store,
+        Err(error @ intel::Error::NotFound { .. }) => {
+            eprintln!("iocwatch: {error}; no alerts can match");
+            return Ok(None);
+        }
+        Err(error) => {
+            return Err(error).with_context(|| {
+                format!(
+                    "failed to open the intel store in `{}`",
+                    global.data_dir.display()
+                )
+            })
+        }
+    };
     let detector = Detector::load(&store).context("failed to load the intel index")?;
     if detector.stats().indicators == 0 {
         eprintln!(
