@@ -102,8 +102,11 @@ fn cluster_json(cluster: &GalaxyCluster) -> Value {
 }
 
 fn derived_uuid(name: &str) -> String {
-    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, format!("iocwatch:{name}").as_bytes())
-        .to_string()
+    uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_URL,
+        format!("iocwatch:{name}").as_bytes(),
+    )
+    .to_string()
 }
 
 /// Renders an attribute as MISP does inside an event or a search result.

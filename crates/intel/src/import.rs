@@ -350,22 +350,20 @@ fn import_feed_event(
         progress,
         false,
     )
-    .map(
-        |(mut summary, parsed)| {
-            for event in &parsed.events {
-                if event.event.uuid != entry.uuid {
-                    summary.notes.push(format!(
-                        "the file holds event {} but manifest.json names it {}",
-                        event.event.uuid, entry.uuid
-                    ));
-                }
-                for (_, a) in event.event.all_attributes() {
-                    md5s.extend(value_md5s(&a.r#type, &a.value));
-                }
+    .map(|(mut summary, parsed)| {
+        for event in &parsed.events {
+            if event.event.uuid != entry.uuid {
+                summary.notes.push(format!(
+                    "the file holds event {} but manifest.json names it {}",
+                    event.event.uuid, entry.uuid
+                ));
             }
-            summary
-        },
-    );
+            for (_, a) in event.event.all_attributes() {
+                md5s.extend(value_md5s(&a.r#type, &a.value));
+            }
+        }
+        summary
+    });
     FileReport {
         path: path.to_owned(),
         outcome,

@@ -110,7 +110,10 @@ fn event_file_keeps_distribution_known_group_and_creator() {
     let second = "7d8e9f0a-1b2c-4d3e-8f4a-5b6c7d8e9f0a";
     std::fs::write(&file, event_json(second, "3", KNOWN_GROUP)).unwrap();
     import(&mut store, &file);
-    let orgs = rows(&store, "SELECT COUNT(*) FROM api_organisations WHERE name = 'CIRCL'");
+    let orgs = rows(
+        &store,
+        "SELECT COUNT(*) FROM api_organisations WHERE name = 'CIRCL'",
+    );
     assert_eq!(orgs, ["1"]);
 }
 
@@ -123,7 +126,11 @@ fn unknown_sharing_group_falls_back_to_your_organisation_with_a_note() {
     std::fs::write(&file, event_json(uuid, "4", UNKNOWN_GROUP)).unwrap();
     let summary = import(&mut store, &file);
     assert_eq!(summary.notes.len(), 1, "{:?}", summary.notes);
-    assert!(summary.notes[0].contains("2 items"), "{}", summary.notes[0]);
+    assert!(
+        summary.notes[0].contains("for 2 of"),
+        "{}",
+        summary.notes[0]
+    );
 
     let event = rows(&store, "SELECT distribution, sharing_group_id FROM events");
     assert_eq!(event, ["0 null"]);
@@ -133,7 +140,12 @@ fn unknown_sharing_group_falls_back_to_your_organisation_with_a_note() {
     );
     assert_eq!(
         attributes,
-        ["md5 0 null", "domain 0 null", "ip-dst 5 null", "sha256 5 null"]
+        [
+            "md5 0 null",
+            "domain 0 null",
+            "ip-dst 5 null",
+            "sha256 5 null"
+        ]
     );
 }
 

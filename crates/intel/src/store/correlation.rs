@@ -27,6 +27,7 @@ use std::sync::OnceLock;
 
 use rustc_hash::FxHashMap;
 
+use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// Over-correlation limit of a store where none was set; MISP's `MISP.correlation_limit`
@@ -130,44 +131,48 @@ fn event_range(event_id: i64) -> (i64, i64) {
     (event_id << 32, (event_id << 32) | 0xFFFF_FFFF)
 }
 
-/// The query that reads the correlating values of attributes `?1..=?2`, one row per
-/// distinct (value, attribute): a composite whose two halves are equal gives one row. One
-/// scan of the attributes yields both halves.
+/// Builds the query that reads the attributes `?1..=?2` that correlate (see the module
+/// notes) with their type and value. [`correlating_parts`] then splits and normalises the
+/// values.
 fn collect_sql() -> &'static str {
     static SQL: OnceLock<String> = OnceLock::new();
     SQL.get_or_init(|| {
-        let quote = |list: &[&str]| {
-            list.iter()
-                .map(|t| format!("'{t}'"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let quoted = NON_CORRELATING_TYPES
+            .iter()
+            .map(|t| format!("'{t}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
         format!(
-            "SELECT part, id FROM (
-                 SELECT c.id, lower(trim(CASE
-                     WHEN h.half = 2 THEN substr(c.value, c.bar + 1)
-                     WHEN c.composite THEN substr(c.value, 1, c.bar - 1)
-                     ELSE c.value END)) AS part,
-                     h.half, c.composite, c.value, c.bar
-                 FROM (
-                     SELECT a.id, a.type, a.value, instr(a.value, '|') AS bar,
-                            instr(a.type, '|') > 0 AND instr(a.value, '|') > 0 AS composite
-                     FROM attributes a
-                     JOIN events e ON e.id = a.event_id
-                     LEFT JOIN objects o ON o.id = a.object_id
-                     WHERE a.id BETWEEN ?1 AND ?2 AND a.deleted = 0
-                       AND a.disable_correlation = 0 AND e.disable_correlation = 0
-                       AND (o.id IS NULL OR o.deleted = 0) AND a.type NOT IN ({excluded})
-                 ) c
-                 JOIN (SELECT 1 AS half UNION ALL SELECT 2) h
-                   ON h.half = 1 OR (c.composite AND c.type NOT IN ({primary_only}))
-             )
-             WHERE part <> ''
-               AND NOT (half = 2 AND part = lower(trim(substr(value, 1, bar - 1))))",
-            excluded = quote(NON_CORRELATING_TYPES),
-            primary_only = quote(PRIMARY_ONLY_TYPES),
+            "SELECT a.id, a.type, a.value FROM attributes a
+             JOIN events e ON e.id = a.event_id
+             LEFT JOIN objects o ON o.id = a.object_id
+             WHERE a.id BETWEEN ?1 AND ?2 AND a.deleted = 0
+               AND a.disable_correlation = 0 AND e.disable_correlation = 0
+               AND (o.id IS NULL OR o.deleted = 0) AND a.type NOT IN ({quoted})"
         )
     })
+}
+
+/// Returns the values an attribute of type `kind` correlates by, at most two and never
+/// the same twice. A composite (`|` in both type and value) correlates by each half, split
+/// at the first `|`, or by its first half for [`PRIMARY_ONLY_TYPES`]. Other attributes
+/// correlate by the whole value. Each part is trimmed of spaces and lower-cased (ASCII), as
+/// SQLite's `trim` and `lower` do, and empty parts are dropped.
+pub fn correlating_parts(kind: &str, value: &str) -> (Option<String>, Option<String>) {
+    let normal = |text: &str| {
+        let part = text.trim_matches(' ').to_ascii_lowercase();
+        (!part.is_empty()).then_some(part)
+    };
+    let split = value.split_once('|').filter(|_| kind.contains('|'));
+    let Some((head, tail)) = split else {
+        return (normal(value), None);
+    };
+    let head = normal(head);
+    if PRIMARY_ONLY_TYPES.contains(&kind) {
+        return (head, None);
+    }
+    let tail = normal(tail).filter(|t| head.as_ref() != Some(t));
+    (head, tail)
 }
 
 /// Recomputes the correlation of attributes `first..=last` from their rows: drops what
@@ -175,9 +180,9 @@ fn collect_sql() -> &'static str {
 /// correlation is turned off.
 ///
 /// The values are grouped in memory, so each distinct value costs one upsert into
-/// `correlation_values` (in value order, so the index pages it walks stay cached), and
-/// each member row one insert in (value id, attribute id) order, which appends for new
-/// values. Memory is that of the range's values, one transaction's worth.
+/// `correlation_values`, made in value order so the index pages it walks stay cached.
+/// Each member row costs one insert, in (value id, attribute id) order, which appends for
+/// new values. Memory grows with the range's values, one transaction's worth.
 pub fn correlate_range(conn: &Connection, first: i64, last: i64) -> rusqlite::Result<usize> {
     uncorrelate_range(conn, first, last)?;
     if !is_enabled(conn)? {
@@ -190,8 +195,16 @@ pub fn correlate_range(conn: &Connection, first: i64, last: i64) -> rusqlite::Re
     let mut collect = conn.prepare_cached(collect_sql())?;
     let mut rows = collect.query([first, last])?;
     while let Some(row) = rows.next()? {
-        groups.entry(row.get(0)?).or_default().push(row.get(1)?);
-        collected += 1;
+        let id: i64 = row.get(0)?;
+        let text = |i| match row.get_ref(i) {
+            Ok(ValueRef::Text(bytes)) => String::from_utf8_lossy(bytes),
+            _ => "".into(),
+        };
+        let (head, tail) = correlating_parts(&text(1), &text(2));
+        for part in [head, tail].into_iter().flatten() {
+            groups.entry(part).or_default().push(id);
+            collected += 1;
+        }
     }
     drop(rows);
     let mut groups: Vec<(String, Vec<i64>)> = groups.into_iter().collect();
@@ -381,4 +394,44 @@ pub fn over_correlating_values(
     )?;
     let rows = stmt.query_map(params![limit, max], |r| Ok((r.get(0)?, r.get(1)?)))?;
     rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::correlating_parts;
+
+    /// The parts of a value, with "" for a missing one (a part is never empty).
+    fn parts(kind: &str, value: &str) -> (String, String) {
+        let (head, tail) = correlating_parts(kind, value);
+        (head.unwrap_or_default(), tail.unwrap_or_default())
+    }
+
+    fn pair(head: &str, tail: &str) -> (String, String) {
+        (head.to_owned(), tail.to_owned())
+    }
+
+    #[test]
+    fn plain_values_are_trimmed_and_lowercased() {
+        assert_eq!(parts("domain", "  Evil.Example "), pair("evil.example", ""));
+        assert_eq!(parts("domain", "   "), pair("", ""));
+        // Only spaces are trimmed, as SQLite's trim() does.
+        assert_eq!(parts("domain", "\tx"), pair("\tx", ""));
+    }
+
+    #[test]
+    fn composites_split_at_the_first_bar() {
+        assert_eq!(
+            parts("filename|sha256", "A.exe|AB|cd"),
+            pair("a.exe", "ab|cd")
+        );
+        assert_eq!(parts("filename|md5", "same|SAME"), pair("same", ""));
+        assert_eq!(parts("filename|md5", "|abc"), pair("", "abc"));
+        assert_eq!(parts("ip-dst|port", "192.0.2.1|443"), pair("192.0.2.1", ""));
+    }
+
+    #[test]
+    fn bars_in_plain_types_are_part_of_the_value() {
+        assert_eq!(parts("text2", "a|b"), pair("a|b", ""));
+        assert_eq!(parts("filename|md5", "no-bar"), pair("no-bar", ""));
+    }
 }

@@ -1,8 +1,8 @@
 //! Who an imported event is shared with, read from its MISP JSON as MISP reads an event
-//! file: the distribution of the event, its objects and attributes is kept; a sharing group
-//! is kept when its uuid names a group of this store, else the item falls back to "your
-//! organisation only" (0) with a note; the creator organisation (`Orgc`) is kept and added
-//! when new; the owner is the local organisation.
+//! file. The distribution of the event, its objects and attributes is kept. A sharing group
+//! is kept when its uuid names a group of this store. Otherwise the item falls back to
+//! "your organisation only" (0), with a note. The creator organisation (`Orgc`) is kept,
+//! and added when new. The owner is the local organisation.
 //!
 //! Events of other formats (feeds, lists, STIX) get the defaults: owned and created by the
 //! local organisation, shared with this community.
@@ -37,7 +37,7 @@ pub struct EventSharing {
 }
 
 impl EventSharing {
-    /// What an event of a format without a sharing model gets.
+    /// Sharing of an event whose format has no sharing model.
     pub const DEFAULT: EventSharing = EventSharing {
         org_id: LOCAL_ORG_ID,
         orgc_id: LOCAL_ORG_ID,
@@ -69,7 +69,7 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    /// The sharing of `event`, adding its creator organisation when new.
+    /// Reads the sharing of `event`, adding its creator organisation when new.
     pub fn event(&mut self, event: &Event) -> Result<EventSharing, Error> {
         self.unknown_groups = 0;
         if !self.keep {
@@ -91,7 +91,7 @@ impl<'a> Resolver<'a> {
         })
     }
 
-    /// The distribution and sharing group of an object.
+    /// Reads the distribution and sharing group of an object.
     pub fn object(&mut self, object: &Object) -> Result<(i64, Option<i64>), Error> {
         if !self.keep {
             return Ok((DIST_INHERIT, None));
@@ -100,7 +100,7 @@ impl<'a> Resolver<'a> {
         self.group(level, &object.extra)
     }
 
-    /// The distribution and sharing group of an attribute.
+    /// Reads the distribution and sharing group of an attribute.
     pub fn attribute(&mut self, attribute: &Attribute) -> Result<(i64, Option<i64>), Error> {
         if !self.keep {
             return Ok((DIST_INHERIT, None));
@@ -121,9 +121,9 @@ impl<'a> Resolver<'a> {
                 "sharing group unknown here; stored as your organisation only"
             );
             self.notes.push(format!(
-                "event {uuid}: {} items name a sharing group not known here (by uuid), so \
-                 they were stored with distribution 0 (your organisation only); add the \
-                 group and import the file again to share them",
+                "event {uuid}: sharing group not known here (by uuid) for {} of the event, \
+                 its objects and attributes, stored with distribution 0 (your organisation \
+                 only); add the group and import the file again to share them",
                 self.unknown_groups
             ));
         }
@@ -197,14 +197,14 @@ impl<'a> Resolver<'a> {
     }
 }
 
-/// An object or attribute distribution: 0 to 5, else inherit.
+/// Checks an object or attribute distribution: 0 to 5, else inherit.
 fn item_level(value: Option<i64>) -> i64 {
     value
         .filter(|d| (DIST_ORG..=DIST_INHERIT).contains(d))
         .unwrap_or(DIST_INHERIT)
 }
 
-/// A number given as JSON number or numeric string.
+/// Reads a number given as JSON number or numeric string.
 fn number(value: Option<&Value>) -> Option<i64> {
     match value? {
         Value::Number(n) => n.as_i64(),
