@@ -191,7 +191,12 @@ fn normalize_simple(type_name: &str, value: &str) -> Result<String, ValueError> 
         | "whois-registrant-email"
         | "dns-soa-email"
         | "email-reply-to" => match value.split_once('@') {
-            Some((user, host)) if !user.is_empty() && !host.is_empty() && !has_space(value) => {
+            Some((user, host))
+                if !user.is_empty()
+                    && !host.is_empty()
+                    && !has_space(value)
+                    && !has_control(value) =>
+            {
                 Ok(value.to_owned())
             }
             _ => Err(invalid(format!(
@@ -206,6 +211,9 @@ fn normalize_simple(type_name: &str, value: &str) -> Result<String, ValueError> 
         "url" | "uri" | "link" | "filename" | "mutex" if value.contains(['\n', '\r']) => {
             Err(invalid(format!("{type_name} must be one line")))
         }
+        "url" | "uri" | "link" | "filename" | "mutex" if has_control(value) => Err(invalid(
+            format!("{type_name} must not contain control characters (such as NUL)"),
+        )),
         "mac-address" => Ok(value.to_ascii_lowercase()),
         "size-in-bytes" | "counter" | "integer" if value.parse::<u64>().is_err() => Err(invalid(
             format!("{type_name} must be a whole number, found `{value}`"),
@@ -216,6 +224,11 @@ fn normalize_simple(type_name: &str, value: &str) -> Result<String, ValueError> 
 
 fn has_space(value: &str) -> bool {
     value.chars().any(char::is_whitespace)
+}
+
+/// Control characters other than tab: binary junk, never part of these types' values.
+fn has_control(value: &str) -> bool {
+    value.chars().any(|c| c.is_control() && c != '\t')
 }
 
 fn normalize_ip(value: &str) -> Result<String, ValueError> {
@@ -342,6 +355,9 @@ mod tests {
         );
         assert!(normalize_value("ip-src", "300.1.1.1").is_err());
         assert!(normalize_value("email-src", "a@b.org").is_ok());
+        assert!(normalize_value("email-src", "a\u{0}b@c.org").is_err());
+        assert!(normalize_value("email-src", "a\u{1b}@c.org").is_err());
+        assert!(normalize_value("filename", "a\u{0}.exe").is_err());
         assert!(normalize_value("text", "   ").is_err());
     }
 
