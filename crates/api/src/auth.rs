@@ -138,7 +138,7 @@ pub async fn authenticate(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
     if state.limiter.is_blocked(client) {
-        return ApiError::too_many_failures().into_response();
+        return refuse(&request, ApiError::too_many_failures());
     }
     let key = request_key(request.headers()).map(str::to_owned);
     let db = state.db.clone();
@@ -154,7 +154,7 @@ pub async fn authenticate(
         let failures = state.limiter.record(client);
         // The key itself is never logged.
         tracing::warn!(client = ?client, path = %request.uri().path(), failures, "API authentication failed");
-        return ApiError::unauthenticated().into_response();
+        return refuse(&request, ApiError::unauthenticated());
     };
     request.extensions_mut().insert(user);
     next.run(request).await
@@ -164,7 +164,7 @@ pub async fn authenticate(
 pub async fn require_write(request: Request, next: Next) -> Response {
     match request.extensions().get::<User>() {
         Some(user) if user.role.can_write() => next.run(request).await,
-        _ => ApiError::forbidden().into_response(),
+        _ => refuse(&request, ApiError::forbidden()),
     }
 }
 
@@ -172,6 +172,27 @@ pub async fn require_write(request: Request, next: Next) -> Response {
 pub async fn require_admin(request: Request, next: Next) -> Response {
     match request.extensions().get::<User>() {
         Some(user) if user.role.is_admin() => next.run(request).await,
-        _ => ApiError::forbidden().into_response(),
+        _ => refuse(&request, ApiError::forbidden()),
     }
+}
+
+/// The error response for a request refused before its body was read. The unread body
+/// makes the server drop the connection after the response, so the response says so:
+/// a client that reused the connection for its next request would otherwise see it
+/// closed mid-request.
+fn refuse(request: &Request, error: ApiError) -> Response {
+    let mut response = error.into_response();
+    let headers = request.headers();
+    let has_body = headers.contains_key(axum::http::header::TRANSFER_ENCODING)
+        || headers
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|len| len.trim() != "0");
+    if has_body {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }

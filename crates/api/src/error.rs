@@ -110,8 +110,15 @@ impl IntoResponse for ApiError {
 pub async fn fill_error_url(request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     let response = next.run(request).await;
-    match response.extensions().get::<ApiError>() {
-        Some(error) => (error.status(), Json(error.body(&path))).into_response(),
-        None => response,
+    let Some(error) = response.extensions().get::<ApiError>() else {
+        return response;
+    };
+    let mut filled = (error.status(), Json(error.body(&path))).into_response();
+    // Keep what the refusing layer said about the connection.
+    if let Some(connection) = response.headers().get(axum::http::header::CONNECTION) {
+        filled
+            .headers_mut()
+            .insert(axum::http::header::CONNECTION, connection.clone());
     }
+    filled
 }

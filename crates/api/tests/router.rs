@@ -425,3 +425,30 @@ async fn describe_types_lists_hash_types() {
         .iter()
         .any(|t| t == "sha256"));
 }
+
+#[tokio::test]
+async fn refused_write_with_unread_body_closes_the_connection() {
+    // The server drops a connection whose request body it did not read; the response
+    // must say so, or a client reusing the connection loses its next request.
+    let api = api();
+    let body = json!({"type": "md5", "value": "d41d8cd98f00b204e9800998ecf8427e"}).to_string();
+    let request = Request::builder()
+        .method("POST")
+        .uri("/attributes/add/1")
+        .header("Authorization", api.reader.clone())
+        .header("Content-Length", body.len())
+        .body(Body::from(body))
+        .unwrap();
+    let response = api.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(response.headers()["connection"], "close");
+
+    let request = Request::builder()
+        .method("GET")
+        .uri("/events/index")
+        .body(Body::empty())
+        .unwrap();
+    let response = api.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(response.headers().get("connection").is_none());
+}
