@@ -19,6 +19,10 @@ pub enum PageError {
     Csrf,
     #[error("too many failed logins from your address; wait a minute and retry")]
     TooManyFailures,
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("another intel import is running; wait for it to finish and retry")]
+    Busy,
     #[error("an internal error occurred; the server log has the details")]
     Internal,
 }
@@ -30,6 +34,8 @@ impl PageError {
             PageError::Forbidden | PageError::Csrf => StatusCode::FORBIDDEN,
             PageError::NotFound(_) => StatusCode::NOT_FOUND,
             PageError::TooManyFailures => StatusCode::TOO_MANY_REQUESTS,
+            PageError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            PageError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             PageError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -45,6 +45,10 @@ pub struct DashboardState {
     pub sources: Sources,
     sessions: Arc<Sessions>,
     secure_cookies: bool,
+    /// Largest file accepted by the import form, in bytes.
+    upload_limit: usize,
+    /// One permit: intel imports from the dashboard run one at a time.
+    imports: Arc<tokio::sync::Semaphore>,
 }
 
 impl DashboardState {
@@ -58,6 +62,8 @@ impl DashboardState {
                 session::DEFAULT_ABSOLUTE,
             )),
             secure_cookies: false,
+            upload_limit: MAX_UPLOAD_BYTES,
+            imports: Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 
@@ -68,9 +74,16 @@ impl DashboardState {
         self
     }
 
-    /// Marks cookies `Secure`; set it when the listener serves HTTPS.
+    /// Marks cookies `Secure` and expects `https://` in the `Origin` of a login; set it
+    /// when the listener serves HTTPS.
     pub fn with_secure_cookies(mut self, secure: bool) -> DashboardState {
         self.secure_cookies = secure;
+        self
+    }
+
+    /// Sets the largest file the import form accepts, in bytes (default [`MAX_UPLOAD_BYTES`]).
+    pub fn with_upload_limit(mut self, bytes: usize) -> DashboardState {
+        self.upload_limit = bytes;
         self
     }
 
@@ -94,7 +107,10 @@ pub fn router(state: DashboardState) -> Router {
             "/intel/import",
             get(pages::intel::import_form).post(pages::intel::import),
         )
-        .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
+        // The form's other fields and multipart headers need a little more than the file.
+        .layer(DefaultBodyLimit::max(
+            state.upload_limit.saturating_add(64 * 1024),
+        ))
         .route_layer(from_fn(login::require_write));
 
     let pages = Router::new()

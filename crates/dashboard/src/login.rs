@@ -2,6 +2,7 @@
 //! with a live session and, for POST, the session's CSRF token.
 
 use std::net::SocketAddr;
+use std::path::Path;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Query, Request, State};
@@ -9,18 +10,18 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
 
 use crate::error::{blocking, PageError};
 use crate::pages::layout;
-use crate::session::{cookie, random_token, set_cookie, Session, LOGIN_COOKIE, SESSION_COOKIE};
+use crate::session::{
+    cookie, key_hash, set_cookie, Session, LOGIN_COOKIE, LOGIN_FORM_LIFETIME, SESSION_COOKIE,
+};
 use crate::DashboardState;
 
 /// Largest URL-encoded form body read to check its CSRF token, in bytes.
 const MAX_FORM_BYTES: usize = 1024 * 1024;
-/// Lifetime of the login form's CSRF cookie.
-const LOGIN_FORM_SECS: u64 = 30 * 60;
 
 /// The logged-in user of a request, with the session.
 #[derive(Clone, Debug)]
@@ -88,14 +89,14 @@ fn login_page(
     error: Option<&str>,
     status: StatusCode,
 ) -> Result<Response, PageError> {
-    let token = random_token().map_err(|e| {
+    let (cookie_token, token) = state.sessions.open_login().map_err(|e| {
         tracing::error!(error = %e, "failed to generate a CSRF token");
         PageError::Internal
     })?;
     let set = set_cookie(
         LOGIN_COOKIE,
-        &token,
-        Some(std::time::Duration::from_secs(LOGIN_FORM_SECS)),
+        &cookie_token,
+        Some(LOGIN_FORM_LIFETIME),
         state.secure_cookies,
     );
     let page = layout::login(&token, next, error);
@@ -107,15 +108,47 @@ fn login_page(
         .into_response())
 }
 
-/// POST /login: checks the CSRF token, the failure limiter, then the name and key.
+/// True when the request's `Origin`, or without one its `Referer`, has the scheme, host and
+/// port of the request itself. A request with neither is refused.
+fn same_origin(headers: &HeaderMap, secure: bool) -> bool {
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let Some(host) = text(header::HOST) else {
+        return false;
+    };
+    let own = format!("{}://{host}", if secure { "https" } else { "http" });
+    let claimed = match (text(header::ORIGIN), text(header::REFERER)) {
+        (Some(origin), _) => origin,
+        (None, Some(referer)) => origin_of(referer),
+        (None, None) => return false,
+    };
+    claimed.eq_ignore_ascii_case(&own)
+}
+
+/// The `scheme://host:port` part of a URL.
+fn origin_of(url: &str) -> &str {
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return url;
+    };
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    &url[..end]
+}
+
+/// POST /login: checks the origin and the CSRF token, the failure limiter, then the name and key.
 pub async fn submit(
     State(state): State<DashboardState>,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, PageError> {
-    let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
-    if expected.is_empty() || !bool::from(expected.as_bytes().ct_eq(form.csrf.as_bytes())) {
+    let pre_session = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
+    if !same_origin(&headers, state.secure_cookies) {
+        tracing::warn!("dashboard login rejected: Origin or Referer is not this site");
+        return Err(PageError::Csrf);
+    }
+    if !state.sessions.close_login(pre_session, &form.csrf) {
+        tracing::warn!("dashboard login rejected: unknown or expired login form");
         return Err(PageError::Csrf);
     }
     let client = connect.map(|c| c.0 .0.ip());
@@ -124,6 +157,7 @@ pub async fn submit(
     }
     let db = state.api.db.clone();
     let key = form.key.trim().to_owned();
+    let key_typed = key.clone();
     let user = blocking(move || Ok(db.user_by_key(&key)?)).await?;
     let name = form.name.trim();
     let Some(user) = user.filter(|u| u.name == name) else {
@@ -137,10 +171,13 @@ pub async fn submit(
             StatusCode::UNAUTHORIZED,
         );
     };
-    let token = state.sessions.create(user.id).map_err(|e| {
-        tracing::error!(error = %e, "failed to generate a session token");
-        PageError::Internal
-    })?;
+    let token = state
+        .sessions
+        .create(user.id, key_hash(&key_typed))
+        .map_err(|e| {
+            tracing::error!(error = %e, "failed to generate a session token");
+            PageError::Internal
+        })?;
     tracing::info!(user = %user.name, client = ?client, "dashboard login");
     let secure = state.secure_cookies;
     let session = set_cookie(SESSION_COOKIE, &token, None, secure);
@@ -186,11 +223,25 @@ pub async fn require_session(
     });
     let user = match session.clone() {
         Some(session) => {
-            let db = state.api.db.clone();
-            blocking(move || Ok(db.users()?))
-                .await
-                .ok()
-                .and_then(|users| users.into_iter().find(|u| u.id == session.user_id))
+            let path = state.api.db.path().to_owned();
+            let user_id = session.user_id;
+            match tokio::task::spawn_blocking(move || session_user(&path, &session)).await {
+                Ok(Ok(Some(user))) => Some(user),
+                Ok(Ok(None)) => {
+                    // The user was removed, or removed and added again with a new key.
+                    tracing::info!(user_id, "dashboard sessions of a removed user ended");
+                    state.sessions.remove_user(user_id);
+                    None
+                }
+                Ok(Err(error)) => {
+                    tracing::error!(error = %error, user_id, "failed to check a dashboard session's user");
+                    None
+                }
+                Err(error) => {
+                    tracing::error!(error = %error, user_id, "dashboard session check failed");
+                    None
+                }
+            }
         }
         None => None,
     };
@@ -207,6 +258,32 @@ pub async fn require_session(
     };
     request.extensions_mut().insert(Viewer { user, session });
     next.run(request).await
+}
+
+/// Returns the user a session was opened for: the same id and still the same key. A user
+/// removed (and maybe added again under the same id) has none.
+fn session_user(path: &Path, session: &Session) -> rusqlite::Result<Option<api::User>> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.query_row(
+        "SELECT id, name, role, created, org_id FROM api_users
+         WHERE id = ?1 AND key_sha256 = ?2",
+        params![session.user_id, session.key_sha256.as_slice()],
+        |r| {
+            Ok(api::User {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                // An unknown role gets the least privilege, as in the API.
+                role: r
+                    .get::<_, String>(2)?
+                    .parse()
+                    .unwrap_or(api::Role::ReadOnly),
+                created: r.get(3)?,
+                org_id: r.get(4)?,
+            })
+        },
+    )
+    .optional()
 }
 
 fn not_logged_in(request: &Request) -> Response {
@@ -288,6 +365,31 @@ pub async fn require_write(request: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origin_must_match_scheme_host_and_port() {
+        let headers = |pairs: &[(header::HeaderName, &str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(name.clone(), value.parse().unwrap());
+            }
+            map
+        };
+        let host = (header::HOST, "127.0.0.1:8443");
+        let ok = headers(&[host.clone(), (header::ORIGIN, "http://127.0.0.1:8443")]);
+        assert!(same_origin(&ok, false));
+        assert!(!same_origin(&ok, true));
+        let port = headers(&[host.clone(), (header::ORIGIN, "http://127.0.0.1:9001")]);
+        assert!(!same_origin(&port, false));
+        let referer = headers(&[
+            host.clone(),
+            (header::REFERER, "http://127.0.0.1:8443/login?next=/"),
+        ]);
+        assert!(same_origin(&referer, false));
+        let other = headers(&[host.clone(), (header::REFERER, "http://127.0.0.1:9001/x")]);
+        assert!(!same_origin(&other, false));
+        assert!(!same_origin(&headers(&[host]), false));
+    }
 
     #[test]
     fn next_stays_on_site() {

@@ -1,271 +1,15 @@
 //! The dashboard through its router, merged with the API's as the server serves them: login
 //! and sessions, CSRF, roles, escaping, security headers and the JSON feeds.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::http::{header, Request, Response, StatusCode};
-use axum::Router;
-use http_body_util::BodyExt;
-use serde_json::{json, Value};
-use tower::ServiceExt;
+use axum::http::{header, Request, StatusCode};
 
-/// A file path that would run script if a page printed it unescaped.
-const HOSTILE_PATH: &str = "/srv/<script>alert(\"owned\")</script>&.exe";
-const MATCHED_SHA256: &str = "9c1185a5c5e9fc54612808977ee8f548b2258d31e5e2a0b5b3f1d3c1f1f0d7a1";
-
-struct Harness {
-    _dir: tempfile::TempDir,
-    data: PathBuf,
-    app: Router,
-    admin_key: String,
-    reader_key: String,
-    user_key: String,
-}
-
-impl Harness {
-    fn new() -> Harness {
-        Harness::with_limits(Duration::from_secs(1800), Duration::from_secs(3600))
-    }
-
-    fn with_limits(idle: Duration, absolute: Duration) -> Harness {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().to_path_buf();
-        let event_id = import_hash_list(&data);
-        let state = api::AppState::open(&data).unwrap();
-        let (_, admin_key) = state.db.add_user("admin", api::Role::Admin).unwrap();
-        let (_, reader_key) = state.db.add_user("reader", api::Role::ReadOnly).unwrap();
-        let (_, user_key) = state.db.add_user("analyst", api::Role::User).unwrap();
-        let sources = dashboard::Sources {
-            manager_db: data.join("manager.db"),
-            alerts_json: data.join("logs/alerts/alerts.json"),
-            integration_log: data.join("logs/integrations.json"),
-        };
-        fill_manager_db(&sources.manager_db, event_id);
-        fill_integration_log(&sources.integration_log);
-        let dashboard = dashboard::DashboardState::new(state.clone(), sources)
-            .with_session_limits(idle, absolute);
-        let app = api::router(state).merge(dashboard::router(dashboard));
-        Harness {
-            _dir: dir,
-            data,
-            app,
-            admin_key,
-            reader_key,
-            user_key,
-        }
-    }
-
-    async fn send(&self, request: Request<Body>) -> Response<Body> {
-        let mut request = request;
-        let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
-        request.extensions_mut().insert(ConnectInfo(peer));
-        self.app.clone().oneshot(request).await.unwrap()
-    }
-
-    async fn get(&self, path: &str, cookie: Option<&str>) -> Response<Body> {
-        let mut request = Request::get(path);
-        if let Some(cookie) = cookie {
-            request = request.header(header::COOKIE, cookie);
-        }
-        self.send(request.body(Body::empty()).unwrap()).await
-    }
-
-    async fn post_form(&self, path: &str, cookie: &str, form: &[(&str, &str)]) -> Response<Body> {
-        let body = serde_urlencoded::to_string(form).unwrap();
-        let request = Request::post(path)
-            .header(header::COOKIE, cookie)
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Body::from(body))
-            .unwrap();
-        self.send(request).await
-    }
-
-    async fn feed(&self, path: &str, key: &str) -> (StatusCode, Value) {
-        let request = Request::get(path)
-            .header(header::AUTHORIZATION, key)
-            .header(header::ACCEPT, "application/json")
-            .body(Body::empty())
-            .unwrap();
-        let response = self.send(request).await;
-        let status = response.status();
-        let body = text(response).await;
-        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
-    }
-
-    /// Logs in; returns the session cookie (`name=value`) and the session's CSRF token.
-    async fn login(&self, name: &str, key: &str) -> (String, String) {
-        let response = self.try_login(name, key).await;
-        assert_eq!(
-            response.status(),
-            StatusCode::SEE_OTHER,
-            "login of `{name}`"
-        );
-        let session = set_cookies(&response)
-            .into_iter()
-            .find(|c| c.starts_with("iocwatch_session=") && !c.starts_with("iocwatch_session=;"))
-            .expect("session cookie set");
-        let cookie = session.split(';').next().unwrap().to_owned();
-        let page = text(self.get("/", Some(&cookie)).await).await;
-        let csrf = attribute_after(&page, "name=\"csrf-token\" content=\"");
-        (cookie, csrf)
-    }
-
-    async fn try_login(&self, name: &str, key: &str) -> Response<Body> {
-        let form_page = self.get("/login", None).await;
-        let login_cookie = set_cookies(&form_page)
-            .into_iter()
-            .find(|c| c.starts_with("iocwatch_login="))
-            .expect("login cookie set");
-        let cookie = login_cookie.split(';').next().unwrap().to_owned();
-        let html = text(form_page).await;
-        let token = attribute_after(&html, "name=\"csrf\" value=\"");
-        self.post_form(
-            "/login",
-            &cookie,
-            &[
-                ("name", name),
-                ("key", key),
-                ("csrf", &token),
-                ("next", "/"),
-            ],
-        )
-        .await
-    }
-}
-
-/// Imports a one-line sha256 list into the intel store; returns the new event's id.
-fn import_hash_list(data: &Path) -> i64 {
-    let list = data.join("known-bad.sha256");
-    std::fs::write(&list, format!("{MATCHED_SHA256}\n")).unwrap();
-    let mut store = intel::Store::open(data).unwrap();
-    let reports = intel::import::import_path(
-        &mut store,
-        &list,
-        &intel::import::ImportOptions::default(),
-        &mut |_| {},
-    );
-    assert!(reports.iter().all(|r| r.outcome.is_ok()), "{reports:?}");
-    let state = api::AppState::open(data).unwrap();
-    state.db.event_index(&api::Viewer::SITE_ADMIN).unwrap()[0].id
-}
-
-fn alert(
-    seq: u32,
-    level: i64,
-    rule: &str,
-    agent: (&str, &str),
-    path: &str,
-    misp: Option<Value>,
-) -> Value {
-    let mut alert = json!({
-        "timestamp": format!("2026-12-04T10:{:02}:00.000+0000", seq % 60),
-        "rule": {"level": level, "description": format!("Rule {rule} fired on {path}"), "id": rule,
-                 "groups": if misp.is_some() { json!(["misp", "misp_alert", "syscheck"]) } else { json!(["syscheck"]) }},
-        "agent": {"id": agent.0, "name": agent.1, "ip": "10.0.0.5"},
-        "manager": {"name": "test"},
-        "id": format!("1796378400.{seq}"),
-        "full_log": format!("File '{path}' added"),
-        "syscheck": {"path": path, "event": "added", "sha256_after": MATCHED_SHA256},
-        "decoder": {"name": "syscheck_new_entry"},
-        "location": "syscheck",
-    });
-    if let Some(misp) = misp {
-        alert["data"] = json!({"misp": misp});
-    }
-    alert
-}
-
-fn fill_manager_db(path: &Path, event_id: i64) {
-    let conn = manager::db::open(path).unwrap();
-    conn.execute(
-        "INSERT INTO agents (id, name, cert_sha256, status, enrolled_at, last_seen, version, address)
-         VALUES ('001', 'web1', 'aa', 'active', 1796378000, 1796378400, '0.1.0', '10.0.0.5'),
-                ('002', 'db<b>1</b>', 'bb', 'disconnected', 1796378000, NULL, '0.1.0', NULL)",
-        [],
-    )
-    .unwrap();
-    conn.execute(
-        "INSERT INTO event_streams (agent_id, stream, last_seq) VALUES ('001', 's1', 30), ('001', 's2', 10)",
-        [],
-    )
-    .unwrap();
-    let misp = json!({"event_id": event_id.to_string(), "event_info": "hash list", "type": "sha256",
-                      "category": "Payload delivery", "value": MATCHED_SHA256, "tags": ["tlp:green"]});
-    let quarantined = {
-        let mut a = alert(4, 7, "111201", ("001", "web1"), HOSTILE_PATH, None);
-        a["data"] = json!({"active_response": {"command_id": "c1", "action": "quarantine",
-            "path": HOSTILE_PATH, "status": "done", "quarantine_path": "/var/q/1-x.exe"}});
-        a
-    };
-    let alerts = [
-        alert(1, 3, "550", ("001", "web1"), "/srv/readme.txt", None),
-        alert(2, 12, "111010", ("001", "web1"), HOSTILE_PATH, Some(misp)),
-        alert(3, 5, "554", ("002", "db1"), "/var/lib/new.bin", None),
-        quarantined,
-    ];
-    for (index, body) in alerts.iter().enumerate() {
-        conn.execute(
-            "INSERT INTO alerts (id, timestamp, agent_id, rule_id, level, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            rusqlite::params![
-                body["id"].as_str().unwrap(),
-                body["timestamp"].as_str().unwrap(),
-                body["agent"]["id"].as_str().unwrap(),
-                body["rule"]["id"].as_str().unwrap(),
-                body["rule"]["level"].as_i64().unwrap(),
-                body.to_string(),
-            ],
-        )
-        .unwrap_or_else(|e| panic!("alert {index}: {e}"));
-    }
-}
-
-fn fill_integration_log(path: &Path) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let lines = [
-        json!({"timestamp": "2026-12-04T10:01:00.000+0000", "integration": "intel", "agent_id": "001",
-               "path": "/srv/readme.txt", "algorithm": "sha256", "hash": "00ff", "result": "no_match",
-               "matches": [], "latency_us": 2.5}),
-        json!({"timestamp": "2026-12-04T10:02:00.000+0000", "integration": "intel", "agent_id": "001",
-               "path": HOSTILE_PATH, "algorithm": "sha256", "hash": MATCHED_SHA256, "result": "match",
-               "matches": [["1", "4294967297"]], "latency_us": 3.25}),
-    ];
-    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
-    std::fs::write(path, text).unwrap();
-}
-
-fn set_cookies(response: &Response<Body>) -> Vec<String> {
-    response
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect()
-}
-
-async fn text(response: Response<Body>) -> String {
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
-fn attribute_after(html: &str, marker: &str) -> String {
-    let start = html
-        .find(marker)
-        .unwrap_or_else(|| panic!("`{marker}` in page"))
-        + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
-}
-
-fn location(response: &Response<Body>) -> String {
-    response
-        .headers()
-        .get(header::LOCATION)
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default()
-}
+use common::*;
+use serde_json::Value;
 
 #[tokio::test]
 async fn pages_redirect_to_login_without_session() {
@@ -326,6 +70,88 @@ async fn removed_user_loses_session() {
     assert!(state.db.remove_user("analyst").unwrap());
     let page = harness.get("/", Some(&cookie)).await;
     assert_eq!(page.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn session_ends_when_user_id_reused() {
+    let harness = Harness::new();
+    let (cookie, _) = harness.login("analyst", &harness.user_key).await;
+    let state = api::AppState::open(&harness.data).unwrap();
+    let old_id = state.db.users().unwrap().last().unwrap().id;
+    assert!(state.db.remove_user("analyst").unwrap());
+    let (boss, _) = state.db.add_user("boss", api::Role::Admin).unwrap();
+    assert_eq!(boss.id, old_id, "the database reuses the removed user's id");
+    let page = harness.get("/agents", Some(&cookie)).await;
+    assert_eq!(page.status(), StatusCode::SEE_OTHER);
+    assert!(location(&page).starts_with("/login"));
+    // The same name added again also gets a new key, so the session stays ended.
+    state.db.remove_user("boss").unwrap();
+    state.db.add_user("analyst", api::Role::User).unwrap();
+    let again = harness.get("/", Some(&cookie)).await;
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn login_requires_same_origin() {
+    let harness = Harness::new();
+    let referer = format!("{ORIGIN}/login?next=/");
+    let cases = [
+        (Some("http://127.0.0.1:9001"), None, StatusCode::FORBIDDEN),
+        (Some("https://127.0.0.1:8443"), None, StatusCode::FORBIDDEN),
+        (
+            None,
+            Some("http://127.0.0.1:9001/page"),
+            StatusCode::FORBIDDEN,
+        ),
+        (None, None, StatusCode::FORBIDDEN),
+        (None, Some(referer.as_str()), StatusCode::SEE_OTHER),
+        (Some(ORIGIN), None, StatusCode::SEE_OTHER),
+    ];
+    for (origin, referer, expected) in cases {
+        let (cookie, token) = harness.login_form().await;
+        let response = harness.login_from(origin, referer, &cookie, &token).await;
+        assert_eq!(response.status(), expected, "{origin:?} {referer:?}");
+    }
+}
+
+#[tokio::test]
+async fn login_token_must_be_server_issued() {
+    let harness = Harness::new();
+    // A cookie and field chosen by another site on the same host do not pass, even with
+    // this site's origin.
+    let chosen = "iocwatch_login=evil0123456789";
+    let forged = harness
+        .login_from(Some(ORIGIN), None, chosen, "evil0123456789")
+        .await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    // A token the server issued works once.
+    let (cookie, token) = harness.login_form().await;
+    let first = harness
+        .login_from(Some(ORIGIN), None, &cookie, &token)
+        .await;
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    let replay = harness
+        .login_from(Some(ORIGIN), None, &cookie, &token)
+        .await;
+    assert_eq!(replay.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn invalid_dates_are_reported() {
+    let harness = Harness::new();
+    let (cookie, _) = harness.login("reader", &harness.reader_key).await;
+    for query in ["from=2026-13-45", "to=2026-02-30", "from=2026-01-01T25:00"] {
+        let page = harness
+            .get(&format!("/alerts?{query}"), Some(&cookie))
+            .await;
+        let html = text(page).await;
+        assert!(html.contains("expected YYYY-MM-DD"), "{query}: {html}");
+        let (status, body) = harness
+            .feed(&format!("/iocwatch/alerts?{query}"), &harness.reader_key)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+        assert!(body.to_string().contains("expected YYYY-MM-DD"), "{body}");
+    }
 }
 
 #[tokio::test]
@@ -504,6 +330,92 @@ async fn upload_accepts_csrf_header() {
     let response = harness.send(request).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(text(response).await.contains("1 hash detections"));
+}
+
+#[tokio::test]
+async fn oversized_upload_gets_413() {
+    let harness = Harness::with_upload_limit(1000);
+    let (cookie, csrf) = harness.login("analyst", &harness.user_key).await;
+    let big = format!("{MATCHED_SHA256}\n").repeat(40);
+    let body = multipart(&[("csrf", None, &csrf), ("file", Some("big.sha256"), &big)]);
+    let response = harness.send(upload_request(&cookie, body)).await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(text(response).await.contains("larger than 1000 bytes"));
+    // A file under the limit passes.
+    let body = multipart(&[
+        ("csrf", None, &csrf),
+        ("file", Some("ok.sha256"), MATCHED_SHA256),
+    ]);
+    let response = harness.send(upload_request(&cookie, body)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn concurrent_upload_is_rejected() {
+    let harness = Harness::new();
+    let (cookie, csrf) = harness.login("analyst", &harness.user_key).await;
+    // The first upload's body arrives in two parts; the second part waits on a channel.
+    let body = multipart(&[
+        ("csrf", None, &csrf),
+        ("file", Some("slow.sha256"), MATCHED_SHA256),
+    ]);
+    let (head, tail) = body.split_at(body.len() / 2);
+    let (sender, receiver) = tokio::sync::mpsc::channel::<String>(1);
+    sender.send(head.to_owned()).await.unwrap();
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let chunk = receiver.recv().await?;
+        Some((Ok::<_, std::io::Error>(chunk), receiver))
+    });
+    let mut slow = upload_request(&cookie, String::new());
+    *slow.body_mut() = Body::from_stream(stream);
+    let harness = std::sync::Arc::new(harness);
+    let first = tokio::spawn({
+        let harness = harness.clone();
+        async move { harness.send(slow).await }
+    });
+    // Once the handler has taken the first part, it is reading the file and holds the
+    // import permit, so a second import is rejected.
+    while sender.capacity() < sender.max_capacity() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let body = multipart(&[
+        ("csrf", None, &csrf),
+        ("file", Some("b.sha256"), MATCHED_SHA256),
+    ]);
+    let refused = harness.send(upload_request(&cookie, body)).await;
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let refused = text(refused).await;
+    assert!(
+        refused.contains("another intel import is running"),
+        "{refused}"
+    );
+    sender.send(tail.to_owned()).await.unwrap();
+    drop(sender);
+    let first = first.await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    // Once it is done, imports are accepted again.
+    let body = multipart(&[
+        ("csrf", None, &csrf),
+        ("file", Some("c.sha256"), MATCHED_SHA256),
+    ]);
+    let after = harness.send(upload_request(&cookie, body)).await;
+    assert_eq!(after.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn import_failure_shows_file_and_cause() {
+    let harness = Harness::new();
+    let (cookie, csrf) = harness.login("analyst", &harness.user_key).await;
+    let body = multipart(&[
+        ("csrf", None, &csrf),
+        ("file", Some("bad.json"), "{\"Event\": ["),
+    ]);
+    let response = harness.send(upload_request(&cookie, body)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let page = text(response).await;
+    assert!(page.contains("bad.json"), "{page}");
+    let temp = std::env::temp_dir().display().to_string();
+    assert!(!page.contains(&temp), "{page}");
 }
 
 #[tokio::test]
@@ -724,34 +636,4 @@ async fn pages_render_without_manager_database() {
         let response = harness.get(path, Some(&cookie)).await;
         assert_eq!(response.status(), StatusCode::OK, "{path}");
     }
-}
-
-const BOUNDARY: &str = "dashboard-test-boundary";
-
-fn multipart(fields: &[(&str, Option<&str>, &str)]) -> String {
-    let mut body = String::new();
-    for (name, file, value) in fields {
-        body.push_str(&format!(
-            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\""
-        ));
-        if let Some(file) = file {
-            body.push_str(&format!(
-                "; filename=\"{file}\"\r\nContent-Type: text/plain"
-            ));
-        }
-        body.push_str(&format!("\r\n\r\n{value}\r\n"));
-    }
-    body.push_str(&format!("--{BOUNDARY}--\r\n"));
-    body
-}
-
-fn upload_request(cookie: &str, body: String) -> Request<Body> {
-    Request::post("/intel/import")
-        .header(header::COOKIE, cookie)
-        .header(
-            header::CONTENT_TYPE,
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
-        .body(Body::from(body))
-        .unwrap()
 }

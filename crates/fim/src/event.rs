@@ -138,7 +138,8 @@ fn is_false(b: &bool) -> bool {
 /// A file added, modified, deleted or quarantined, with Wazuh syscheck field names.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct FileEvent {
-    /// Absolute path; bytes that are not UTF-8 are replaced with U+FFFD.
+    /// Absolute path; bytes that are not UTF-8 are replaced with U+FFFD. Quarantine finds
+    /// such a file again when exactly one name in its folder reads the same.
     pub path: String,
     pub event: FileEventKind,
     pub mode: Mode,

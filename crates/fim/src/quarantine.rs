@@ -2,7 +2,7 @@
 //! (root, when the agent runs as root) can read, and records where it went with its digests.
 
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -52,6 +52,10 @@ pub enum QuarantineError {
     OutsideMonitored { path: PathBuf, resolved: PathBuf },
     #[error("`{resolved}` is excluded by an ignore rule of its monitored directory")]
     Ignored { resolved: PathBuf },
+    #[error(
+        "`{path}` names more than one file once bytes that are not UTF-8 are replaced; quarantine it by hand"
+    )]
+    Ambiguous { path: PathBuf },
     #[error("`{resolved}` is already inside the quarantine folder")]
     InsideQuarantine { resolved: PathBuf },
     #[error("`{resolved}` is not a regular file")]
@@ -83,7 +87,8 @@ fn io_err<'a>(
 /// Returns the resolved path, the index of its monitored directory, and the same file's
 /// path under the monitored directory as configured (they differ when it is a symlink).
 pub fn resolve(path: &Path, config: &Config) -> Result<(PathBuf, usize, PathBuf), QuarantineError> {
-    let resolved = sys::fs::canonicalize(path).map_err(|source| QuarantineError::Resolve {
+    let real = resolve_lossy(path)?;
+    let resolved = sys::fs::canonicalize(&real).map_err(|source| QuarantineError::Resolve {
         path: path.to_path_buf(),
         source,
     })?;
@@ -117,6 +122,50 @@ pub fn resolve(path: &Path, config: &Config) -> Result<(PathBuf, usize, PathBuf)
         return Err(QuarantineError::Ignored { resolved });
     }
     Ok((resolved, index, monitored))
+}
+
+/// Finds the real file behind a path whose names were converted lossily (events carry paths
+/// as UTF-8, with U+FFFD in place of bytes that are not): each name holding U+FFFD must
+/// match exactly one entry of its folder. A path without U+FFFD is returned as it is.
+fn resolve_lossy(path: &Path) -> Result<PathBuf, QuarantineError> {
+    if !path.to_string_lossy().contains(char::REPLACEMENT_CHARACTER) {
+        return Ok(path.to_path_buf());
+    }
+    let mut real = PathBuf::new();
+    for component in path.components() {
+        let Component::Normal(name) = component else {
+            real.push(component);
+            continue;
+        };
+        let wanted = name.to_string_lossy();
+        if !wanted.contains(char::REPLACEMENT_CHARACTER) {
+            real.push(name);
+            continue;
+        }
+        let entries = std::fs::read_dir(&real).map_err(|source| QuarantineError::Resolve {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut matches = entries
+            .filter_map(Result::ok)
+            .map(|entry| entry.file_name())
+            .filter(|candidate| candidate.to_string_lossy() == wanted);
+        match (matches.next(), matches.next()) {
+            (Some(found), None) => real.push(found),
+            (None, _) => {
+                return Err(QuarantineError::Resolve {
+                    path: path.to_path_buf(),
+                    source: std::io::ErrorKind::NotFound.into(),
+                })
+            }
+            (Some(_), Some(_)) => {
+                return Err(QuarantineError::Ambiguous {
+                    path: path.to_path_buf(),
+                })
+            }
+        }
+    }
+    Ok(real)
 }
 
 /// Moves the file at `path` into the quarantine folder (mode 0700, created when missing),

@@ -97,3 +97,50 @@ fn quarantine_rejects_paths_outside_monitored_directories() {
     assert!(secret.exists());
     assert!(root.join("skip.log").exists());
 }
+
+/// The anti-virus test file, put together at run time.
+fn test_file_content() -> Vec<u8> {
+    let pieces = [
+        "X5O!P%@AP[4\\PZX54(P^)7CC)7}$",
+        "EICAR",
+        "-STANDARD-ANTIVIRUS-TEST-",
+        "FILE!$H+H*",
+    ];
+    pieces.concat().into_bytes()
+}
+
+#[test]
+fn quarantine_finds_non_utf8_name() {
+    use std::os::unix::ffi::OsStrExt;
+    let name = std::ffi::OsStr::from_bytes(b"q\nname\xff.com");
+    let mut h = Harness::start(|root| write(&root.join(name), &test_file_content()), |_| {});
+    let path = h.root.join(name);
+    // Events, and so the manager's command, carry the path with U+FFFD in place of 0xFF.
+    let lossy = path.to_string_lossy().into_owned();
+
+    let event = h.handle.quarantine(Path::new(&lossy)).unwrap();
+    let file = event.as_file().unwrap();
+    assert_eq!(file.event, FileEventKind::Quarantined);
+    assert_eq!(file.path, lossy);
+    let moved = Path::new(file.quarantine_path.as_deref().unwrap()).to_path_buf();
+    assert!(!path.exists(), "the file is still in place");
+    assert_eq!(std::fs::read(&moved).unwrap(), test_file_content());
+    h.barrier();
+}
+
+#[test]
+fn quarantine_rejects_ambiguous_lossy_path() {
+    use std::os::unix::ffi::OsStrExt;
+    let raw = std::ffi::OsStr::from_bytes(b"a\xff.com");
+    let h = Harness::start(
+        |root| {
+            write(&root.join(raw), &test_file_content());
+            write(&root.join("a\u{FFFD}.com"), b"harmless");
+        },
+        |_| {},
+    );
+    let lossy = h.root.join(raw).to_string_lossy().into_owned();
+    let err = h.handle.quarantine(Path::new(&lossy)).unwrap_err();
+    assert!(matches!(err, QuarantineError::Ambiguous { .. }), "{err}");
+    assert!(h.root.join(raw).exists() && h.root.join("a\u{FFFD}.com").exists());
+}

@@ -4,8 +4,9 @@
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use wire::{ActionStatus, ActiveResponseCommand, ActiveResponseResult};
 
@@ -71,6 +72,7 @@ impl Quarantine {
                 path.display()
             )));
         }
+        let path = &resolve_lossy(path)?;
         let meta = fs::symlink_metadata(path)
             .map_err(|e| Refusal::Failed(format!("cannot stat `{}`: {e}", path.display())))?;
         if !meta.file_type().is_file() {
@@ -123,8 +125,9 @@ impl Quarantine {
         let line = serde_json::json!({
             "time": unix_now(),
             "command_id": command_id,
-            "original_path": moved.original,
-            "quarantine_path": moved.target,
+            "original_path": moved.original.to_string_lossy(),
+            "original_path_hex": hex::encode(moved.original.as_os_str().as_bytes()),
+            "quarantine_path": moved.target.to_string_lossy(),
             "md5": moved.md5,
             "sha1": moved.sha1,
             "sha256": moved.sha256,
@@ -201,6 +204,50 @@ pub fn execute(
     result
 }
 
+/// Finds the real file behind a path whose names were converted lossily: events carry
+/// paths as UTF-8, with U+FFFD in place of bytes that are not. Each name holding U+FFFD
+/// is matched against the entries of its folder, and exactly one must match; a path
+/// without U+FFFD is returned as it is. The caller still checks the monitored folders.
+pub fn resolve_lossy(path: &Path) -> Result<PathBuf, Refusal> {
+    if !path.to_string_lossy().contains(char::REPLACEMENT_CHARACTER) {
+        return Ok(path.to_path_buf());
+    }
+    let mut real = PathBuf::new();
+    for component in path.components() {
+        let Component::Normal(name) = component else {
+            real.push(component);
+            continue;
+        };
+        let wanted = name.to_string_lossy();
+        if !wanted.contains(char::REPLACEMENT_CHARACTER) {
+            real.push(name);
+            continue;
+        }
+        let entries = fs::read_dir(&real)
+            .map_err(|e| Refusal::Failed(format!("cannot list `{}`: {e}", real.display())))?;
+        let mut matches = entries
+            .filter_map(Result::ok)
+            .map(|entry| entry.file_name())
+            .filter(|candidate| candidate.to_string_lossy() == wanted);
+        match (matches.next(), matches.next()) {
+            (Some(found), None) => real.push(found),
+            (None, _) => {
+                return Err(Refusal::Failed(format!(
+                    "cannot find `{wanted}` in `{}`",
+                    real.display()
+                )))
+            }
+            (Some(_), Some(_)) => {
+                return Err(Refusal::Rejected(format!(
+                    "`{}` names more than one file once its invalid UTF-8 bytes are replaced; quarantine it by hand",
+                    path.display()
+                )))
+            }
+        }
+    }
+    Ok(real)
+}
+
 /// Renames, or copies then removes when the quarantine is on another file system.
 fn move_file(source: &Path, target: &Path) -> std::io::Result<()> {
     match fs::rename(source, target) {
@@ -232,6 +279,7 @@ fn unix_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::OsStr;
 
     fn command(path: &Path) -> ActiveResponseCommand {
         ActiveResponseCommand {
@@ -303,6 +351,79 @@ mod tests {
         assert_eq!(
             execute(Some(&q), &command(&link)).status,
             ActionStatus::Rejected
+        );
+        assert!(outside.exists());
+    }
+
+    /// The anti-virus test file, put together at run time.
+    fn test_file_content() -> Vec<u8> {
+        let pieces = [
+            "X5O!P%@AP[4\\PZX54(P^)7CC)7}$",
+            "EICAR",
+            "-STANDARD-ANTIVIRUS-TEST-",
+            "FILE!$H+H*",
+        ];
+        pieces.concat().into_bytes()
+    }
+
+    fn lossy_command(path: &Path) -> ActiveResponseCommand {
+        let mut cmd = command(path);
+        cmd.path = path.to_string_lossy().into_owned();
+        cmd
+    }
+
+    #[test]
+    fn non_utf8_name_is_quarantined() {
+        let (dir, q) = setup();
+        let sub = dir.path().join(OsStr::from_bytes(b"watched/sub\xfe"));
+        fs::create_dir(&sub).unwrap();
+        let file = sub.join(OsStr::from_bytes(b"q\nname\xff.com"));
+        fs::write(&file, test_file_content()).unwrap();
+
+        let cmd = lossy_command(&file);
+        assert!(cmd.path.contains('\u{FFFD}'));
+        let result = execute(Some(&q), &cmd);
+        assert_eq!(result.status, ActionStatus::Done, "{:?}", result.message);
+        assert!(!file.exists(), "the file is still in place");
+        let moved = PathBuf::from(result.quarantine_path.unwrap());
+        assert_eq!(fs::read(moved).unwrap(), test_file_content());
+        let record = fs::read_to_string(dir.path().join("quarantine").join(RECORD_FILE)).unwrap();
+        assert!(
+            record.contains(&hex::encode(file.as_os_str().as_bytes())),
+            "{record}"
+        );
+    }
+
+    #[test]
+    fn lossy_name_matching_two_files_is_rejected() {
+        let (dir, q) = setup();
+        let watched = dir.path().join("watched");
+        let raw = watched.join(OsStr::from_bytes(b"a\xff.com"));
+        let literal = watched.join("a\u{FFFD}.com");
+        fs::write(&raw, test_file_content()).unwrap();
+        fs::write(&literal, b"harmless").unwrap();
+
+        let result = execute(Some(&q), &lossy_command(&raw));
+        assert_eq!(
+            result.status,
+            ActionStatus::Rejected,
+            "{:?}",
+            result.message
+        );
+        assert!(raw.exists() && literal.exists());
+    }
+
+    #[test]
+    fn lossy_name_outside_monitored_folders_is_rejected() {
+        let (dir, q) = setup();
+        let outside = dir.path().join(OsStr::from_bytes(b"out\xff.com"));
+        fs::write(&outside, test_file_content()).unwrap();
+        let result = execute(Some(&q), &lossy_command(&outside));
+        assert_eq!(
+            result.status,
+            ActionStatus::Rejected,
+            "{:?}",
+            result.message
         );
         assert!(outside.exists());
     }

@@ -143,6 +143,58 @@ async fn rule_requests_quarantine_and_result_is_alerted() {
     assert!(std::path::Path::new(moved).exists());
 }
 
+/// The anti-virus test file, put together at run time.
+fn test_file_content() -> Vec<u8> {
+    let pieces = [
+        "X5O!P%@AP[4\\PZX54(P^)7CC)7}$",
+        "EICAR",
+        "-STANDARD-ANTIVIRUS-TEST-",
+        "FILE!$H+H*",
+    ];
+    pieces.concat().into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_name_that_is_not_utf8_is_quarantined() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with(dir.path(), "[active_response]\nquarantine_min_level = 5\n");
+    let ruleset = Arc::new(rules::Ruleset::load(true, &[]).unwrap());
+    let engine = Engine::new(ruleset, None, "test-manager");
+    let server = RunningServer::start(config, &dir.path().join("manager"), Box::new(engine))
+        .await
+        .unwrap();
+    let identity = enroll(&server, "web-01", SECRET).await.unwrap();
+
+    let watched = dir.path().join("watched");
+    std::fs::create_dir_all(&watched).unwrap();
+    let file = watched.join(std::ffi::OsStr::from_bytes(b"q\nname\xff.com"));
+    std::fs::write(&file, test_file_content()).unwrap();
+    let quarantine = link::QuarantineConfig {
+        dir: dir.path().join("quarantine"),
+        allowed_roots: vec![watched.clone()],
+    };
+    let link = start_link_with(dir.path(), identity, Some(quarantine));
+    // The agent's events carry paths as UTF-8, with U+FFFD in place of the 0xFF byte.
+    let path = file.to_string_lossy().into_owned();
+    link.sink()
+        .send(&json!({"path": path, "event": "added", "mode": "realtime"}))
+        .unwrap();
+
+    assert!(
+        wait_for(|| alert_lines(dir.path())
+            .iter()
+            .any(|a| a["rule"]["id"] == "111201" || a["rule"]["id"] == "111202"))
+        .await
+    );
+    let alerts = alert_lines(dir.path());
+    assert!(
+        alerts.iter().any(|a| a["rule"]["id"] == "111201"),
+        "quarantine not done: {alerts:?}"
+    );
+    assert!(!file.exists(), "the file is still in place");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quarantine_outside_monitored_folders_is_rejected() {
     let dir = tempfile::tempdir().unwrap();

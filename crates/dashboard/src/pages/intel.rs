@@ -4,10 +4,12 @@
 use std::path::{Path as FsPath, PathBuf};
 
 use axum::extract::{Multipart, Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::Html;
 use axum::Extension;
 use maud::{html, Markup};
 use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
 
 use super::detail::{sighting_type, tag_list, threat_level};
 use super::layout::{empty, page, pager};
@@ -270,18 +272,39 @@ fn safe_file_name(name: Option<&str>) -> String {
     }
 }
 
+/// An uploaded file, written to a temporary folder that is deleted on drop.
+struct Upload {
+    folder: tempfile::TempDir,
+    path: PathBuf,
+}
+
+/// Maps an error reading the multipart body to a page error: 413 past the size limit.
+fn upload_error(error: &axum::extract::multipart::MultipartError, limit: usize) -> PageError {
+    if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return too_large(limit);
+    }
+    PageError::BadRequest(format!("failed to read the upload: {}", error.body_text()))
+}
+
+fn too_large(limit: usize) -> PageError {
+    PageError::TooLarge(format!(
+        "the file is larger than {limit} bytes; split it and import the parts"
+    ))
+}
+
 /// Reads the form. Unless a header already carried the CSRF token, the `csrf` field must
 /// come before the file, so that no file is read for a forged request.
 async fn read_upload(
     viewer: &Viewer,
     check: CsrfCheck,
     multipart: &mut Multipart,
-) -> Result<(String, Vec<u8>), PageError> {
+    limit: usize,
+) -> Result<Upload, PageError> {
     let mut csrf_ok = check == CsrfCheck::Done;
     while let Some(field) = multipart
         .next_field()
         .await
-        .map_err(|e| PageError::BadRequest(format!("invalid upload: {}", e.body_text())))?
+        .map_err(|e| upload_error(&e, limit))?
     {
         match field.name() {
             Some("csrf") => {
@@ -290,10 +313,7 @@ async fn read_upload(
             }
             Some("file") if csrf_ok => {
                 let name = safe_file_name(field.file_name());
-                let bytes = field.bytes().await.map_err(|e| {
-                    PageError::BadRequest(format!("failed to read the upload: {}", e.body_text()))
-                })?;
-                return Ok((name, bytes.to_vec()));
+                return save_upload(field, &name, limit).await;
             }
             _ => {}
         }
@@ -307,7 +327,42 @@ async fn read_upload(
     }
 }
 
-/// POST /intel/import: imports the uploaded file with the intel importer.
+/// Streams the file field to a temporary file named `name`, chunk by chunk.
+async fn save_upload(
+    mut field: axum::extract::multipart::Field<'_>,
+    name: &str,
+    limit: usize,
+) -> Result<Upload, PageError> {
+    let internal = |what: &'static str| {
+        move |e: std::io::Error| {
+            tracing::error!(error = %e, "{what}");
+            PageError::Internal
+        }
+    };
+    let folder = tempfile::tempdir().map_err(internal("failed to create an upload folder"))?;
+    let path = folder.path().join(name);
+    let mut file = tokio::fs::File::create(&path)
+        .await
+        .map_err(internal("failed to store an upload"))?;
+    let mut size = 0usize;
+    while let Some(chunk) = field.chunk().await.map_err(|e| upload_error(&e, limit))? {
+        size += chunk.len();
+        if size > limit {
+            tracing::warn!(file = %name, limit, "intel upload rejected: file too large");
+            return Err(too_large(limit));
+        }
+        file.write_all(&chunk)
+            .await
+            .map_err(internal("failed to store an upload"))?;
+    }
+    file.flush()
+        .await
+        .map_err(internal("failed to store an upload"))?;
+    Ok(Upload { folder, path })
+}
+
+/// POST /intel/import: imports the uploaded file with the intel importer, one import at a
+/// time. A second import meanwhile is rejected with 503.
 pub async fn import(
     State(state): State<DashboardState>,
     Extension(viewer): Extension<Viewer>,
@@ -317,13 +372,22 @@ pub async fn import(
     let Some(Extension(check)) = check else {
         return Err(PageError::Csrf);
     };
-    let (name, bytes) = read_upload(&viewer, check, &mut multipart).await?;
+    let Ok(_permit) = state.imports.clone().try_acquire_owned() else {
+        tracing::warn!(user = %viewer.user.name, "intel upload rejected: another import is running");
+        return Err(PageError::Busy);
+    };
+    let upload = read_upload(&viewer, check, &mut multipart, state.upload_limit).await?;
     let data_dir = state.intel_dir();
     let user = viewer.user.name.clone();
-    let reports = blocking(move || import_bytes(&data_dir, &name, &bytes)).await?;
+    let reports = blocking(move || import_upload(&data_dir, &upload)).await?;
     let written = reports.iter().any(|r| r.outcome.is_ok());
     if written {
         state.api.notify_change();
+    }
+    for report in &reports {
+        if let Err(error) = &report.outcome {
+            tracing::warn!(user = %user, file = %report.name, error = %error, "dashboard intel import failed");
+        }
     }
     tracing::info!(user = %user, files = reports.len(), "intel imported from the dashboard");
     let result = html! {
@@ -371,25 +435,20 @@ struct ImportReport {
     outcome: Result<::intel::import::FileSummary, String>,
 }
 
-fn import_bytes(
-    data_dir: &FsPath,
-    name: &str,
-    bytes: &[u8],
-) -> Result<Vec<ImportReport>, PageError> {
-    let internal = |what: &'static str| {
-        move |e: &dyn std::fmt::Display| {
-            tracing::error!(error = %e, "{what}");
-            PageError::Internal
-        }
-    };
-    let folder =
-        tempfile::tempdir().map_err(|e| internal("failed to create an upload folder")(&e))?;
-    let path: PathBuf = folder.path().join(name);
-    std::fs::write(&path, bytes).map_err(|e| internal("failed to store an upload")(&e))?;
-    let mut store = ::intel::Store::open(data_dir)
-        .map_err(|e| internal("failed to open the intel store")(&e))?;
+fn import_upload(data_dir: &FsPath, upload: &Upload) -> Result<Vec<ImportReport>, PageError> {
+    let mut store = ::intel::Store::open(data_dir).map_err(|e| {
+        tracing::error!(error = %error_chain(&e), "failed to open the intel store");
+        PageError::Internal
+    })?;
     let options = ::intel::import::ImportOptions::default();
-    let reports = ::intel::import::import_path(&mut store, &path, &options, &mut |_| {});
+    let reports = ::intel::import::import_path(&mut store, &upload.path, &options, &mut |_| {});
+    // Messages name the file as uploaded, not the server's temporary folder.
+    let folder = format!("{}/", upload.folder.path().display());
+    let fallback = upload
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     Ok(reports
         .into_iter()
         .map(|report| ImportReport {
@@ -397,10 +456,27 @@ fn import_bytes(
                 .path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| name.to_owned()),
-            outcome: report.outcome.map_err(|e| e.to_string()),
+                .unwrap_or_else(|| fallback.clone()),
+            outcome: report
+                .outcome
+                .map_err(|e| error_chain(&e).replace(&folder, "")),
         })
         .collect())
+}
+
+/// An error's message followed by each of its causes, so that a store failure says why.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]

@@ -118,12 +118,44 @@ fn time_bound(name: &str, value: &str) -> Result<String, StoreError> {
         && value
             .chars()
             .all(|c| c.is_ascii_digit() || matches!(c, '-' | 'T' | ':' | '.'));
-    if !valid {
+    if !valid || !is_real_time(&value) {
         return Err(StoreError::Filter(format!(
             "`{name}` is `{value}`; expected YYYY-MM-DD or YYYY-MM-DDTHH:MM in UTC"
         )));
     }
     Ok(value)
+}
+
+/// True when `value` (already limited to digits, `-`, `T`, `:` and `.`) starts with a real
+/// calendar date and any time after it is a real time of day.
+fn is_real_time(value: &str) -> bool {
+    let (date, clock) = value.split_once('T').unwrap_or((value, ""));
+    let mut fields = date.split('-').map(|f| f.parse::<u16>().ok());
+    let (Some(Some(year)), month, day, None) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return false;
+    };
+    let month = month.unwrap_or(Some(1)).and_then(|m| u8::try_from(m).ok());
+    let day = day.unwrap_or(Some(1)).and_then(|d| u8::try_from(d).ok());
+    let real_date = match (month.and_then(|m| time::Month::try_from(m).ok()), day) {
+        (Some(month), Some(day)) => {
+            time::Date::from_calendar_date(i32::from(year), month, day).is_ok()
+        }
+        _ => false,
+    };
+    real_date && (clock.is_empty() || is_real_clock(clock))
+}
+
+fn is_real_clock(clock: &str) -> bool {
+    let whole = clock.split_once('.').map_or(clock, |(whole, _)| whole);
+    let parts: Vec<Option<u8>> = whole.split(':').map(|p| p.parse().ok()).collect();
+    match parts.as_slice() {
+        [Some(h)] => *h < 24,
+        [Some(h), Some(m)] => *h < 24 && *m < 60,
+        [Some(h), Some(m), Some(s)] => *h < 24 && *m < 60 && *s < 60,
+        _ => false,
+    }
 }
 
 impl AlertFilter {
@@ -318,6 +350,11 @@ mod tests {
             "2026-12-04T10:00"
         );
         assert!(time_bound("from", "yesterday").is_err());
+        assert!(time_bound("from", "2026-13-45").is_err());
+        assert!(time_bound("to", "2026-02-30").is_err());
+        assert!(time_bound("to", "2026-02-28T24:00").is_err());
+        assert!(time_bound("to", "2026-02").is_ok());
+        assert!(time_bound("to", "2026-02-28T23:59:59.999").is_ok());
         assert!(time_bound("from", "2026' OR 1=1").is_err());
     }
 

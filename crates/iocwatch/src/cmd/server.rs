@@ -165,7 +165,7 @@ impl ApiListener {
 
         let sources = dashboard_sources(config, data_dir);
         let app = api::router(state.clone()).merge(dashboard::router(
-            dashboard::DashboardState::new(state, sources),
+            dashboard::DashboardState::new(state, sources).with_secure_cookies(tls.is_some()),
         ));
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         let stopped = async move {

@@ -86,6 +86,13 @@ struct FirstStart {
 
 pub fn run(args: UpArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("iocwatch-up")
+        .build()
+        .context("failed to start the async runtime")?;
+    // First of all, so that Ctrl-C or SIGTERM at any stage of the start stops it cleanly.
+    let stop = StopRequest::install(&runtime)?;
     let data_dir = std::path::absolute(&global.data_dir)
         .with_context(|| format!("invalid data folder `{}`", global.data_dir.display()))?;
     let layout = Layout { data_dir };
@@ -95,40 +102,102 @@ pub fn run(args: UpArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let _agent_lock = fim::lock::lock_state_dir(&layout.agent_dir())?;
     let dirs = watch_dirs(&args.watch, &layout)?;
     let secret = load_or_create_secret(&layout.secret_file())?;
+    if stop.requested() {
+        return Ok(stopped_during_start());
+    }
     let first = prepare_intel(&layout)?;
     write_rules(&layout.rules_dir())?;
     let config = server_config(&args, &layout)?;
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("iocwatch-up")
-        .build()
-        .context("failed to start the async runtime")?;
-    runtime.block_on(serve(config, &layout, &dirs, &secret, first, started))?;
+    if stop.requested() {
+        return Ok(stopped_during_start());
+    }
+    let start = Start {
+        layout: &layout,
+        dirs: &dirs,
+        secret: &secret,
+        started,
+    };
+    runtime.block_on(serve(config, start, first, stop))?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn stopped_during_start() -> ExitCode {
+    tracing::info!("stopped during start-up");
+    ExitCode::SUCCESS
+}
+
+/// Set once SIGINT (Ctrl-C) or SIGTERM arrives. The handlers are installed before the start
+/// begins, so that a request at any stage is kept until the next check.
+struct StopRequest(tokio::sync::watch::Receiver<bool>);
+
+impl StopRequest {
+    fn install(runtime: &tokio::runtime::Runtime) -> anyhow::Result<StopRequest> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let _context = runtime.enter();
+        let mut interrupt =
+            signal(SignalKind::interrupt()).context("failed to install the SIGINT handler")?;
+        let mut terminate =
+            signal(SignalKind::terminate()).context("failed to install the SIGTERM handler")?;
+        let (requested, receiver) = tokio::sync::watch::channel(false);
+        runtime.spawn(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            let _ = requested.send(true);
+        });
+        Ok(StopRequest(receiver))
+    }
+
+    fn requested(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Returns once a stop was requested, at once when it already was.
+    async fn wait(&mut self) {
+        let _ = self.0.wait_for(|stop| *stop).await;
+    }
+}
+
+/// What the start needs beyond the manager's configuration.
+struct Start<'a> {
+    layout: &'a Layout,
+    dirs: &'a [PathBuf],
+    secret: &'a str,
+    started: Instant,
 }
 
 async fn serve(
     config: ServerConfig,
-    layout: &Layout,
-    dirs: &[PathBuf],
-    secret: &str,
+    start: Start<'_>,
     mut first: FirstStart,
-    started: Instant,
+    mut stop: StopRequest,
 ) -> anyhow::Result<()> {
+    let layout = start.layout;
     let quarantine = !config.active_response.quarantine_rule_ids.is_empty();
     let paths = ServerPaths::new(&layout.data_dir);
     let alerts_json = paths.default_alerts_json();
     let integration_log = paths.default_integration_log();
     let stack = Stack::start(config, &layout.data_dir).await?;
+    if stop.requested() {
+        stack.stop().await;
+        stopped_during_start();
+        return Ok(());
+    }
 
-    let agent = match start_agent(&stack, layout, dirs, secret).await {
-        Ok(agent) => agent,
+    let agent = match start_agent(&stack, &start, &mut stop).await {
+        Ok(Some(agent)) => agent,
+        Ok(None) => {
+            stack.stop().await;
+            stopped_during_start();
+            return Ok(());
+        }
         Err(err) => {
             stack.stop().await;
             return Err(err);
         }
     };
+    // No stop check from here to the summary: the admin key is printed only this once.
     first.admin_key = match create_admin_if_none(&layout.data_dir) {
         Ok(key) => key,
         Err(err) => {
@@ -141,53 +210,71 @@ async fn serve(
     let summary = Summary {
         url: &url,
         first: &first,
-        dirs,
+        dirs: start.dirs,
         alerts_json: &alerts_json,
         integration_log: &integration_log,
         quarantine_dir: quarantine.then_some(agent.quarantine_dir.as_path()),
     };
-    summary.print(started);
+    summary.print(start.started);
 
-    let waited = super::server::wait_for_stop_signal().await;
+    stop.wait().await;
     tracing::info!("stopping");
     let stopped = tokio::task::spawn_blocking(move || agent.stop(DRAIN_TIMEOUT)).await;
     if let Err(err) = stopped {
         tracing::error!(error = %err, "failed to stop the local agent");
     }
     stack.stop().await;
-    waited
+    Ok(())
 }
 
 /// Enrolls the local agent when needed, starts it and waits until it watches its folders.
+/// Returns `None`, with the agent stopped, when a stop is requested meanwhile.
 async fn start_agent(
     stack: &Stack,
-    layout: &Layout,
-    dirs: &[PathBuf],
-    secret: &str,
-) -> anyhow::Result<LocalAgent> {
+    start: &Start<'_>,
+    stop: &mut StopRequest,
+) -> anyhow::Result<Option<LocalAgent>> {
+    let layout = start.layout;
     let paths = ServerPaths::new(&layout.data_dir);
     let ca_path = paths.ca_dir().join("ca.pem");
     let ca_pem = std::fs::read_to_string(&ca_path)
         .with_context(|| format!("failed to read the manager's CA `{}`", ca_path.display()))?;
     let agent_dir = layout.agent_dir();
-    let identity =
-        local_agent::enrollment(&agent_dir, stack.server.enrollment_addr, secret, &ca_pem).await?;
+    let addr = stack.server.enrollment_addr;
+    let identity = local_agent::enrollment(&agent_dir, addr, start.secret, &ca_pem).await?;
+    if stop.requested() {
+        return Ok(None);
+    }
 
     let (ready, is_ready) = tokio::sync::oneshot::channel();
-    let agent = LocalAgent::start(dirs, &agent_dir, identity, stack.server.agents_addr, ready)?;
-    match tokio::time::timeout(READY_TIMEOUT, is_ready).await {
-        Ok(Ok(())) => Ok(agent),
+    let agent = LocalAgent::start(
+        start.dirs,
+        &agent_dir,
+        identity,
+        stack.server.agents_addr,
+        ready,
+    )?;
+    let waited = tokio::select! {
+        waited = tokio::time::timeout(READY_TIMEOUT, is_ready) => Some(waited),
+        () = stop.wait() => None,
+    };
+    match waited {
+        Some(Ok(Ok(()))) if !stop.requested() => Ok(Some(agent)),
         // The sink was dropped: the agent thread ended before its first scan.
-        Ok(Err(_)) => {
+        Some(Ok(Err(_))) => {
             let _ = tokio::task::spawn_blocking(move || agent.stop(DRAIN_TIMEOUT)).await;
             anyhow::bail!("the local agent stopped during start-up; the log above gives the cause")
         }
-        Err(_) => {
+        Some(Err(_)) if !stop.requested() => {
             tracing::warn!(
                 timeout_secs = READY_TIMEOUT.as_secs(),
                 "the local agent has not started its scan yet; its folders may not be watched"
             );
-            Ok(agent)
+            Ok(Some(agent))
+        }
+        _ => {
+            let _ = tokio::task::spawn_blocking(move || agent.stop(DRAIN_TIMEOUT)).await;
+            Ok(None)
         }
     }
 }
@@ -271,9 +358,55 @@ fn watch_dirs(requested: &[PathBuf], layout: &Layout) -> anyhow::Result<Vec<Path
         if !path.is_dir() {
             anyhow::bail!("--watch `{}` is not a folder", dir.display());
         }
+        if let Some(kind) = pseudo_file_system(&path) {
+            tracing::warn!(
+                folder = %path.display(),
+                "--watch `{}` is on a {kind} file system, whose files the kernel generates: \
+                 inotify reports no change there, so this folder gives no alerts",
+                dir.display()
+            );
+        }
         dirs.push(path);
     }
     Ok(dirs)
+}
+
+/// File systems whose content the kernel generates, by `statfs` magic number
+/// (linux/magic.h); inotify reports nothing on them.
+const PSEUDO_FILE_SYSTEMS: [(u32, &str); 12] = [
+    (0x9fa0, "proc"),
+    (0x6265_6572, "sysfs"),
+    (0x0027_e0eb, "cgroup"),
+    (0x6367_7270, "cgroup2"),
+    (0x6462_6720, "debugfs"),
+    (0x7472_6163, "tracefs"),
+    (0x7363_6673, "securityfs"),
+    (0xcafe_4a11, "bpf"),
+    (0x1cd1, "devpts"),
+    (0x6265_6570, "configfs"),
+    (0x6165_676c, "pstore"),
+    (0xde5e_81e4, "efivarfs"),
+];
+
+/// Names the pseudo file system `path` is on, if any.
+fn pseudo_file_system(path: &Path) -> Option<&'static str> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut stat = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: `c_path` is a valid C string and `stat` points to writable memory of the
+    // right size; it is read only after statfs reported success.
+    let stat = unsafe {
+        if libc::statfs(c_path.as_ptr(), stat.as_mut_ptr()) != 0 {
+            return None;
+        }
+        stat.assume_init()
+    };
+    // f_type is a signed word on some targets; the magic numbers fit in 32 bits.
+    let magic = stat.f_type as u32;
+    PSEUDO_FILE_SYSTEMS
+        .iter()
+        .find(|(number, _)| *number == magic)
+        .map(|(_, name)| *name)
 }
 
 /// Imports the sample intel once, before the manager loads the index.
