@@ -637,3 +637,39 @@ async fn pages_render_without_manager_database() {
         assert_eq!(response.status(), StatusCode::OK, "{path}");
     }
 }
+
+#[tokio::test]
+async fn event_page_lists_related_events_and_galaxies() {
+    let harness = Harness::new();
+    // A second event with the already imported hash and an ATT&CK cluster.
+    let event = serde_json::json!({"Event": {
+        "info": "second sighting of the sample",
+        "Tag": [{"name": "misp-galaxy:mitre-attack-pattern=\"PowerShell - T1059.001\""}],
+        "Attribute": [{"type": "sha256", "category": "Payload delivery",
+                       "value": MATCHED_SHA256, "to_ids": true}]
+    }});
+    let request = Request::post("/events/add")
+        .header(header::AUTHORIZATION, &harness.admin_key)
+        .header(header::ACCEPT, "application/json")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(event.to_string()))
+        .unwrap();
+    let response = harness.send(request).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let added: Value = serde_json::from_str(&text(response).await).unwrap();
+    let id = added["Event"]["id"].as_str().unwrap().to_owned();
+
+    let (cookie, _) = harness.login("reader", &harness.reader_key).await;
+    let page = text(
+        harness
+            .get(&format!("/intel/events/{id}"), Some(&cookie))
+            .await,
+    )
+    .await;
+    assert!(
+        page.contains("mitre-attack-pattern: PowerShell - T1059.001"),
+        "{page}"
+    );
+    assert!(page.contains("Related events"), "{page}");
+    assert!(page.contains("href=\"/intel/events/1\""), "{page}");
+}

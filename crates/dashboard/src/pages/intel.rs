@@ -118,10 +118,11 @@ pub async fn event(
 ) -> Result<Html<String>, PageError> {
     let db = state.api.db.clone();
     let access = api::Viewer::of(&viewer.user);
-    let (event, sightings) = blocking(move || {
+    let (event, sightings, correlations) = blocking(move || {
         let event = db.event(&id, false, &access)?;
         let sightings = db.visible_sightings(Some(event.meta.id), None, &access)?;
-        Ok((event, sightings))
+        let correlations = db.event_correlations(&event, false, &access)?;
+        Ok((event, sightings, correlations))
     })
     .await?;
     let meta = &event.meta;
@@ -152,6 +153,32 @@ pub async fn event(
             dt { "Organisation" } dd { (meta.orgc.as_deref().unwrap_or("")) }
             dt { "Published" } dd { (if meta.published { "yes" } else { "no" }) }
             dt { "Tags" } dd { (tag_list(&meta.tags)) }
+            dt { "Galaxies" } dd { (galaxy_list(&meta.galaxies)) }
+        }
+        h2 { "Related events" }
+        @if correlations.related_events.is_empty() {
+            (empty("No other event shares a value with this one."))
+        } @else {
+            table {
+                caption { "Events sharing at least one value with this event" }
+                thead { tr { th scope="col" { "Event" } th scope="col" { "Info" } th scope="col" { "Date" } th scope="col" { "Organisation" } } }
+                tbody {
+                    @for related in &correlations.related_events {
+                        tr {
+                            td { a href=(format!("/intel/events/{}", related.id)) { (related.id) } }
+                            td { (related.info) }
+                            td { (related.date.as_deref().unwrap_or("")) }
+                            td { (related.orgc.as_deref().unwrap_or("")) }
+                        }
+                    }
+                }
+            }
+        }
+        @if !correlations.over_correlating.is_empty() {
+            p.hint {
+                (correlations.over_correlating.len())
+                " attribute values are shared by more events than the correlation limit and are not linked."
+            }
         }
         h2 { "Attributes" }
         @if total > MAX_EVENT_ATTRIBUTES {
@@ -189,6 +216,15 @@ pub async fn event(
     };
     let title = format!("Event {}", meta.id);
     Ok(Html(page(&viewer, &title, "/intel", body).into_string()))
+}
+
+/// Galaxy clusters as "type: value" items, ATT&CK ids included in the value.
+fn galaxy_list(clusters: &[::intel::galaxy::GalaxyCluster]) -> Markup {
+    html! {
+        @if clusters.is_empty() { "none" } @else {
+            ul.tags { @for cluster in clusters { li.tag { (cluster.r#type) ": " (cluster.value) } } }
+        }
+    }
 }
 
 /// GET /intel/warninglists: the warninglists and the action a match takes.
