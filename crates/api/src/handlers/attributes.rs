@@ -6,7 +6,7 @@ use axum::{Extension, Json};
 use misp::Attribute;
 use serde_json::{json, Map, Value};
 
-use super::events::{prepare_for_write, unwrap_request};
+use super::events::{prepare_for_write, search_body};
 use super::{blocking, first_segment, unwrap_key, JsonBody};
 use crate::access::Viewer;
 use crate::search::{named_params, SearchQuery};
@@ -189,11 +189,7 @@ pub async fn search(
     Extension(user): Extension<User>,
     JsonBody(body): JsonBody,
 ) -> Response {
-    let query = match body {
-        Value::Object(map) => SearchQuery::parse(&unwrap_request(map)),
-        _ => Err(ApiError::bad_request("restSearch expects a JSON object")),
-    };
-    match query {
+    match search_body(body) {
         Ok(query) => stream::attributes(&state, query.for_user(&user)).await,
         Err(e) => e.into_response(),
     }

@@ -203,19 +203,33 @@ pub async fn delete(
     Extension(user): Extension<User>,
     Path(rest): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let key = first_segment(&rest);
-    let viewer = Viewer::of(&user);
-    let id = blocking(move || {
-        state.db.check_event_owner(&key, &viewer)?;
-        let id = state.db.delete_event(&key)?;
-        state.notify_change();
-        Ok(id)
-    })
-    .await?;
+    let id = change_owned_event(state, &user, &rest, |db, key| db.delete_event(key)).await?;
     Ok(Json(json!({
         "saved": true, "success": true, "name": "Event deleted.", "message": "Event deleted.",
         "url": format!("/events/delete/{id}"), "id": id.to_string(),
     })))
+}
+
+/// Runs `change` on the event named by the first segment of `rest` once the user's
+/// organisation is checked as its owner, then signals the detector to reload.
+async fn change_owned_event<F>(
+    state: AppState,
+    user: &User,
+    rest: &str,
+    change: F,
+) -> Result<i64, ApiError>
+where
+    F: FnOnce(&crate::Db, &str) -> Result<i64, crate::DbError> + Send + 'static,
+{
+    let key = first_segment(rest);
+    let viewer = Viewer::of(user);
+    blocking(move || {
+        state.db.check_event_owner(&key, &viewer)?;
+        let id = change(&state.db, &key)?;
+        state.notify_change();
+        Ok(id)
+    })
+    .await
 }
 
 async fn set_published(
@@ -224,13 +238,8 @@ async fn set_published(
     rest: String,
     published: bool,
 ) -> Result<Json<Value>, ApiError> {
-    let key = first_segment(&rest);
-    let viewer = Viewer::of(&user);
-    let id = blocking(move || {
-        state.db.check_event_owner(&key, &viewer)?;
-        let id = state.db.publish_event(&key, published)?;
-        state.notify_change();
-        Ok(id)
+    let id = change_owned_event(state, &user, &rest, move |db, key| {
+        db.publish_event(key, published)
     })
     .await?;
     let (name, url) = if published {
@@ -269,11 +278,7 @@ pub async fn search(
     Extension(user): Extension<User>,
     JsonBody(body): JsonBody,
 ) -> Response {
-    let query = match body {
-        Value::Object(map) => SearchQuery::parse(&unwrap_request(map)),
-        _ => Err(ApiError::bad_request("restSearch expects a JSON object")),
-    };
-    match query {
+    match search_body(body) {
         Ok(query) => stream::events(&state, query.for_user(&user)).await,
         Err(e) => axum::response::IntoResponse::into_response(e),
     }
@@ -287,6 +292,15 @@ pub async fn search_get(
     match SearchQuery::parse(&named_params(&rest)) {
         Ok(query) => stream::events(&state, query.for_user(&user)).await,
         Err(e) => axum::response::IntoResponse::into_response(e),
+    }
+}
+
+/// Parses a restSearch JSON body, with its filters at the top level or inside MISP's
+/// `request` key.
+pub fn search_body(body: Value) -> Result<SearchQuery, ApiError> {
+    match body {
+        Value::Object(map) => SearchQuery::parse(&unwrap_request(map)),
+        _ => Err(ApiError::bad_request("restSearch expects a JSON object")),
     }
 }
 
