@@ -5,23 +5,17 @@ browser or driver is downloaded."""
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from iocwatch_server import ROOT, iocwatch_binary  # noqa: E402
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-
-
-def iocwatch_binary() -> Path:
-    if os.environ.get("IOCWATCH_BIN"):
-        return Path(os.environ["IOCWATCH_BIN"])
-    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    if not target.is_absolute():
-        target = ROOT / target
-    return target / "debug" / "iocwatch"
 
 
 def output_dir() -> Path:

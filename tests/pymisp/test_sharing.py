@@ -7,7 +7,7 @@ import subprocess
 import pytest
 from pymisp import MISPEvent, MISPSharingGroup, PyMISP
 
-from conftest import iocwatch_binary
+from iocwatch_server import iocwatch_binary
 
 SECRET = "org-a-only.example.org"
 HIDDEN = "hidden-attribute.example.org"
