@@ -47,6 +47,17 @@ impl Setup {
             .stdin(Stdio::null());
         command
     }
+
+    /// Runs `agent --check-config` on `config`, asserts exit code 2 and returns stderr.
+    fn rejected_config(&self, config: &Path) -> String {
+        let output = self
+            .agent(config, &["--check-config"])
+            .output()
+            .expect("run agent");
+        let message = stderr_of(&output);
+        assert_eq!(output.status.code(), Some(2), "{message}");
+        message
+    }
 }
 
 fn stderr_of(output: &Output) -> String {
@@ -149,13 +160,7 @@ fn regular_file_as_quarantine_dir_is_rejected() {
     std::fs::write(&file, "x").expect("write file");
     let config = setup.config(&format!("quarantine_dir = \"{}\"", file.display()));
 
-    let output = setup
-        .agent(&config, &["--check-config"])
-        .output()
-        .expect("run agent");
-
-    let message = stderr_of(&output);
-    assert_eq!(output.status.code(), Some(2), "{message}");
+    let message = setup.rejected_config(&config);
     assert!(message.contains("`quarantine_dir`"), "{message}");
     assert!(message.contains(&file.display().to_string()), "{message}");
     assert!(message.contains("expected a directory"), "{message}");
@@ -170,13 +175,7 @@ fn regular_file_as_monitored_path_is_rejected() {
     let text = format!("[[directories]]\npath = \"{}\"\n", file.display());
     std::fs::write(&config, text).expect("write agent config");
 
-    let output = setup
-        .agent(&config, &["--check-config"])
-        .output()
-        .expect("run agent");
-
-    let message = stderr_of(&output);
-    assert_eq!(output.status.code(), Some(2), "{message}");
+    let message = setup.rejected_config(&config);
     assert!(message.contains("`directories[0].path`"), "{message}");
     assert!(message.contains("is a regular file"), "{message}");
 }
@@ -189,13 +188,7 @@ fn database_below_a_regular_file_is_rejected() {
     let database = file.join("baseline.sqlite");
     let config = setup.config(&format!("database_path = \"{}\"", database.display()));
 
-    let output = setup
-        .agent(&config, &["--check-config"])
-        .output()
-        .expect("run agent");
-
-    let message = stderr_of(&output);
-    assert_eq!(output.status.code(), Some(2), "{message}");
+    let message = setup.rejected_config(&config);
     assert!(message.contains("`database_path`"), "{message}");
     assert!(message.contains("which is not a directory"), "{message}");
 }
@@ -210,13 +203,7 @@ fn directory_as_output_file_is_rejected() {
         folder.display()
     ));
 
-    let output = setup
-        .agent(&config, &["--check-config"])
-        .output()
-        .expect("run agent");
-
-    let message = stderr_of(&output);
-    assert_eq!(output.status.code(), Some(2), "{message}");
+    let message = setup.rejected_config(&config);
     assert!(message.contains("`output.path`"), "{message}");
     assert!(message.contains("is a directory"), "{message}");
 }
