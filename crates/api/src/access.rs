@@ -1,4 +1,4 @@
-//! Who sees and changes what: MISP's distribution levels and sharing groups as one SQL
+//! Read and write access: MISP's distribution levels and sharing groups as one SQL
 //! predicate, which every read of events, objects and attributes applies in its `WHERE`
 //! clause (so paging and streaming stay in SQL), and the owner check of every write.
 //!
@@ -34,8 +34,8 @@ pub const DEFAULT_ATTRIBUTE_DISTRIBUTION: i64 = DIST_INHERIT;
 /// Id of the local organisation created with the store.
 pub const DEFAULT_ORG_ID: i64 = 1;
 
-/// Whose view a read takes: a site admin sees everything, others what their organisation
-/// may see. Organisation id 0 sees nothing.
+/// Identity a read is filtered for. A site admin can read everything, other users only what
+/// is visible to their organisation, and organisation id 0 can read nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Viewer {
     pub org_id: i64,
@@ -43,18 +43,19 @@ pub struct Viewer {
 }
 
 impl Viewer {
-    /// Sees every event: for the instance's own work (detector, exports run by the operator).
+    /// Viewer that can read every event, for the instance's own work (detector, exports run
+    /// by the operator).
     pub const SITE_ADMIN: Viewer = Viewer {
         org_id: DEFAULT_ORG_ID,
         site_admin: true,
     };
-    /// Sees nothing: the view of a query nobody set a viewer on.
+    /// Viewer that can read nothing, the default of a query without a viewer.
     pub const NOBODY: Viewer = Viewer {
         org_id: 0,
         site_admin: false,
     };
 
-    /// The view of an authenticated user.
+    /// Returns the viewer of an authenticated user.
     pub fn of(user: &User) -> Viewer {
         Viewer {
             org_id: user.org_id,
@@ -62,7 +63,8 @@ impl Viewer {
         }
     }
 
-    /// SQL condition over `events {e}`: true when this viewer sees the event.
+    /// Returns the SQL condition over `events {e}` that is true when the event is visible to
+    /// this viewer.
     pub fn event_sql(&self, e: &str) -> String {
         if self.site_admin {
             return "1".into();
@@ -78,8 +80,9 @@ impl Viewer {
         )
     }
 
-    /// SQL condition over `attributes {a}` joined with `events {e}`: true when this viewer
-    /// sees the attribute (its event, its object and its own distribution allow it).
+    /// Returns the SQL condition over `attributes {a}` joined with `events {e}` that is true
+    /// when the attribute is visible to this viewer (its event, its object and its own
+    /// distribution allow it).
     pub fn attribute_sql(&self, a: &str, e: &str) -> String {
         if self.site_admin {
             return "1".into();
@@ -98,7 +101,8 @@ impl Viewer {
         )
     }
 
-    /// SQL condition over `objects {o}` joined with `events {e}`.
+    /// Returns the SQL condition over `objects {o}` joined with `events {e}` that is true
+    /// when the object is visible to this viewer.
     pub fn object_sql(&self, o: &str, e: &str) -> String {
         if self.site_admin {
             return "1".into();
@@ -114,7 +118,8 @@ impl Viewer {
         )
     }
 
-    /// Condition on the own distribution of an object or attribute aliased `t`.
+    /// Returns the SQL condition on the own distribution of an object or attribute aliased
+    /// `t`.
     fn item_sql(&self, t: &str) -> String {
         format!(
             "({t}.distribution IN (1, 2, 3, 5) OR ({t}.distribution = 4 AND {sg}))",
@@ -122,7 +127,8 @@ impl Viewer {
         )
     }
 
-    /// True when this viewer's organisation belongs to the sharing group in `column`.
+    /// Returns the SQL condition that is true when this viewer's organisation belongs to the
+    /// sharing group in `column`.
     fn sharing_group_sql(&self, column: &str) -> String {
         format!(
             "EXISTS (SELECT 1 FROM api_sharing_groups sg WHERE sg.id = {column}
@@ -134,7 +140,7 @@ impl Viewer {
     }
 }
 
-/// True when `viewer` sees event `event_id`.
+/// Returns true when event `event_id` is visible to `viewer`.
 pub fn event_visible(conn: &Connection, viewer: &Viewer, event_id: i64) -> Result<bool, DbError> {
     let sql = format!(
         "SELECT 1 FROM events e WHERE e.id = ?1 AND {}",
@@ -146,7 +152,7 @@ pub fn event_visible(conn: &Connection, viewer: &Viewer, event_id: i64) -> Resul
         .is_some())
 }
 
-/// True when `viewer` sees attribute `attribute_id`.
+/// Returns true when attribute `attribute_id` is visible to `viewer`.
 pub fn attribute_visible(
     conn: &Connection,
     viewer: &Viewer,
@@ -162,8 +168,9 @@ pub fn attribute_visible(
         .is_some())
 }
 
-/// Checks that `viewer` may change event `event_id`: it must see it (else "not found") and
-/// own it or be a site admin (else "forbidden"), as MISP allows only the owner organisation.
+/// Checks that `viewer` may change event `event_id`. The event must be visible to the viewer
+/// (else "not found"), and the viewer must own it or be a site admin (else "forbidden"),
+/// because MISP allows only the owner organisation.
 pub fn check_event_owner(conn: &Connection, viewer: &Viewer, event_id: i64) -> Result<(), DbError> {
     if !event_visible(conn, viewer, event_id)? {
         return Err(DbError::NotFound("event"));
@@ -185,8 +192,8 @@ pub fn check_event_owner(conn: &Connection, viewer: &Viewer, event_id: i64) -> R
     }
 }
 
-/// Reads a distribution given as a number or a numeric string; `None` when absent or out
-/// of range `0..=max`.
+/// Reads a distribution given as a number or a numeric string. Returns `None` when it is
+/// absent, not a number or out of range `0..=max`.
 pub fn parse_distribution(value: Option<&str>, max: i64) -> Option<i64> {
     let n: i64 = value?.trim().parse().ok()?;
     (0..=max).contains(&n).then_some(n)

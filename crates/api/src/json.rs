@@ -26,7 +26,7 @@ pub fn tag_json(name: &str, inherited: bool) -> Value {
     tag
 }
 
-/// The `Org` block of an event: the organisation that owns the local copy.
+/// Builds the `Org` block of an event: the organisation that owns the local copy.
 fn owner_json(meta: &EventMeta) -> Value {
     json!({
         "id": meta.org_id.to_string(),
@@ -36,7 +36,7 @@ fn owner_json(meta: &EventMeta) -> Value {
     })
 }
 
-/// The `Orgc` block of an event: the organisation that created it.
+/// Builds the `Orgc` block of an event: the organisation that created it.
 fn creator_json(meta: &EventMeta) -> Value {
     json!({
         "id": meta.orgc_id.to_string(),
@@ -215,7 +215,7 @@ fn object_json(
     })
 }
 
-/// An attribute inside an event: its sightings, its over-correlation flag and, when they
+/// Builds an attribute inside an event with its sightings, its over-correlation flag and, when they
 /// were read, its related attributes.
 fn event_attribute_json(
     a: &AttributeRow,
@@ -282,7 +282,7 @@ pub fn full_event_json_with(
     json!({ "Event": map })
 }
 
-/// One entry of `RelatedEvent`: `{"Event": {...}}` with the keys MISP lists there.
+/// Builds one entry of `RelatedEvent`: `{"Event": {...}}` with the keys MISP lists there.
 pub fn related_event_json(meta: &EventMeta) -> Value {
     json!({"Event": {
         "id": meta.id.to_string(),

@@ -30,7 +30,7 @@ pub struct Viewer {
     pub session: Session,
 }
 
-/// How the CSRF token of a POST was checked, for handlers of multipart forms.
+/// Outcome of the CSRF check of a POST, for handlers of multipart forms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CsrfCheck {
     /// The `X-CSRF-Token` header or the URL-encoded form carried the right token.
@@ -109,7 +109,7 @@ fn login_page(
 }
 
 /// True when the request's `Origin`, or without one its `Referer`, has the scheme, host and
-/// port of the request itself. A request with neither is refused.
+/// port of the request itself. A request with neither is rejected.
 fn same_origin(headers: &HeaderMap, secure: bool) -> bool {
     let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
     let Some(host) = text(header::HOST) else {
@@ -124,7 +124,7 @@ fn same_origin(headers: &HeaderMap, secure: bool) -> bool {
     claimed.eq_ignore_ascii_case(&own)
 }
 
-/// The `scheme://host:port` part of a URL.
+/// Returns the `scheme://host:port` part of a URL.
 fn origin_of(url: &str) -> &str {
     let Some(start) = url.find("://").map(|i| i + 3) else {
         return url;
@@ -135,7 +135,8 @@ fn origin_of(url: &str) -> &str {
     &url[..end]
 }
 
-/// POST /login: checks the origin and the CSRF token, the failure limiter, then the name and key.
+/// Handles POST /login: checks the origin, the CSRF token and the failure limiter, then the
+/// name and key.
 pub async fn submit(
     State(state): State<DashboardState>,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,

@@ -17,11 +17,11 @@ pub const STATE_LOCK_FILE: &str = "agent.lock";
 /// Suffix of the lock file beside the baseline database.
 pub const BASELINE_LOCK_SUFFIX: &str = ".lock";
 
-/// Why a lock could not be taken.
+/// Error returned when a lock cannot be taken.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error(
-        "`{path}` is locked: another agent{} is running on {what}; stop it, or give this agent \
+        "`{path}` is locked: another agent{} is running on {what}. Stop it or give this agent \
          its own --data-dir{}",
         pid_text(*pid),
         if *baseline { " or database_path" } else { "" }
@@ -30,7 +30,7 @@ pub enum LockError {
         path: PathBuf,
         /// The other agent's process id, when its lock file names one.
         pid: Option<u32>,
-        /// What the lock protects, for the message.
+        /// Description of the locked files, used in the message.
         what: String,
         baseline: bool,
     },
@@ -46,7 +46,7 @@ fn pid_text(pid: Option<u32>) -> String {
     pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default()
 }
 
-/// A held lock; dropping it (or exiting) releases it.
+/// Acquired lock, released when dropped or when the process exits.
 #[derive(Debug)]
 pub struct AgentLock {
     _file: File,
@@ -67,8 +67,8 @@ pub fn lock_state_dir(dir: &Path) -> Result<AgentLock, LockError> {
     lock(&dir.join(STATE_LOCK_FILE), what, false)
 }
 
-/// Locks `<database>.lock` beside a baseline database file; an in-memory baseline needs no
-/// lock.
+/// Locks `<database>.lock` beside a baseline database file. An in-memory baseline needs no
+/// lock, so it returns `None`.
 pub fn lock_baseline(database: &DatabaseLocation) -> Result<Option<AgentLock>, LockError> {
     let DatabaseLocation::File(path) = database else {
         return Ok(None);

@@ -1,6 +1,6 @@
 //! Builds intel stores of N attributes whose values repeat with a Zipf distribution, once
 //! with correlation and once without, and prints import time, correlation rows and bytes.
-//! `bench/correlation.sh` runs it; the generator is deterministic.
+//! `bench/correlation.sh` runs it, and the generator is deterministic.
 //!
 //! Usage: correlation_bench WORK_DIR N [N...]
 
@@ -69,7 +69,8 @@ fn mix(rank: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// The attribute of a given type and value rank; attribute `n` of the store picks the type.
+/// Builds attribute `n` of the store with the value of rank `rank`. The index `n` picks the
+/// type.
 fn attribute(n: usize, rank: usize, event: usize) -> Attribute {
     let r = rank as u64;
     let hex64 = format!(
@@ -122,8 +123,8 @@ fn events(first: usize, count: usize, zipf: &Zipf, rng: &mut Rng) -> Parsed {
     parsed
 }
 
-/// CPU time (user + system) of this process so far, from `/proc/self/stat`; the machine
-/// may be shared, so wall time alone would count waiting for a core.
+/// Reads the CPU time (user + system) of this process so far from `/proc/self/stat`. The
+/// machine may be shared, so wall time alone would count waiting for a core.
 fn cpu_time() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let fields: Vec<&str> = stat

@@ -6,10 +6,11 @@
 //! [`index::DigestIndex`]. Every other value, including the file name half of a
 //! composite and hashes such as ssdeep or sha3-256, is keyed by its normalised text.
 //!
-//! The index holds only those keys and each indicator's attribute id; a lookup that matches
-//! reads the indicator's other fields and its event from the store (see `details.rs`). A
-//! lookup that matches nothing never touches the disk. The built index is saved next to the
-//! store (see `snapshot.rs`) and read back by the next load while the store is unchanged.
+//! The index contains only those keys and each indicator's attribute id. A lookup that
+//! matches reads the indicator's other fields and its event from the store (see
+//! `details.rs`). A lookup that matches nothing never touches the disk. The built index is
+//! saved next to the store (see `snapshot.rs`) and read back by the next load while the
+//! store is unchanged.
 
 mod build;
 mod details;
@@ -33,7 +34,7 @@ use crate::Error;
 
 /// One indicator that matched a lookup, with its event and object context.
 ///
-/// It serialises to the JSON line `intel lookup` prints; the field names follow the
+/// It serialises to the JSON line `intel lookup` prints, and the field names follow the
 /// `misp` object of a Wazuh alert (`event_id`, `attribute_uuid`, ...).
 #[derive(Serialize, Clone, Debug, PartialEq, Eq)]
 pub struct Match {
@@ -93,7 +94,7 @@ struct Indicator {
     galaxies: Option<Box<[GalaxyCluster]>>,
 }
 
-/// Counts of what a detector holds.
+/// Counts of the entries a detector contains, by kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct DetectorStats {
     pub indicators: usize,
@@ -128,7 +129,7 @@ impl Detector {
         let indexed = match &key {
             Ok(key) => load_or_build(store, &matcher, &saved, key)?,
             Err(error) => {
-                tracing::debug!(path = %db_path.display(), %error, "failed to read the store's file state; building the index");
+                tracing::debug!(path = %db_path.display(), %error, "failed to read the store's file state, building the index");
                 build::build(store.conn(), &matcher)?
             }
         };
@@ -215,8 +216,8 @@ impl Detector {
         }
     }
 
-    /// Reads indicator `id` from the store and returns it as a match of `matched`; `None`
-    /// when the store no longer holds it as a detection.
+    /// Reads indicator `id` from the store and returns it as a match of `matched`. Returns
+    /// `None` when the store no longer contains it as a detection.
     fn to_match(&self, id: u32, matched: &str) -> Option<Match> {
         let attribute_id = *self.attribute_ids.get(id as usize)?;
         let (event, indicator) = match self.details.fetch(attribute_id) {
@@ -266,7 +267,7 @@ impl Detector {
     }
 }
 
-/// Reads the saved index when it is fresh; otherwise builds the index and saves it.
+/// Reads the saved index when it is fresh, and otherwise builds the index and saves it.
 fn load_or_build(
     store: &Store,
     matcher: &Matcher,
@@ -276,13 +277,13 @@ fn load_or_build(
     match snapshot::read(saved, key) {
         Ok(indexed) => return Ok(indexed),
         Err(snapshot::Unusable::Damaged(reason)) => {
-            tracing::warn!(path = %saved.display(), reason, "saved intel index is damaged; rebuilding it");
+            tracing::warn!(path = %saved.display(), reason, "saved intel index is damaged, rebuilding it");
         }
         Err(snapshot::Unusable::Unreadable(error)) => {
-            tracing::warn!(path = %saved.display(), %error, "failed to read the saved intel index; rebuilding it");
+            tracing::warn!(path = %saved.display(), %error, "failed to read the saved intel index, rebuilding it");
         }
         Err(reason) => {
-            tracing::debug!(path = %saved.display(), ?reason, "saved intel index not used; building it");
+            tracing::debug!(path = %saved.display(), ?reason, "saved intel index not used, building it");
         }
     }
     let indexed = build::build(store.conn(), matcher)?;
@@ -292,8 +293,8 @@ fn load_or_build(
     Ok(indexed)
 }
 
-/// A match with only the ids: the event id is the attribute id's upper half (see the store
-/// schema).
+/// Builds a match with only the ids. The event id is the upper half of the attribute id
+/// (see the store schema).
 fn bare_match(attribute_id: i64, matched: &str) -> Match {
     Match {
         matched: matched.to_owned(),
@@ -327,7 +328,7 @@ fn hex_digest(s: &str) -> Option<Vec<u8>> {
     hex::decode(s).ok()
 }
 
-/// Reads a `galaxies` column; no clusters give `None`.
+/// Reads a `galaxies` column, returning `None` when it has no clusters.
 fn boxed_clusters(column: Option<&str>) -> Option<Box<[GalaxyCluster]>> {
     let clusters = galaxy::from_column(column);
     (!clusters.is_empty()).then(|| clusters.into_boxed_slice())

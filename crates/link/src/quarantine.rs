@@ -15,7 +15,7 @@ use wire::{ActionStatus, ActiveResponseCommand, ActiveResponseResult};
 pub struct QuarantineConfig {
     /// The quarantine folder, created with mode 0700.
     pub dir: PathBuf,
-    /// The monitored folders; only files below them may be moved.
+    /// Monitored folders. Only files below them may be moved.
     pub allowed_roots: Vec<PathBuf>,
 }
 
@@ -205,8 +205,8 @@ pub fn execute(
 }
 
 /// Finds the real file behind a path whose names were converted lossily: events carry
-/// paths as UTF-8, with U+FFFD in place of bytes that are not. Each name holding U+FFFD
-/// is matched against the entries of its folder, and exactly one must match; a path
+/// paths as UTF-8, with U+FFFD in place of bytes that are not. Each name containing U+FFFD
+/// is matched against the entries of its folder, and exactly one entry must match. A path
 /// without U+FFFD is returned as it is. The caller still checks the monitored folders.
 pub fn resolve_lossy(path: &Path) -> Result<PathBuf, Refusal> {
     if !path.to_string_lossy().contains(char::REPLACEMENT_CHARACTER) {
@@ -355,7 +355,7 @@ mod tests {
         assert!(outside.exists());
     }
 
-    /// The anti-virus test file, put together at run time.
+    /// Builds the anti-virus test file content at run time.
     fn test_file_content() -> Vec<u8> {
         let pieces = [
             "X5O!P%@AP[4\\PZX54(P^)7CC)7}$",
@@ -410,7 +410,8 @@ mod tests {
             "{:?}",
             result.message
         );
-        assert!(raw.exists() && literal.exists());
+        assert!(raw.exists());
+        assert!(literal.exists());
     }
 
     #[test]

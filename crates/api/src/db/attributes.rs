@@ -13,7 +13,8 @@ pub const ATTRIBUTE_COLUMNS: &str = "a.id, a.event_id, a.object_id, a.uuid, a.ty
     a.value, a.to_ids, a.deleted, a.object_relation, a.comment, a.timestamp, a.tags,
     a.disable_correlation, a.distribution, a.sharing_group_id, a.galaxies";
 
-/// Number of columns in [`ATTRIBUTE_COLUMNS`]; a query's next column has this index.
+/// Number of columns in [`ATTRIBUTE_COLUMNS`], which is also the index of a query's next
+/// column.
 pub const ATTRIBUTE_COLUMN_COUNT: usize = 17;
 
 /// One stored attribute.
@@ -71,7 +72,8 @@ impl AttributeRow {
     }
 }
 
-/// Reads a `galaxies` column (compact JSON clusters); NULL or unreadable gives none.
+/// Reads a `galaxies` column (compact JSON clusters). NULL or invalid JSON gives no
+/// clusters.
 pub(crate) fn galaxies_column(text: Option<&str>) -> Vec<GalaxyCluster> {
     text.and_then(|t| serde_json::from_str(t).ok())
         .unwrap_or_default()
@@ -96,7 +98,7 @@ pub(crate) fn tags_json(tags: &[String]) -> Option<String> {
     }
 }
 
-/// Inserts `a` (already validated) into event `event_id`; returns its id.
+/// Inserts `a` (already validated) into event `event_id` and returns its id.
 pub(crate) fn insert_attribute(
     conn: &Connection,
     event_id: i64,
@@ -150,8 +152,8 @@ pub(crate) fn insert_attribute(
     Ok(id)
 }
 
-/// The distribution and sharing group an attribute asks for: MISP's default (inherit) when
-/// absent or invalid, and no group unless the distribution is "sharing group".
+/// Returns the distribution and sharing group an attribute requests: MISP's default
+/// (inherit) when absent or invalid, and no group unless the distribution is "sharing group".
 pub(crate) fn attribute_distribution(a: &Attribute) -> (i64, Option<i64>) {
     let distribution = access::parse_distribution(a.distribution.as_deref(), access::DIST_INHERIT)
         .unwrap_or(access::DEFAULT_ATTRIBUTE_DISTRIBUTION);
@@ -175,7 +177,7 @@ pub(crate) fn touch_event(conn: &Connection, event_id: i64) -> Result<(), DbErro
 }
 
 impl Db {
-    /// Reads the attribute with id or uuid `key` when `viewer` sees it.
+    /// Reads the attribute with id or uuid `key` when it is visible to `viewer`.
     pub fn attribute(&self, key: &str, viewer: &Viewer) -> Result<AttributeRow, DbError> {
         let conn = self.reader()?;
         read_visible_attribute(&conn, key, viewer)
@@ -281,7 +283,7 @@ pub(crate) fn read_attribute(conn: &Connection, key: &str) -> Result<AttributeRo
     read_visible_attribute(conn, key, &Viewer::SITE_ADMIN)
 }
 
-/// Reads attribute `key` (id or uuid) when `viewer` sees it.
+/// Reads attribute `key` (id or uuid) when it is visible to `viewer`.
 pub(crate) fn read_visible_attribute(
     conn: &Connection,
     key: &str,

@@ -139,8 +139,8 @@ pub(crate) fn read_meta(conn: &Connection, id: i64) -> Result<EventMeta, DbError
     .ok_or(DbError::NotFound("event"))
 }
 
-/// Reads an event with the attributes and objects `viewer` sees; "not found" when the
-/// viewer does not see the event.
+/// Reads an event with the attributes and objects visible to `viewer`. Fails with "not found"
+/// when the event is not visible to the viewer.
 pub(crate) fn read_full(
     conn: &Connection,
     id: i64,
@@ -239,7 +239,7 @@ fn insert_object(conn: &Connection, event_id: i64, object: &Object) -> Result<i6
     Ok(id)
 }
 
-/// The event's `disable_correlation` flag (`true`, `1` or `"1"`), when it has one.
+/// Reads the event's `disable_correlation` flag (`true`, `1` or `"1"`), when it has one.
 fn disable_correlation(event: &Event) -> Option<bool> {
     match event.extra.get("disable_correlation")? {
         serde_json::Value::Bool(b) => Some(*b),
@@ -249,7 +249,8 @@ fn disable_correlation(event: &Event) -> Option<bool> {
     }
 }
 
-/// A distribution level and sharing group id given as a number or a numeric string.
+/// Returns extra field `key` (a distribution level or sharing group id) as a string when it
+/// is a number or a string.
 fn extra_number(event: &Event, key: &str) -> Option<String> {
     match event.extra.get(key)? {
         serde_json::Value::Number(n) => Some(n.to_string()),
@@ -258,8 +259,8 @@ fn extra_number(event: &Event, key: &str) -> Option<String> {
     }
 }
 
-/// The distribution and sharing group an event asks for: MISP's default when absent or
-/// invalid, and no group unless the distribution is "sharing group".
+/// Returns the distribution and sharing group an event requests: MISP's default when
+/// absent or invalid, and no group unless the distribution is "sharing group".
 fn event_distribution(event: &Event) -> (i64, Option<i64>) {
     let distribution = access::parse_distribution(
         extra_number(event, "distribution").as_deref(),
@@ -277,7 +278,7 @@ fn tag_names_json(event: &Event) -> String {
 }
 
 impl Db {
-    /// Lists the events `viewer` sees (without attributes), newest id first.
+    /// Lists the events visible to `viewer` (without attributes), newest id first.
     pub fn event_index(&self, viewer: &Viewer) -> Result<Vec<EventMeta>, DbError> {
         let conn = self.reader()?;
         let mut stmt = conn.prepare(&format!(
@@ -288,8 +289,8 @@ impl Db {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Reads the event with id or uuid `key`, with the attributes and objects `viewer`
-    /// sees; "not found" when the viewer does not see the event.
+    /// Reads the event with id or uuid `key`, with the attributes and objects visible to
+    /// `viewer`. Fails with "not found" when the event is not visible to the viewer.
     pub fn event(
         &self,
         key: &str,
@@ -301,8 +302,8 @@ impl Db {
         read_full(&conn, id, include_deleted, viewer)
     }
 
-    /// Checks that `viewer` may change event `key`: "not found" when it does not see it,
-    /// "forbidden" when its organisation does not own it.
+    /// Checks that `viewer` may change event `key`. Fails with "not found" when the event is
+    /// not visible to the viewer, and "forbidden" when its organisation does not own it.
     pub fn check_event_owner(&self, key: &str, viewer: &Viewer) -> Result<(), DbError> {
         let conn = self.reader()?;
         let id = event_id(&conn, key)?;
@@ -315,8 +316,8 @@ impl Db {
         self.add_event_for(event, access::DEFAULT_ORG_ID, true)
     }
 
-    /// Stores a new event whose attributes are validated, owned by organisation `org_id`;
-    /// its creator organisation is the one it names when `keep_orgc` (imports and sync),
+    /// Stores a new event whose attributes are validated, owned by organisation `org_id`.
+    /// Its creator organisation is the one it names when `keep_orgc` (imports and sync),
     /// else `org_id`. Returns it as stored.
     pub fn add_event_for(
         &self,
@@ -443,7 +444,7 @@ impl Db {
         Ok(full)
     }
 
-    /// Deletes an event with its objects, attributes and sightings; returns its id.
+    /// Deletes an event with its objects, attributes and sightings, and returns its id.
     pub fn delete_event(&self, key: &str) -> Result<i64, DbError> {
         let mut conn = self.writer();
         let tx = conn.transaction()?;
@@ -465,7 +466,7 @@ impl Db {
         Ok(id)
     }
 
-    /// Sets the published flag of event `key`; returns its id.
+    /// Sets the published flag of event `key` and returns its id.
     pub fn publish_event(&self, key: &str, published: bool) -> Result<i64, DbError> {
         let conn = self.writer();
         let id = event_id(&conn, key)?;

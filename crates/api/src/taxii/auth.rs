@@ -119,28 +119,28 @@ pub async fn authenticate(
     next.run(request).await
 }
 
-/// The user name of a failed Basic login as logged: the name when a user of that name
-/// exists, else `unknown:` and the first 4 hex digits of its SHA-256, because a client that
-/// swaps name and password sends the key as the name.
+/// Returns the user name of a failed Basic login as it is logged. An existing user name is
+/// logged as it is. Any other name is logged as `unknown:` and the first 4 hex digits of its
+/// SHA-256, because a client that swaps name and password sends the key as the name.
 async fn logged_name(state: &AppState, name: &str) -> String {
     let db = state.db.clone();
-    let wanted = name.to_owned();
-    let known = tokio::task::spawn_blocking(move || {
+    let requested_name = name.to_owned();
+    let user_exists = tokio::task::spawn_blocking(move || {
         db.users()
-            .map(|users| users.iter().any(|user| user.name == wanted))
+            .map(|users| users.iter().any(|user| user.name == requested_name))
     })
     .await
     .ok()
     .and_then(Result::ok)
     .unwrap_or(false);
-    if known {
+    if user_exists {
         name.to_owned()
     } else {
         unknown_name_tag(name)
     }
 }
 
-/// Returns a tag of an unknown user name that tells names apart in the log without
+/// Returns a tag of an unknown user name that distinguishes names in the log without
 /// revealing them.
 fn unknown_name_tag(name: &str) -> String {
     use sha2::{Digest, Sha256};
@@ -238,7 +238,7 @@ mod tests {
     }
 
     #[test]
-    fn accept_ranges() {
+    fn accept_header_taxii_ranges() {
         assert!(accepts_taxii("application/taxii+json;version=2.1"));
         assert!(accepts_taxii("application/taxii+json; version=\"2.1\""));
         assert!(accepts_taxii("application/taxii+json"));

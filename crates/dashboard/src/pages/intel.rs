@@ -500,7 +500,8 @@ fn import_upload(data_dir: &FsPath, upload: &Upload) -> Result<Vec<ImportReport>
         .collect())
 }
 
-/// An error's message followed by each of its causes, so that a store failure says why.
+/// Formats an error's message followed by each of its causes, so that a store failure
+/// message includes the reason.
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();

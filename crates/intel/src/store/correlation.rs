@@ -15,8 +15,8 @@
 //! - an attribute never links to another attribute of its own event.
 //!
 //! Values are compared trimmed, with ASCII letters lower-cased, because MISP keeps
-//! `value1` and `value2` in MySQL's case-insensitive `utf8_unicode_ci` collation (which
-//! also folds accents; this store does not).
+//! `value1` and `value2` in MySQL's case-insensitive `utf8_unicode_ci` collation. That
+//! collation also folds accents, but this store does not.
 //!
 //! A value shared by more attributes than the over-correlation limit (a store setting,
 //! [`DEFAULT_LIMIT`] unless set) links nothing and is reported as over-correlating. Its
@@ -30,8 +30,8 @@ use rustc_hash::FxHashMap;
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension};
 
-/// Over-correlation limit of a store where none was set; MISP's `MISP.correlation_limit`
-/// default.
+/// Over-correlation limit of a store where none was set, the default of MISP's
+/// `MISP.correlation_limit`.
 pub const DEFAULT_LIMIT: i64 = 100;
 
 /// Key of the over-correlation limit in the `meta` table.
@@ -91,7 +91,7 @@ pub fn limit(conn: &Connection) -> rusqlite::Result<i64> {
         .unwrap_or(DEFAULT_LIMIT))
 }
 
-/// Stores the over-correlation limit; values shared by more attributes stop linking.
+/// Stores the over-correlation limit. Values shared by more attributes stop linking.
 pub fn set_limit(conn: &Connection, limit: i64) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO meta (key, value) VALUES (?1, ?2)
@@ -111,7 +111,7 @@ pub fn is_enabled(conn: &Connection) -> rusqlite::Result<bool> {
 }
 
 /// Turns correlation on or off. Turning it off empties the tables, and turning it on
-/// again recomputes them; returns the member rows written.
+/// again recomputes them. Returns the number of member rows written.
 pub fn set_enabled(conn: &Connection, enabled: bool) -> rusqlite::Result<usize> {
     conn.execute(
         "INSERT INTO meta (key, value) VALUES (?1, ?2)
@@ -176,8 +176,8 @@ pub fn correlating_parts(kind: &str, value: &str) -> (Option<String>, Option<Str
 }
 
 /// Recomputes the correlation of attributes `first..=last` from their rows: drops what
-/// they had, then links those that correlate. Returns the member rows written; none when
-/// correlation is turned off.
+/// they had, then links those that correlate. Returns the number of member rows written,
+/// which is 0 when correlation is turned off.
 ///
 /// The values are grouped in memory, so each distinct value costs one upsert into
 /// `correlation_values`, made in value order so the index pages it walks stay cached.
@@ -234,8 +234,8 @@ pub fn correlate_range(conn: &Connection, first: i64, last: i64) -> rusqlite::Re
     Ok(collected)
 }
 
-/// Removes attributes `first..=last` from the correlation; values left with no attribute
-/// are dropped.
+/// Removes attributes `first..=last` from the correlation and drops values left with no
+/// attribute.
 pub fn uncorrelate_range(conn: &Connection, first: i64, last: i64) -> rusqlite::Result<()> {
     conn.execute_batch(
         "CREATE TEMP TABLE IF NOT EXISTS correlation_gone (
@@ -324,7 +324,7 @@ pub fn stats(conn: &Connection, limit: i64) -> rusqlite::Result<CorrelationStats
 }
 
 /// Returns up to `max` ids of other events that share a value with event `event_id`,
-/// newest id first; over-correlating values (more than `limit` attributes) link nothing.
+/// newest id first. Over-correlating values (more than `limit` attributes) link nothing.
 pub fn related_event_ids(
     conn: &Connection,
     event_id: i64,
@@ -345,7 +345,7 @@ pub fn related_event_ids(
 }
 
 /// Returns up to `max` ids of attributes of other events that share a value with attribute
-/// `attribute_id`, newest first; over-correlating values link nothing.
+/// `attribute_id`, newest first. Over-correlating values link nothing.
 pub fn related_attribute_ids(
     conn: &Connection,
     attribute_id: i64,
@@ -400,7 +400,8 @@ pub fn over_correlating_values(
 mod tests {
     use super::correlating_parts;
 
-    /// The parts of a value, with "" for a missing one (a part is never empty).
+    /// Returns the correlating parts of a value, with "" for a missing part (a returned part
+    /// is never empty).
     fn parts(kind: &str, value: &str) -> (String, String) {
         let (head, tail) = correlating_parts(kind, value);
         (head.unwrap_or_default(), tail.unwrap_or_default())
@@ -430,7 +431,7 @@ mod tests {
     }
 
     #[test]
-    fn bars_in_plain_types_are_part_of_the_value() {
+    fn unsplit_values_keep_their_bars() {
         assert_eq!(parts("text2", "a|b"), pair("a|b", ""));
         assert_eq!(parts("filename|md5", "no-bar"), pair("no-bar", ""));
     }

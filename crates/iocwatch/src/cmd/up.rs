@@ -36,12 +36,12 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Args, Debug)]
 pub struct UpArgs {
-    /// Folder to watch in real time, with everything below it; repeat for more folders
+    /// Folder to watch in real time, with everything below it. Repeat for more folders
     /// [default: <data-dir>/drop]
     #[arg(long = "watch", value_name = "DIR")]
     pub watch: Vec<PathBuf>,
 
-    /// Address of the API and dashboard; port 0 picks a free port. A loopback address gets
+    /// Address of the API and dashboard. Port 0 picks a free port. A loopback address gets
     /// plain HTTP, any other HTTPS with a certificate from the manager's CA
     #[arg(long, default_value = "127.0.0.1:8443")]
     pub listen: SocketAddr,
@@ -159,7 +159,7 @@ impl StopRequest {
     }
 }
 
-/// What the start needs beyond the manager's configuration.
+/// Settings of the start beyond the manager's configuration.
 struct Start<'a> {
     layout: &'a Layout,
     dirs: &'a [PathBuf],
@@ -263,12 +263,14 @@ async fn start_agent(
         // The sink was dropped: the agent thread ended before its first scan.
         Some(Ok(Err(_))) => {
             let _ = tokio::task::spawn_blocking(move || agent.stop(DRAIN_TIMEOUT)).await;
-            anyhow::bail!("the local agent stopped during start-up; the log above gives the cause")
+            anyhow::bail!(
+                "the local agent stopped during start-up, see the log above for the cause"
+            )
         }
         Some(Err(_)) if !stop.requested() => {
             tracing::warn!(
                 timeout_secs = READY_TIMEOUT.as_secs(),
-                "the local agent has not started its scan yet; its folders may not be watched"
+                "the local agent has not started its scan yet, so its folders may not be watched"
             );
             Ok(Some(agent))
         }
@@ -351,7 +353,7 @@ fn watch_dirs(requested: &[PathBuf], layout: &Layout) -> anyhow::Result<Vec<Path
     for dir in requested {
         let path = std::fs::canonicalize(dir).with_context(|| {
             format!(
-                "failed to open the folder `{}`; check the path",
+                "failed to open the folder `{}`, check that the path exists",
                 dir.display()
             )
         })?;
@@ -372,7 +374,7 @@ fn watch_dirs(requested: &[PathBuf], layout: &Layout) -> anyhow::Result<Vec<Path
 }
 
 /// File systems whose content the kernel generates, by `statfs` magic number
-/// (linux/magic.h); inotify reports nothing on them.
+/// (linux/magic.h). Inotify reports no events on them.
 const PSEUDO_FILE_SYSTEMS: [(u32, &str); 12] = [
     (0x9fa0, "proc"),
     (0x6265_6572, "sysfs"),
@@ -394,14 +396,14 @@ fn pseudo_file_system(path: &Path) -> Option<&'static str> {
     let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
     let mut stat = std::mem::MaybeUninit::<libc::statfs>::uninit();
     // SAFETY: `c_path` is a valid C string and `stat` points to writable memory of the
-    // right size; it is read only after statfs reported success.
+    // right size, and it is read only after statfs reported success.
     let stat = unsafe {
         if libc::statfs(c_path.as_ptr(), stat.as_mut_ptr()) != 0 {
             return None;
         }
         stat.assume_init()
     };
-    // f_type is a signed word on some targets; the magic numbers fit in 32 bits.
+    // f_type is a signed word on some targets, but the magic numbers fit in 32 bits.
     let magic = stat.f_type as u32;
     PSEUDO_FILE_SYSTEMS
         .iter()
@@ -429,7 +431,7 @@ fn prepare_intel(layout: &Layout) -> anyhow::Result<FirstStart> {
     })
 }
 
-/// Creates the admin user when the store has no user; returns its key. It runs once
+/// Creates the admin user when the store has no user and returns its key. It runs once
 /// everything listens, so that a failed start never swallows the only copy of the key.
 fn create_admin_if_none(data_dir: &Path) -> anyhow::Result<Option<String>> {
     let db = api::Db::open(data_dir)
