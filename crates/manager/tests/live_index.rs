@@ -107,6 +107,47 @@ fn write_by_another_connection_reloads_without_a_signal() {
 }
 
 #[test]
+fn writes_by_version_connection_skip_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // The connection that reads the version also writes, as the API's writer does.
+    let writer = Arc::new(Mutex::new(
+        rusqlite::Connection::open(dir.path().join(intel::store::DB_FILE)).unwrap(),
+    ));
+    let source = writer.clone();
+    let lookup = Arc::new(
+        DetectorLookup::load(dir.path())
+            .unwrap()
+            .with_store_version(Box::new(move || {
+                let conn = source.lock().unwrap();
+                conn.query_row("PRAGMA data_version", [], |r| r.get(0)).ok()
+            })),
+    );
+    let (_changes, receiver) = tokio::sync::watch::channel(0u64);
+    let _guard = runtime.enter();
+    let _task = lookup
+        .clone()
+        .spawn_reloader_polling(receiver, Duration::from_millis(20));
+
+    writer
+        .lock()
+        .unwrap()
+        .execute_batch("CREATE TABLE scratch (n INTEGER); INSERT INTO scratch VALUES (1);")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        lookup.reloads(),
+        0,
+        "its own connection's writes do not reload"
+    );
+
+    import_indicator(dir.path());
+    wait_until("the store check to reload", || {
+        !lookup.lookup_digest(&digest()).is_empty()
+    });
+}
+
+#[test]
 fn detection_queues_a_sighting() {
     let dir = tempfile::tempdir().unwrap();
     import_indicator(dir.path());

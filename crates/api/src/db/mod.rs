@@ -186,6 +186,14 @@ impl Db {
         correlations::for_event(&conn, event, with_attributes, viewer)
     }
 
+    /// Returns SQLite's data version as the writer connection reads it. It changes only when
+    /// another connection commits, so writes through this API (sightings included) leave
+    /// it as it is.
+    pub fn data_version(&self) -> Result<i64, DbError> {
+        let conn = self.writer();
+        Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
     /// Path of the database file.
     pub fn path(&self) -> &Path {
         &self.path

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use manager::analysis::intel::{DetectorLookup, Sighting, SightingWriter};
+use manager::analysis::intel::{DetectorLookup, Sighting, SightingWriter, StoreVersion};
 use manager::analysis::Engine;
 use manager::ca::CertificateAuthority;
 use manager::{RunningServer, ServerConfig, ServerPaths};
@@ -91,7 +91,8 @@ impl Stack {
                     format!("failed to load the intel index in `{}`", data_dir.display())
                 })?
                 .with_sightings(sighting_writer(state.db.clone()))
-                .context("failed to start the sighting writer")?,
+                .context("failed to start the sighting writer")?
+                .with_store_version(store_version(state.db.clone())),
         );
         let reloader = lookup.clone().spawn_reloader(state.subscribe_changes());
         let engine = Engine::new(Arc::new(ruleset), Some(lookup), &config.manager_name);
@@ -117,6 +118,18 @@ impl Stack {
         self.server.stop();
         self.reloader.abort();
     }
+}
+
+/// Reads the store's data version on the API's writer connection, which also writes the
+/// sightings, so only other processes' writes change it.
+fn store_version(db: Arc<api::Db>) -> StoreVersion {
+    Box::new(move || match db.data_version() {
+        Ok(version) => Some(version),
+        Err(err) => {
+            tracing::warn!(error = %err, "failed to read the intel store's data version");
+            None
+        }
+    })
 }
 
 /// Stores sightings through the API's database, as MISP sightings of type 0.

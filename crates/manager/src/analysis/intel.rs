@@ -37,7 +37,8 @@ pub struct Sighting {
     pub date_sighting: i64,
 }
 
-/// Stores a batch of sightings; returns how many were stored. It runs on the writer thread.
+/// Writer that stores a batch of sightings on the writer thread and returns how many were
+/// stored.
 pub type SightingWriter = Box<dyn FnMut(&[Sighting]) -> Result<usize, String> + Send>;
 
 /// The detection index loaded from the intel store in the data folder.
@@ -86,11 +87,24 @@ impl DetectorLookup {
         Ok(self)
     }
 
+    /// Reads the store's data version through `source` in place of a connection of its own.
+    /// Give it the connection that writes sightings and API changes: SQLite changes the
+    /// version only for commits by other connections, so those writes, which the API
+    /// already signals, no longer cause a reload.
+    pub fn with_store_version(self, source: StoreVersion) -> DetectorLookup {
+        {
+            let mut watch = self.watch();
+            watch.source = Some(source);
+            watch.seen = watch.current();
+        }
+        self
+    }
+
     pub fn into_shared(self) -> Arc<dyn IntelLookup> {
         Arc::new(self)
     }
 
-    /// Loads the index again from the store and swaps it in; lookups running meanwhile
+    /// Loads the index again from the store and swaps it in. Lookups running meanwhile
     /// use the old index. Returns the new index's counts.
     pub fn reload(&self) -> Result<intel::DetectorStats, intel::Error> {
         let started = Instant::now();
@@ -108,7 +122,7 @@ impl DetectorLookup {
         Ok(stats)
     }
 
-    /// How many reloads succeeded since the index was loaded.
+    /// Returns how many reloads succeeded since the index was loaded.
     pub fn reloads(&self) -> u64 {
         self.reloads.load(Ordering::Relaxed)
     }
@@ -160,7 +174,7 @@ impl DetectorLookup {
         })
     }
 
-    /// Reloads on a blocking thread and logs a failure; returns how long it took.
+    /// Reloads on a blocking thread, logs a failure and returns how long the reload took.
     async fn reload_in_background(self: Arc<Self>) -> Duration {
         let started = Instant::now();
         match tokio::task::spawn_blocking(move || self.reload()).await {
@@ -173,7 +187,8 @@ impl DetectorLookup {
         started.elapsed()
     }
 
-    /// Whether the store changed since the loaded index was read.
+    /// Checks on a blocking thread whether the store changed since the loaded index was
+    /// read.
     async fn store_changed(self: Arc<Self>) -> bool {
         tokio::task::spawn_blocking(move || self.watch().changed())
             .await
@@ -187,12 +202,18 @@ impl DetectorLookup {
     }
 }
 
+/// Source of the store's data version when another connection reads it (see
+/// [`DetectorLookup::with_store_version`]).
+pub type StoreVersion = Box<dyn Fn() -> Option<i64> + Send>;
+
 /// A read connection to the intel store kept only to ask SQLite whether another connection
 /// committed a write (`PRAGMA data_version`), which costs no table read.
 struct StoreWatch {
     path: PathBuf,
     conn: Option<rusqlite::Connection>,
-    /// The version the loaded index was read at; `None` when it could not be read.
+    /// Replaces `conn` as the source of the version when set.
+    source: Option<StoreVersion>,
+    /// Store version the loaded index was read at, or `None` when it could not be read.
     seen: Option<i64>,
 }
 
@@ -201,12 +222,13 @@ impl StoreWatch {
         StoreWatch {
             path: data_dir.join(intel::store::DB_FILE),
             conn: None,
+            source: None,
             seen: None,
         }
     }
 
-    /// Whether a write was committed since [`StoreWatch::seen`]; a version that cannot be
-    /// read counts as a change only when one was read before.
+    /// Returns true when a write was committed since [`StoreWatch::seen`]. A version that
+    /// cannot be read counts as a change only when one was read before.
     fn changed(&mut self) -> bool {
         match self.current() {
             Some(version) => self.seen != Some(version),
@@ -217,6 +239,9 @@ impl StoreWatch {
     /// The store's current data version, opening the connection on first use. A failure
     /// is logged and drops the connection, so the next check opens it again.
     fn current(&mut self) -> Option<i64> {
+        if let Some(source) = &self.source {
+            return source();
+        }
         if self.conn.is_none() {
             let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
                 | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -344,8 +369,8 @@ fn to_hit(m: intel::Match) -> IntelHit {
     }
 }
 
-/// ATT&CK techniques named by `mitre-*` clusters, each id once; the rules crate's catalog
-/// fills in names and tactics it knows.
+/// Collects the ATT&CK techniques named by `mitre-*` clusters, each id once. The rules
+/// crate's catalog fills in the names and tactics it contains.
 fn mitre_techniques(galaxies: &[intel::galaxy::GalaxyCluster]) -> Vec<rules::MitreTechnique> {
     let mut out: Vec<rules::MitreTechnique> = Vec::new();
     for id in galaxies.iter().flat_map(|g| g.mitre_technique_ids()) {
