@@ -151,12 +151,7 @@ pub fn event_brief_json(meta: &EventMeta) -> Value {
 }
 
 fn publish_timestamp(meta: &EventMeta) -> i64 {
-    // NOTE: the store keeps no publish time, so a published event reports its last change.
-    if meta.published {
-        meta.timestamp
-    } else {
-        0
-    }
+    meta.publish_timestamp
 }
 
 /// Renders the event's own keys, without attributes and objects.

@@ -14,6 +14,7 @@ mod json;
 pub mod remote;
 mod search;
 mod serve;
+mod sighting_push;
 mod stix;
 mod stream;
 pub mod sync;

@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use ureq::tls::{parse_pem, PemItem, RootCerts, TlsConfig};
 
+pub use crate::sighting_push::{push_sightings, SightingPushSummary};
 use crate::Db;
 
 /// Largest response read per request unless configured otherwise, in bytes.
@@ -225,7 +226,8 @@ pub fn pull(db: &Db, config: &RemoteConfig) -> Result<PullSummary, RemoteError> 
     for page in 1.. {
         let body = page_request(config, start, page);
         let (_, bytes) = request_bytes(&agent, config, "events/restSearch", Some(&body))?;
-        let count = store_page(&mut store, &config.url, &bytes, page, &mut summary)?;
+        let (count, published) = store_page(&mut store, &config.url, &bytes, page, &mut summary)?;
+        db.set_publish_timestamps(&published)?;
         summary.pages += 1;
         if count < config.page_size {
             break;
@@ -280,14 +282,15 @@ fn count_events(bytes: &[u8]) -> Result<usize, String> {
     count.map_err(|e| format!("expected a list of events: {e}"))
 }
 
-/// Parses one page once and stores its events; returns how many events it held.
+/// Parses one page once and stores its events; returns how many events it held, and the
+/// publish time each published event carries, by uuid.
 fn store_page(
     store: &mut intel::Store,
     url: &str,
     bytes: &[u8],
     page: u64,
     summary: &mut PullSummary,
-) -> Result<u64, RemoteError> {
+) -> Result<(u64, Vec<(String, i64)>), RemoteError> {
     let invalid = |reason: String| RemoteError::Response {
         url: url.to_owned(),
         reason: format!("page {page}: {reason}"),
@@ -300,10 +303,14 @@ fn store_page(
         &misp::CsvOptions::default(),
     )
     .map_err(|e| invalid(e.to_string()))?;
+    let mut published = Vec::new();
     for event in &parsed.events {
         summary.last_timestamp = summary
             .last_timestamp
             .max(event.event.timestamp.unwrap_or(0));
+        if let Some(time) = event.event.publish_timestamp.filter(|t| *t > 0) {
+            published.push((event.event.uuid.clone(), time));
+        }
     }
     let write = store.write_parsed(&parsed, url, None)?;
     summary.events_added += write.events_added;
@@ -315,7 +322,7 @@ fn store_page(
         rejected.location = format!("page {page} {}", rejected.location);
         summary.rejected.push(rejected);
     }
-    Ok(count as u64)
+    Ok((count as u64, published))
 }
 
 /// Reports a sighting of `value` at `timestamp` (seconds since the epoch) to the instance.

@@ -430,11 +430,9 @@ pub fn event_condition(query: &SearchQuery) -> Condition {
         let p = c.param(Sql::Integer(published.into()));
         c.clauses.push(format!("e.published = {p}"));
     }
-    if query.publish_timestamp.is_some() {
-        // NOTE: the store keeps no publish time, so the event's last change is used instead.
-        c.clauses.push("e.published = 1".into());
-        c.range("e.timestamp", query.publish_timestamp);
-    }
+    // As in MISP, the filter reads the time of the last publishing, which an event
+    // unpublished since keeps.
+    c.range("COALESCE(e.publish_timestamp, 0)", query.publish_timestamp);
     c.range("e.timestamp", query.event_timestamp);
     c
 }

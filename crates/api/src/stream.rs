@@ -352,12 +352,17 @@ pub async fn events(state: &AppState, mut query: SearchQuery) -> Response {
             };
             let correlations =
                 correlations::for_event(conn, &event, query.include_correlations, &query.viewer)?;
-            let bytes = serde_json::to_vec(&json::full_event_json_with(
-                &event,
-                &sightings,
-                &correlations,
-            ))
-            .unwrap_or_default();
+            let mut rendered = json::full_event_json_with(&event, &sightings, &correlations);
+            // NOTE: each event with stored JSON costs a decompression and a JSON parse here,
+            // for the keys its rows do not store.
+            crate::db::extras::apply_stored(
+                conn,
+                id,
+                event.meta.org_id,
+                &query.viewer,
+                &mut rendered,
+            )?;
+            let bytes = serde_json::to_vec(&rendered).unwrap_or_default();
             if n > 0 {
                 sink.write(b",");
             }

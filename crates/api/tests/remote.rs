@@ -1,7 +1,8 @@
 //! Pulling from a second API server on loopback acting as the remote MISP: incremental
-//! pulls by event timestamp, pages, filters, and sightings pushed back.
+//! pulls by event timestamp, pages, filters, and sightings pushed back, from the outbox
+//! that detections on pulled attributes fill.
 
-use api::remote::{pull, push_sighting, RemoteConfig};
+use api::remote::{pull, push_sighting, push_sightings, RemoteConfig};
 use api::{AppState, Db, Role};
 use serde_json::{json, Value};
 
@@ -129,4 +130,142 @@ async fn wrong_key_fails_the_pull() {
         result,
         Err(api::remote::RemoteError::Status { status: 403, .. })
     ));
+}
+
+/// Starts an API server for `state` on `address`; returns the sender that stops it and
+/// the task, which ends once the server stopped.
+async fn serve_on(
+    address: std::net::SocketAddr,
+    state: AppState,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let listener = tokio::net::TcpListener::bind(address).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(api::serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    (stop, task)
+}
+
+/// Records a detection sighting from agent `source` on the attribute with `value`.
+fn record_detection(db: &Db, value: &str, source: &str) {
+    let attribute = db
+        .event_index(&api::Viewer::SITE_ADMIN)
+        .unwrap()
+        .into_iter()
+        .flat_map(|meta| {
+            db.event(&meta.id.to_string(), false, &api::Viewer::SITE_ADMIN)
+                .unwrap()
+                .attributes
+        })
+        .find(|a| a.value == value)
+        .expect("pulled attribute");
+    let new = api::db::NewSighting {
+        r#type: 0,
+        source: source.to_owned(),
+        date_sighting: Some(1_700_000_123),
+        uuid: None,
+    };
+    assert_eq!(db.record_sightings(&[(attribute.uuid, new)]).unwrap(), 1);
+}
+
+async fn run_push(
+    db: std::sync::Arc<Db>,
+    config: RemoteConfig,
+) -> api::remote::SightingPushSummary {
+    tokio::task::spawn_blocking(move || push_sightings(&db, &config).unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detection_sightings_reach_the_remote_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote_db = Db::open(dir.path()).unwrap();
+    let (_, key) = remote_db.add_user("sync", Role::Sync).unwrap();
+    let remote = AppState::new(remote_db);
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (stop, task) = serve_on(address, remote.clone()).await;
+    let event: misp::Event = serde_json::from_value(json!({
+        "info": "pushed", "uuid": uuid::Uuid::new_v4().to_string(),
+        "Attribute": [{"type": "md5", "value": "e".repeat(32), "category": "Payload delivery", "to_ids": true}]
+    }))
+    .unwrap();
+    remote.db.add_event(&event).unwrap();
+    let local_dir = tempfile::tempdir().unwrap();
+    let local = std::sync::Arc::new(Db::open(local_dir.path()).unwrap());
+    let config = RemoteConfig::new(&format!("http://{address}"), &key);
+    run_pull(local.clone(), config.clone()).await;
+
+    // The remote is down: the sighting stays queued.
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    record_detection(&local, &"e".repeat(32), "web-01");
+    let failed = run_push(local.clone(), config.clone()).await;
+    assert!(failed.error.is_some());
+    assert_eq!(failed.pushed, 0);
+    assert_eq!(failed.pending, 1);
+
+    // Back up: pushed once, and a second run sends nothing.
+    let (_stop, _task) = serve_on(address, remote.clone()).await;
+    let pushed = run_push(local.clone(), config.clone()).await;
+    assert!(pushed.error.is_none(), "{:?}", pushed.error);
+    assert_eq!(pushed.pushed, 1);
+    assert_eq!(pushed.pending, 0);
+    let again = run_push(local.clone(), config).await;
+    assert_eq!(again.pushed, 0);
+    let sightings = remote.db.sightings(None, None).unwrap();
+    assert_eq!(sightings.len(), 1);
+    assert_eq!(sightings[0].source, "web-01");
+    assert_eq!(sightings[0].date_sighting, 1_700_000_123);
+    assert_eq!(sightings[0].r#type, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sightings_on_local_events_are_not_queued() {
+    let remote = start_remote().await;
+    add_event(&remote, "pulled", &"0".repeat(32));
+    let local_dir = tempfile::tempdir().unwrap();
+    let local = std::sync::Arc::new(Db::open(local_dir.path()).unwrap());
+    let config = RemoteConfig::new(&remote.url, &remote.key);
+    run_pull(local.clone(), config.clone()).await;
+    let event: misp::Event = serde_json::from_value(json!({
+        "info": "local", "uuid": uuid::Uuid::new_v4().to_string(),
+        "Attribute": [{"type": "md5", "value": "f".repeat(32), "category": "Payload delivery", "to_ids": true}]
+    }))
+    .unwrap();
+    local.add_event(&event).unwrap();
+    record_detection(&local, &"f".repeat(32), "web-01");
+    let summary = run_push(local.clone(), config).await;
+    assert_eq!(summary.pushed + summary.pending, 0);
+    assert!(remote.state.db.sightings(None, None).unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_keeps_remote_publish_time() {
+    let remote = start_remote().await;
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let event: misp::Event = serde_json::from_value(json!({
+        "info": "published", "uuid": uuid, "published": true,
+        "Attribute": [{"type": "md5", "value": "9".repeat(32), "category": "Payload delivery", "to_ids": true}]
+    }))
+    .unwrap();
+    remote.state.db.add_event(&event).unwrap();
+    remote
+        .state
+        .db
+        .set_publish_timestamps(&[(uuid.clone(), 1_650_000_000)])
+        .unwrap();
+
+    let local_dir = tempfile::tempdir().unwrap();
+    let local = std::sync::Arc::new(Db::open(local_dir.path()).unwrap());
+    run_pull(local.clone(), RemoteConfig::new(&remote.url, &remote.key)).await;
+    let pulled = local.event(&uuid, false, &api::Viewer::SITE_ADMIN).unwrap();
+    assert!(pulled.meta.published);
+    assert_eq!(pulled.meta.publish_timestamp, 1_650_000_000);
 }

@@ -1,7 +1,7 @@
 //! MISP's sharing model through the router: two organisations never see each other's
 //! organisation-only events on any read route, a sharing group admits exactly its members,
-//! an organisation-only attribute inside a community event is hidden on its own, and only
-//! the owner organisation may change an event.
+//! an organisation-only attribute inside a community event is hidden on its own, so are
+//! organisation-only event reports, and only the owner organisation may change an event.
 
 use api::{AppState, Db, Role};
 use axum::body::Body;
@@ -621,4 +621,35 @@ async fn events_record_owner_and_creator() {
         .map(|o| o["Organisation"]["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, vec!["iocwatch", "Org A", "Org B", "Org C"]);
+}
+
+#[tokio::test]
+async fn restricted_event_reports_hidden_from_others() {
+    let api = api();
+    let event = api
+        .add_event(
+            &api.alice,
+            json!({"Event": {"info": "reports", "distribution": "3", "EventReport": [
+                {"uuid": "4d2c1b0a-9f8e-4d7c-8b6a-5f4e3d2c1b0a", "name": "internal",
+                    "content": "org-a notes", "distribution": "0"},
+                {"uuid": "5e3d2c1b-0a9f-4e8d-9c7b-6a5f4e3d2c1b", "name": "public",
+                    "content": "shared notes", "distribution": "3"},
+            ]}}),
+        )
+        .await;
+    let path = format!("/events/view/{}", event["uuid"].as_str().unwrap());
+    let names = |view: &Value| -> Vec<String> {
+        view["Event"]["EventReport"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| r["name"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+
+    let own = api.ok(&api.alice, "GET", &path, None).await;
+    assert_eq!(names(&own), vec!["internal", "public"]);
+    let other = api.ok(&api.carol, "GET", &path, None).await;
+    assert_eq!(names(&other), vec!["public"]);
+    assert!(!other.to_string().contains("org-a notes"));
 }

@@ -165,15 +165,29 @@ pub(crate) fn attribute_distribution(a: &Attribute) -> (i64, Option<i64>) {
     (distribution, group)
 }
 
-/// Marks the event changed: a new timestamp, and its imported JSON dropped so that reads
-/// and exports rebuild it from the rows, which now differ.
+/// Marks the event changed: a new timestamp, and its stored JSON rebuilt from the rows,
+/// which now differ, keeping the keys the rows do not store (see `extras.rs`). Call it
+/// after the last change of the rows.
 pub(crate) fn touch_event(conn: &Connection, event_id: i64) -> Result<(), DbError> {
+    touch_event_with(conn, event_id, None)
+}
+
+/// Marks the event changed as [`touch_event`] does, merging `newer`, the kept keys of
+/// the JSON that changed it, into those stored.
+pub(crate) fn touch_event_with(
+    conn: &Connection,
+    event_id: i64,
+    newer: Option<super::extras::Extras>,
+) -> Result<(), DbError> {
     conn.execute(
         "UPDATE events SET timestamp = MAX(timestamp + 1, ?2) WHERE id = ?1",
         params![event_id, now_secs()],
     )?;
-    conn.execute("DELETE FROM event_json WHERE event_id = ?1", [event_id])?;
-    Ok(())
+    let mut extras = super::extras::read(conn, event_id)?;
+    if let Some(newer) = newer {
+        extras.merge(newer);
+    }
+    super::extras::write(conn, event_id, &extras)
 }
 
 impl Db {

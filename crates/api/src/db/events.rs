@@ -6,7 +6,7 @@ use misp::{Event, Object};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::attributes::{
-    event_attributes, id_or_uuid, insert_attribute, touch_event, write_attribute_fields,
+    event_attributes, id_or_uuid, insert_attribute, touch_event_with, write_attribute_fields,
     AttributeRow,
 };
 use super::{now_secs, orgs, row_id_range, Db, DbError};
@@ -23,7 +23,8 @@ macro_rules! event_columns {
             ", e.disable_correlation, e.org_id, e.orgc_id, e.distribution, e.sharing_group_id,
              (SELECT name FROM api_organisations WHERE id = e.org_id),
              (SELECT uuid FROM api_organisations WHERE id = e.org_id),
-             (SELECT uuid FROM api_organisations WHERE id = e.orgc_id), e.galaxies"
+             (SELECT uuid FROM api_organisations WHERE id = e.orgc_id), e.galaxies,
+             COALESCE(e.publish_timestamp, 0)"
         )
     };
 }
@@ -63,6 +64,9 @@ pub struct EventMeta {
     pub orgc_uuid: Option<String>,
     /// Galaxy clusters of the event: those stored with it, then those its tags name.
     pub galaxies: Vec<galaxy::GalaxyCluster>,
+    /// When the event was last published, in seconds since the epoch; 0 when never. An
+    /// unpublished event keeps the time of its last publishing, as in MISP.
+    pub publish_timestamp: i64,
 }
 
 impl EventMeta {
@@ -92,6 +96,7 @@ impl EventMeta {
             org_uuid: r.get(17)?,
             orgc_uuid: r.get(18)?,
             galaxies,
+            publish_timestamp: r.get(20)?,
         })
     }
 }
@@ -325,6 +330,18 @@ impl Db {
         org_id: i64,
         keep_orgc: bool,
     ) -> Result<FullEvent, DbError> {
+        self.add_event_json(event, None, org_id, keep_orgc)
+    }
+
+    /// Stores a new event as [`Db::add_event_for`] does, keeping the keys of `json` (the
+    /// request's event, unwrapped) that the rows do not store.
+    pub fn add_event_json(
+        &self,
+        event: &Event,
+        json: Option<&serde_json::Map<String, serde_json::Value>>,
+        org_id: i64,
+        keep_orgc: bool,
+    ) -> Result<FullEvent, DbError> {
         let mut conn = self.writer();
         let tx = conn.transaction()?;
         let uuid = event.uuid.to_lowercase();
@@ -346,9 +363,9 @@ impl Db {
         tx.execute(
             "INSERT INTO events (uuid, info, threat_level_id, analysis, date, timestamp, published,
                  orgc, tags, source, format, imported_at, disable_correlation, galaxies,
-                 org_id, orgc_id, distribution, sharing_group_id)
+                 org_id, orgc_id, distribution, sharing_group_id, publish_timestamp)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'api', 'misp-json', ?10, ?11, ?12,
-                 ?13, ?14, ?15, ?16)",
+                 ?13, ?14, ?15, ?16, ?17)",
             params![
                 uuid,
                 event.info,
@@ -366,6 +383,7 @@ impl Db {
                 orgc.id,
                 distribution,
                 group,
+                event.published.unwrap_or(false).then(now_secs),
             ],
         )?;
         let id = tx.last_insert_rowid();
@@ -376,6 +394,9 @@ impl Db {
             insert_object(&tx, id, object)?;
         }
         correlation::correlate_event(&tx, id)?;
+        if let Some(json) = json {
+            super::extras::write(&tx, id, &super::extras::Extras::from_event(json))?;
+        }
         let full = read_full(&tx, id, false, &Viewer::SITE_ADMIN)?;
         tx.commit()?;
         Ok(full)
@@ -384,6 +405,18 @@ impl Db {
     /// Applies an edit as MISP does: metadata given replaces the stored one, attributes
     /// and objects with a known uuid are updated, new ones are added, others are kept.
     pub fn edit_event(&self, key: &str, event: &Event) -> Result<FullEvent, DbError> {
+        self.edit_event_json(key, event, None)
+    }
+
+    /// Applies an edit as [`Db::edit_event`] does, merging the keys of `json` (the
+    /// request's event, unwrapped) that the rows do not store into those kept: keys given
+    /// replace, others stay.
+    pub fn edit_event_json(
+        &self,
+        key: &str,
+        event: &Event,
+        json: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<FullEvent, DbError> {
         let mut conn = self.writer();
         let tx = conn.transaction()?;
         let id = event_id(&tx, key)?;
@@ -412,6 +445,12 @@ impl Db {
                 params![id, distribution, group],
             )?;
         }
+        if event.published == Some(true) {
+            tx.execute(
+                "UPDATE events SET publish_timestamp = ?2 WHERE id = ?1",
+                params![id, now_secs()],
+            )?;
+        }
         if let Some(disabled) = disable_correlation(event) {
             tx.execute(
                 "UPDATE events SET disable_correlation = ?2 WHERE id = ?1",
@@ -438,7 +477,7 @@ impl Db {
             }
         }
         correlation::correlate_event(&tx, id)?;
-        touch_event(&tx, id)?;
+        touch_event_with(&tx, id, json.map(super::extras::Extras::from_event))?;
         let full = read_full(&tx, id, false, &Viewer::SITE_ADMIN)?;
         tx.commit()?;
         Ok(full)
@@ -466,15 +505,36 @@ impl Db {
         Ok(id)
     }
 
-    /// Sets the published flag of event `key` and returns its id.
+    /// Sets the published flag of event `key` and returns its id. Publishing records the
+    /// time in `publish_timestamp`; unpublishing keeps the time of the last publishing.
     pub fn publish_event(&self, key: &str, published: bool) -> Result<i64, DbError> {
         let conn = self.writer();
         let id = event_id(&conn, key)?;
         conn.execute(
-            "UPDATE events SET published = ?2, timestamp = MAX(timestamp, ?3) WHERE id = ?1",
+            "UPDATE events SET published = ?2, timestamp = MAX(timestamp, ?3),
+                 publish_timestamp = CASE WHEN ?2 THEN ?3 ELSE publish_timestamp END
+             WHERE id = ?1",
             params![id, published, now_secs()],
         )?;
         Ok(id)
+    }
+
+    /// Records the publish times that pulled events carry, as (uuid, seconds since the
+    /// epoch), for the stored events that are published.
+    pub fn set_publish_timestamps(&self, times: &[(String, i64)]) -> Result<(), DbError> {
+        let mut conn = self.writer();
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE events SET publish_timestamp = ?3
+                 WHERE uuid IN (?1, ?2) AND published = 1",
+            )?;
+            for (uuid, time) in times {
+                stmt.execute(params![uuid, uuid.to_lowercase(), time])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 }
 

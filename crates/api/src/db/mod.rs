@@ -4,8 +4,10 @@
 pub(crate) mod attributes;
 pub(crate) mod correlations;
 pub(crate) mod events;
+pub(crate) mod extras;
 pub(crate) mod feeds;
 mod orgs;
+pub(crate) mod outbox;
 pub(crate) mod sightings;
 pub(crate) mod tags;
 mod users;
@@ -22,6 +24,7 @@ pub use events::EventMeta;
 pub use events::{FullEvent, ObjectRow};
 pub use feeds::{FeedRow, NewFeed};
 pub use orgs::{NewSharingGroup, Org, SharingGroup};
+pub use outbox::{OutboxRow, OutboxStats};
 pub use sightings::{NewSighting, SightingRow};
 pub use tags::TagRow;
 
@@ -97,6 +100,36 @@ const MIGRATIONS: &[&str] = &[
     // holds the organisations, sharing groups and the sharing columns of events, objects
     // and attributes (see `access.rs`); stores migrated before it got them here.
     "ALTER TABLE api_users ADD COLUMN org_id INTEGER NOT NULL DEFAULT 1;",
+    // 6: the time each event was last published, and the outbox of sightings to push to
+    // the remote MISP instance their event was pulled from (see `outbox.rs`). Events
+    // published before this migration, and published events written by an import, get
+    // their timestamp as publish time, the best guess the store has.
+    "ALTER TABLE events ADD COLUMN publish_timestamp INTEGER;
+    UPDATE events SET publish_timestamp = timestamp WHERE published = 1;
+    CREATE TRIGGER api_events_publish_timestamp AFTER INSERT ON events
+        WHEN NEW.published = 1 AND NEW.publish_timestamp IS NULL
+    BEGIN
+        UPDATE events SET publish_timestamp = NEW.timestamp WHERE id = NEW.id;
+    END;
+    CREATE TABLE api_sighting_outbox (
+        id INTEGER PRIMARY KEY,
+        remote_url TEXT NOT NULL,
+        sighting_uuid TEXT NOT NULL,
+        attribute_uuid TEXT NOT NULL,
+        type INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        date_sighting INTEGER NOT NULL,
+        queued_at INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        claim TEXT,
+        claimed_at INTEGER,
+        pushed_at INTEGER,
+        rejected INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (remote_url, sighting_uuid)
+    );
+    CREATE INDEX api_sighting_outbox_pending ON api_sighting_outbox(remote_url, id)
+        WHERE pushed_at IS NULL AND rejected = 0;",
 ];
 
 /// Reader connections kept open between requests.

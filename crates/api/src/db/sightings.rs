@@ -108,14 +108,18 @@ impl Db {
 
     /// Adds sightings recorded by the manager, each on its own attribute (id or uuid), in
     /// one transaction, with no user. An attribute deleted since it matched is skipped.
-    /// Returns the number of sightings stored.
+    /// A sighting on an event pulled by `intel pull` is queued in the same transaction for
+    /// a push to the remote it came from. Returns the number of sightings stored.
     pub fn record_sightings(&self, sightings: &[(String, NewSighting)]) -> Result<usize, DbError> {
         let mut conn = self.writer();
         let tx = conn.transaction()?;
         let mut stored = 0;
         for (key, new) in sightings {
             match insert(&tx, key, new, None, &Viewer::SITE_ADMIN) {
-                Ok(_) => stored += 1,
+                Ok(id) => {
+                    super::outbox::enqueue(&tx, id)?;
+                    stored += 1;
+                }
                 Err(DbError::NotFound(_)) => {
                     tracing::debug!(attribute = %key, "sighting skipped: attribute not found");
                 }

@@ -36,11 +36,9 @@ fn event_response(
         .db
         .visible_sightings(Some(event.meta.id), None, viewer)?;
     let correlations = state.db.event_correlations(event, false, viewer)?;
-    Ok(Json(json::full_event_json_with(
-        event,
-        &sightings,
-        &correlations,
-    )))
+    let mut rendered = json::full_event_json_with(event, &sightings, &correlations);
+    state.db.add_kept_keys(&event.meta, viewer, &mut rendered)?;
+    Ok(Json(rendered))
 }
 
 pub async fn view(
@@ -126,9 +124,14 @@ fn check_sharing_groups(state: &AppState, event: &Event, user: &User) -> Result<
     Ok(())
 }
 
-fn parse_event(body: Value) -> Result<Event, ApiError> {
-    serde_json::from_value(unwrap_key(body, "Event"))
-        .map_err(|e| ApiError::bad_request(format!("invalid event: {e}")))
+/// Parses a request's event; returns it with its JSON object, unwrapped, whose keys the
+/// model does not cover are kept with the event.
+fn parse_event(body: Value) -> Result<(Event, Option<Map<String, Value>>), ApiError> {
+    let body = unwrap_key(body, "Event");
+    let json = body.as_object().cloned();
+    let event = serde_json::from_value(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid event: {e}")))?;
+    Ok((event, json))
 }
 
 pub async fn add(
@@ -136,7 +139,7 @@ pub async fn add(
     Extension(user): Extension<User>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    let mut event = parse_event(body)?;
+    let (mut event, json) = parse_event(body)?;
     let errors = validate_event(&mut event);
     if !errors.is_empty() {
         return Err(ApiError::validation("Could not add Event", errors));
@@ -156,7 +159,7 @@ pub async fn add(
         check_sharing_groups(&state, &event, &user)?;
         let stored = state
             .db
-            .add_event_for(&event, user.org_id, keep_orgc)
+            .add_event_json(&event, json.as_ref(), user.org_id, keep_orgc)
             .map_err(conflict_to_403)?;
         state.notify_change();
         event_response(&state, &stored, &viewer)
@@ -181,7 +184,7 @@ pub async fn edit(
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let key = first_segment(&rest);
-    let mut event = parse_event(body)?;
+    let (mut event, json) = parse_event(body)?;
     let errors = validate_event(&mut event);
     let only_info = errors.len() == 1 && errors.contains_key("info");
     if !errors.is_empty() && !only_info {
@@ -191,7 +194,10 @@ pub async fn edit(
     blocking(move || {
         state.db.check_event_owner(&key, &viewer)?;
         check_sharing_groups(&state, &event, &user)?;
-        let stored = state.db.edit_event(&key, &event).map_err(conflict_to_403)?;
+        let stored = state
+            .db
+            .edit_event_json(&key, &event, json.as_ref())
+            .map_err(conflict_to_403)?;
         state.notify_change();
         event_response(&state, &stored, &viewer)
     })

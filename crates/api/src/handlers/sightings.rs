@@ -84,9 +84,11 @@ async fn add_sightings(
     let body = unwrap_key(body, "Sighting");
     let new = new_sighting(&body)?;
     let rows = blocking(move || {
+        // As in MISP, a body with only `uuid` names the attribute by its uuid.
         let keys = match attribute
             .or_else(|| text(&body, "id"))
             .or_else(|| text(&body, "attribute_id"))
+            .or_else(|| text(&body, "uuid").filter(|_| body.get("value").is_none()))
         {
             Some(key) => vec![key],
             None => match text(&body, "value") {

@@ -3,7 +3,7 @@
 //! whole events one by one with MISP's distribution rules applied.
 
 pub mod distribution;
-mod index;
+pub(crate) mod index;
 mod pull;
 mod push;
 mod rows;

@@ -178,6 +178,13 @@ fn store_event(
     let written = store.write_parsed(&parsed, url, None)?;
     // NOTE: the levels reach the rows in a second transaction, right after the event's.
     rows::record_levels(db, &event)?;
+    let published: Vec<(String, i64)> = parsed
+        .events
+        .iter()
+        .filter_map(|e| Some((e.event.uuid.clone(), e.event.publish_timestamp?)))
+        .filter(|(_, time)| *time > 0)
+        .collect();
+    db.set_publish_timestamps(&published)?;
     report.added += written.events_added;
     report.updated += written.events_updated;
     report.attributes += written.attributes;

@@ -1,6 +1,8 @@
-//! `iocwatch intel` subcommands: import, pull, lookup, stats and export.
+//! `iocwatch intel` subcommands: import, pull, sync, push-sightings, lookup, stats and
+//! export.
 
 mod pull;
+mod sightings;
 mod sync;
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -32,6 +34,9 @@ pub enum IntelCommand {
     /// Sync whole events with a MISP-compatible server as MISP's server pull and push do
     #[command(subcommand)]
     Sync(sync::SyncCommand),
+    /// Push the sightings that detections recorded on pulled attributes back to the server
+    /// they were pulled from; exit 0 on success, 2 when the push was interrupted
+    PushSightings(sightings::PushSightingsArgs),
     /// Print one JSON line per indicator matching each VALUE; exit 0 when a detection matches,
     /// 1 when none does, 2 on error
     Lookup(LookupArgs),
@@ -120,6 +125,7 @@ pub fn run(command: IntelCommand, global: &Global) -> anyhow::Result<ExitCode> {
         IntelCommand::Import(args) => run_import(args, global),
         IntelCommand::Pull(args) => pull::run(args, global),
         IntelCommand::Sync(command) => sync::run(command, global),
+        IntelCommand::PushSightings(args) => sightings::run(args, global),
         IntelCommand::Lookup(args) => run_lookup(args, global),
         IntelCommand::Stats(args) => run_stats(args, global),
         IntelCommand::Export(args) => run_export(args, global),

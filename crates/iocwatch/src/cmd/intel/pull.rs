@@ -1,5 +1,5 @@
 //! `iocwatch intel pull`: pulls indicators from a MISP-compatible server into the store,
-//! incrementally by event timestamp.
+//! incrementally by event timestamp, then pushes the sightings queued for that server.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -80,6 +80,11 @@ pub struct PullArgs {
     /// List every rejected value instead of the first 20
     #[arg(long)]
     all_rejected: bool,
+
+    /// Do not push the sightings queued for this server after the pull (they stay queued
+    /// for `intel push-sightings` or the next pull)
+    #[arg(long)]
+    no_push_sightings: bool,
 }
 
 /// Parses an age such as `7d`: a whole number followed by s, m, h, d or w.
@@ -116,6 +121,14 @@ pub fn run(args: PullArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let summary =
         pull(&db, &config).with_context(|| format!("failed to pull from {}", config.url))?;
     print_summary(&config.url, &summary, args.all_rejected)?;
+    if !args.no_push_sightings {
+        // A failed push leaves the exit code of the pull as it is: the sightings stay
+        // queued, and the warning names the error.
+        let pushed = super::sightings::push_and_print(&db, &config)?;
+        if let Some(error) = pushed {
+            eprintln!("warning: {error:#}");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,0 +1,81 @@
+//! `iocwatch intel push-sightings`: pushes the sightings that detections recorded on
+//! pulled attributes back to the MISP-compatible server they were pulled from. `intel
+//! pull` runs the same push after each pull.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use api::remote::{push_sightings, RemoteConfig};
+use clap::Args;
+
+use super::pull::{read_key, remote_url};
+use crate::cmd::Global;
+
+#[derive(Args, Debug)]
+pub struct PushSightingsArgs {
+    /// Base URL of the server, exactly as given to `intel pull` (plain http:// only for
+    /// loopback addresses)
+    #[arg(long)]
+    url: String,
+
+    /// File whose first line is the API key; without it the key is read from the
+    /// IOCWATCH_REMOTE_KEY environment variable
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+
+    /// PEM file of the CA that signed the server's certificate, in place of the system roots
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+
+    /// Limit for each HTTP request, in seconds
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    timeout_secs: u64,
+}
+
+pub fn run(args: PushSightingsArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    let url = remote_url(&args.url)?;
+    let key = read_key(args.key_file.as_deref())?;
+    let mut config = RemoteConfig::new(&url, &key);
+    config.ca_file = args.ca_file;
+    config.timeout = Duration::from_secs(args.timeout_secs);
+    let db = api::Db::open(&global.data_dir).with_context(|| {
+        format!(
+            "failed to open the intel store in `{}`",
+            global.data_dir.display()
+        )
+    })?;
+    match push_and_print(&db, &config)? {
+        None => Ok(ExitCode::SUCCESS),
+        Some(error) => {
+            eprintln!("iocwatch: {error:#}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+/// Pushes the queued sightings of `config.url` and prints one summary line. Returns the
+/// error that interrupted the push, if any; the sightings not sent stay queued.
+pub(super) fn push_and_print(
+    db: &api::Db,
+    config: &RemoteConfig,
+) -> anyhow::Result<Option<anyhow::Error>> {
+    let summary = push_sightings(db, config)
+        .with_context(|| format!("failed to push sightings to {}", config.url))?;
+    writeln!(
+        std::io::stdout().lock(),
+        "{}: sightings: {} pushed, {} rejected, {} queued",
+        config.url,
+        summary.pushed,
+        summary.rejected,
+        summary.pending
+    )?;
+    Ok(summary.error.map(|error| {
+        anyhow::Error::new(error).context(format!(
+            "sighting push to {} interrupted; {} sightings stay queued for the next run",
+            config.url, summary.pending
+        ))
+    }))
+}
