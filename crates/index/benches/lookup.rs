@@ -58,7 +58,8 @@ fn md5(seed: u64) -> [u8; 16] {
     d
 }
 
-fn build(n: u64, with_md5: bool) -> (DigestIndex, f64) {
+/// Builds the index and returns it with the wall and thread CPU seconds of `build`.
+fn build(n: u64, with_md5: bool) -> (DigestIndex, f64, f64) {
     let mut builder = DigestIndexBuilder::new();
     builder.reserve(32, n as usize);
     if with_md5 {
@@ -70,9 +71,10 @@ fn build(n: u64, with_md5: bool) -> (DigestIndex, f64) {
             builder.insert(&md5(i), i as u32);
         }
     }
-    let started = Instant::now();
+    let (started, cpu_started) = (Instant::now(), thread_cpu_seconds());
     let index = builder.build();
-    (index, started.elapsed().as_secs_f64())
+    let cpu = thread_cpu_seconds() - cpu_started;
+    (index, started.elapsed().as_secs_f64(), cpu)
 }
 
 /// Half hits (digests inserted under seeds below `n`), half misses, md5 and sha256 mixed.
@@ -134,6 +136,45 @@ fn thread_cpu_seconds() -> f64 {
     now.tv_sec as f64 + now.tv_nsec as f64 * 1e-9
 }
 
+/// Prints, for each table's line array, its size and the bytes of the memory mappings that
+/// contain it that `/proc/self/smaps` reports as `AnonHugePages` (2 MiB pages).
+fn print_huge_pages(index: &DigestIndex) {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+    let mut mappings: Vec<(usize, usize, u64)> = Vec::new();
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or_default();
+        if let Some((start, end)) = first.split_once('-') {
+            if let (Ok(start), Ok(end)) = (
+                usize::from_str_radix(start, 16),
+                usize::from_str_radix(end, 16),
+            ) {
+                mappings.push((start, end, 0));
+                continue;
+            }
+        }
+        if let (Some(kib), Some(last)) = (line.strip_prefix("AnonHugePages:"), mappings.last_mut())
+        {
+            last.2 = kib
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .unwrap_or(0)
+                * 1024;
+        }
+    }
+    for (i, range) in index.line_ranges().iter().enumerate() {
+        let huge: u64 = mappings
+            .iter()
+            .filter(|(start, end, _)| *start < range.end && range.start < *end)
+            .map(|(_, _, huge)| huge)
+            .sum();
+        let mib = |bytes: f64| bytes / (1 << 20) as f64;
+        println!("table{i}_line_mib={:.1}", mib(range.len() as f64));
+        println!("table{i}_anon_huge_pages_mib={:.1}", mib(huge as f64));
+    }
+}
+
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = statm
@@ -151,23 +192,26 @@ fn main() {
         .and_then(|arg| arg.parse().ok())
         .unwrap_or(10_000_000);
 
-    let (sha_only, build_secs) = build(n, false);
+    let (sha_only, build_secs, build_cpu) = build(n, false);
     println!("sha256_only_digests={}", sha_only.len());
     println!("sha256_only_build_seconds={build_secs:.2}");
+    println!("sha256_only_build_cpu_seconds={build_cpu:.2}");
     println!(
         "heap_bytes_per_sha256={:.1}",
         sha_only.heap_bytes() as f64 / sha_only.len() as f64
     );
     drop(sha_only);
 
-    let (index, build_secs) = build(n, true);
+    let (index, build_secs, build_cpu) = build(n, true);
     println!("digests={}", index.len());
     println!("build_seconds={build_secs:.2}");
+    println!("build_cpu_seconds={build_cpu:.2}");
     println!(
         "heap_bytes_per_digest={:.1}",
         index.heap_bytes() as f64 / index.len() as f64
     );
     println!("rss_mib={:.0}", rss_bytes() as f64 / (1 << 20) as f64);
+    print_huge_pages(&index);
 
     let queries = queries(n);
     let single = measure(|| {

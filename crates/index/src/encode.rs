@@ -7,11 +7,12 @@
 //! every bound a lookup relies on, so damaged bytes give an error, never a panic, and at
 //! worst wrong results where a checksum would have caught the damage.
 
-use crate::table::{Table, MULTI_TAG};
+use crate::key::{Fingerprint, MAX_FINGERPRINT_BITS};
+use crate::table::{Table, EMPTY, LINE_WORDS, MULTI_TAG};
 use crate::DigestIndex;
 
-/// First word of an encoded index: `DIX` and the format version 1.
-const MAGIC: u32 = u32::from_be_bytes(*b"DIX\x01");
+/// First word of an encoded index: `DIX` and the format version 2.
+const MAGIC: u32 = u32::from_be_bytes(*b"DIX\x02");
 /// Written in native order; reads back as another number on a machine of the other order.
 const BYTE_ORDER_MARK: u32 = 0x0102_0304;
 /// Longest digest a decoded table may have (sha512 is 64 bytes).
@@ -27,13 +28,19 @@ impl DigestIndex {
     pub fn encode(&self, out: &mut Vec<u8>) {
         push_word(out, MAGIC);
         push_word(out, BYTE_ORDER_MARK);
+        push_word(out, self.mask.mask_bits());
         push_len(out, self.tables.len());
         for table in &self.tables {
-            let (directory, records) = table.parts();
+            let (buckets, lines, far) = table.parts();
             push_len(out, table.key_len);
-            push_word(out, table.bits());
-            push_words(out, directory);
-            push_words(out, records);
+            push_len(out, buckets);
+            push_len(out, lines.len() * LINE_WORDS);
+            for line in lines {
+                for word in line.0 {
+                    push_word(out, word);
+                }
+            }
+            push_words(out, far);
         }
         push_words(out, &self.multi);
     }
@@ -47,6 +54,10 @@ impl DigestIndex {
         if input.word()? != BYTE_ORDER_MARK {
             return Err(DecodeError("written on a machine of the other byte order"));
         }
+        let fingerprint_bits = input.word()?;
+        if fingerprint_bits > MAX_FINGERPRINT_BITS {
+            return Err(DecodeError("fingerprint length out of range"));
+        }
         let count = input.len()?;
         let mut tables: Vec<Table> = Vec::new();
         for _ in 0..count {
@@ -57,11 +68,10 @@ impl DigestIndex {
             if tables.last().is_some_and(|last| last.key_len >= key_len) {
                 return Err(DecodeError("tables out of order"));
             }
-            let bits = input.word()?;
-            let directory = input.words()?;
-            let records = input.words()?;
-            let table =
-                Table::from_parts(key_len, bits, directory, records).map_err(DecodeError)?;
+            let buckets = input.len()?;
+            let lines = input.word_bytes()?;
+            let far = input.words()?;
+            let table = Table::from_parts(key_len, buckets, lines, far).map_err(DecodeError)?;
             tables.push(table);
         }
         let multi = input.words()?;
@@ -69,16 +79,20 @@ impl DigestIndex {
             return Err(DecodeError("trailing bytes"));
         }
         check_values(&tables, &multi)?;
-        Ok(DigestIndex::from_tables(tables, multi.into_boxed_slice()))
+        let mask = Fingerprint::mask(fingerprint_bits);
+        Ok(DigestIndex::from_tables(
+            tables,
+            multi.into_boxed_slice(),
+            mask,
+        ))
     }
 }
 
 /// Checks that every tagged value word points at an id list inside `multi`.
 fn check_values(tables: &[Table], multi: &[u32]) -> Result<(), DecodeError> {
     for table in tables {
-        for i in 0..table.len() {
-            let value = *table.value_at(i);
-            if value & MULTI_TAG == 0 {
+        for value in table.values() {
+            if value & MULTI_TAG == 0 || value == EMPTY {
                 continue;
             }
             let offset = (value & !MULTI_TAG) as usize;
@@ -115,8 +129,8 @@ struct Words<'a> {
     bytes: &'a [u8],
 }
 
-impl Words<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], DecodeError> {
+impl<'a> Words<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if self.bytes.len() < n {
             return Err(DecodeError("truncated"));
         }
@@ -137,17 +151,21 @@ impl Words<'_> {
         usize::try_from(u64::from_ne_bytes(word)).map_err(|_| DecodeError("length out of range"))
     }
 
-    /// Reads a word count and that many words into memory allocated like a built table's.
-    fn words(&mut self) -> Result<Vec<u32>, DecodeError> {
+    /// Reads a word count and returns the bytes of that many words.
+    fn word_bytes(&mut self) -> Result<&'a [u8], DecodeError> {
         let len = self.len()?;
         let byte_len = len
             .checked_mul(4)
             .ok_or(DecodeError("length out of range"))?;
-        let bytes = self.take(byte_len)?;
-        let mut words = crate::memory::zeroed_words(len);
-        for (word, chunk) in words.iter_mut().zip(bytes.chunks_exact(4)) {
-            *word = u32::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-        }
-        Ok(words)
+        self.take(byte_len)
+    }
+
+    /// Reads a word count and that many words.
+    fn words(&mut self) -> Result<Vec<u32>, DecodeError> {
+        let bytes = self.word_bytes()?;
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|chunk| u32::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]))
+            .collect())
     }
 }

@@ -1,73 +1,117 @@
 //! In-memory index of binary digests (md5, sha1, sha256, ...) to entry ids.
 //!
 //! The index is built once and then only read, so lookups take no lock. Each digest length has
-//! its own table: a flat array of fixed-size records sorted by digest, and a bucket directory
-//! indexed by the digest's leading bits with about one record per bucket. Digests of real files
-//! are uniformly distributed, so a lookup reads one directory entry and then one or two adjacent
-//! records, which is two cache misses on a large index. [`DigestIndex::get_batch`] overlaps
-//! those misses across many lookups with prefetches. Digests that share their leading bytes
-//! only make their bucket larger, and large buckets are binary-searched.
+//! its own table of 64-byte lines, one cache line each, with four slots per line. A digest's
+//! leading bits pick its home line, and its slot contains a 92-bit fingerprint taken from the
+//! digest's last 12 bytes plus the id. A lookup reads the home line and compares the four
+//! fingerprints at once, so hits and misses alike cost one cache miss on a large index. About
+//! 2 to 3 % of the lookups also read the next line, where a crowded home line spilled over
+//! (an estimate from simulating random digests at the table's load).
+//! A digest that would sit more than six lines from its home goes to a sorted far list,
+//! which keeps lookups short when many digests share their leading bytes.
+//! [`DigestIndex::get_batch`] overlaps the cache misses of many lookups with prefetches.
 //!
-//! A sha256 record takes 36 bytes and its directory share 2 to 4 bytes. A digest with several
-//! ids keeps them in a side table. [`DigestIndex::encode`] turns a built index into bytes that
-//! load again without sorting.
+//! # Fingerprints
+//!
+//! The index does not keep whole digests, so [`DigestIndex::get`] may return the ids of
+//! another digest of the same length. Callers that need certainty compare the full digest of
+//! what an id names, and drop the ids whose digest differs. A false candidate needs another
+//! digest with the same home line and the same 92-bit fingerprint. For digests that behave
+//! like random bits (md5, sha1 and the sha2 family on real files), the fingerprint bits are
+//! independent of the leading bits. So a lookup of an unknown digest returns a false
+//! candidate with a probability of at most `m / 2^92`, where `m` is the number of digests
+//! homed at its line (1.6 on average). For `m` up to 4 that is below 10^-27.
+//! Forcing one on purpose takes a second preimage of 92 bits of the hash. Digests of 11 bytes
+//! or fewer fit in the fingerprint and are compared whole.
+//!
+//! A slot matches only digests of its own home line, and digests that share the home line
+//! and the fingerprint share one slot with all their ids, so a lookup never misses an
+//! inserted digest.
+//!
+//! A sha256 takes 40 bytes: 64-byte lines at 40 % occupancy. A digest with several ids keeps
+//! them in a side table. [`DigestIndex::encode`] turns a built index into bytes that load
+//! again without sorting.
 
 mod encode;
+mod key;
 mod memory;
 mod table;
 
 pub use encode::DecodeError;
-use table::{Pending, Table, MULTI_TAG};
+pub use key::MAX_FINGERPRINT_BITS;
+use key::{Fingerprint, Key};
+use table::{Entry, Pending, Table, MULTI_TAG};
 
-/// Digests up to this many bytes are converted to key words on the stack.
-const INLINE_KEY_BYTES: usize = 64;
+/// Digest lengths up to this many bytes find their table through a lookup array.
+const DIRECT_LEN_MAX: usize = 64;
 
 /// Lookups that [`DigestIndex::get_batch`] keeps in flight at once.
 const BATCH: usize = 16;
 
 /// Builds a [`DigestIndex`]; the same digest may be inserted with several ids.
-#[derive(Default)]
 pub struct DigestIndexBuilder {
     pending: Vec<Pending>,
+    mask: Fingerprint,
+}
+
+impl Default for DigestIndexBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl DigestIndexBuilder {
     pub fn new() -> Self {
-        Self::default()
+        Self::with_fingerprint_bits(MAX_FINGERPRINT_BITS)
+    }
+
+    /// Creates a builder whose index keeps only `bits` bits of each fingerprint (at most
+    /// [`MAX_FINGERPRINT_BITS`]). Fewer bits make false candidates likely, so tests of
+    /// callers use them to check that they compare full digests. With 0 bits, a lookup
+    /// returns the ids of every digest of its home line.
+    pub fn with_fingerprint_bits(bits: u32) -> Self {
+        DigestIndexBuilder {
+            pending: Vec::new(),
+            mask: Fingerprint::mask(bits),
+        }
     }
 
     /// Reserves room for `additional` more digests of `digest_len` bytes.
     pub fn reserve(&mut self, digest_len: usize, additional: usize) {
-        let pending = self.pending_for(digest_len);
-        let stride = pending.stride();
-        pending.records.reserve(additional.saturating_mul(stride));
+        self.pending_for(digest_len).entries.reserve(additional);
     }
 
     /// Adds `id` under `digest`, the raw bytes of a hash (16 bytes for md5, 32 for sha256, ...).
     pub fn insert(&mut self, digest: &[u8], id: u32) {
-        self.pending_for(digest.len()).push(digest, id);
+        let key = Key::new(digest, self.mask);
+        self.pending_for(digest.len())
+            .entries
+            .push(Entry { key, id });
     }
 
     /// Sorts what was inserted into the read-only index. This takes about a second per ten
-    /// million digests and, while it runs, about twice the memory of the finished index.
+    /// million digests and, while it runs, about three times the memory of the finished index.
     pub fn build(self) -> DigestIndex {
         let mut multi = Vec::new();
         let mut tables: Vec<Table> = self
             .pending
             .into_iter()
-            .filter(|pending| !pending.records.is_empty())
+            .filter(|pending| !pending.entries.is_empty())
             .map(|pending| Table::build(pending, &mut multi))
             .collect();
         tables.sort_by_key(|table| table.key_len);
         multi.shrink_to_fit();
-        DigestIndex::from_tables(tables, multi.into_boxed_slice())
+        DigestIndex::from_tables(tables, multi.into_boxed_slice(), self.mask)
     }
 
     fn pending_for(&mut self, digest_len: usize) -> &mut Pending {
         let i = match self.pending.iter().position(|p| p.key_len == digest_len) {
             Some(i) => i,
             None => {
-                self.pending.push(Pending::new(digest_len));
+                self.pending.push(Pending {
+                    key_len: digest_len,
+                    entries: Vec::new(),
+                });
                 self.pending.len() - 1
             }
         };
@@ -75,14 +119,17 @@ impl DigestIndexBuilder {
     }
 }
 
-/// Immutable map from a raw digest to the ids inserted under it.
+/// Immutable map from a raw digest to the ids inserted under it, or rarely under another
+/// digest of the same length with the same fingerprint (see the crate documentation).
 pub struct DigestIndex {
     /// Tables sorted by digest length.
     tables: Vec<Table>,
     /// Table position plus one for each digest length up to 64 bytes, zero when there is none.
-    by_len: [u8; INLINE_KEY_BYTES + 1],
+    by_len: [u8; DIRECT_LEN_MAX + 1],
     /// Id lists of digests with several ids, each stored as `[count, ids...]`.
     multi: Box<[u32]>,
+    /// Fingerprint bits kept, as a mask.
+    mask: Fingerprint,
 }
 
 impl Default for DigestIndex {
@@ -93,10 +140,10 @@ impl Default for DigestIndex {
 
 impl DigestIndex {
     /// Assembles an index from tables sorted by digest length and their side table.
-    fn from_tables(tables: Vec<Table>, multi: Box<[u32]>) -> DigestIndex {
-        let mut by_len = [0u8; INLINE_KEY_BYTES + 1];
+    fn from_tables(tables: Vec<Table>, multi: Box<[u32]>, mask: Fingerprint) -> DigestIndex {
+        let mut by_len = [0u8; DIRECT_LEN_MAX + 1];
         for (i, table) in tables.iter().enumerate() {
-            if table.key_len <= INLINE_KEY_BYTES && i < usize::from(u8::MAX) {
+            if table.key_len <= DIRECT_LEN_MAX && i < usize::from(u8::MAX) {
                 by_len[table.key_len] = i as u8 + 1;
             }
         }
@@ -104,21 +151,20 @@ impl DigestIndex {
             tables,
             by_len,
             multi,
+            mask,
         }
     }
 
     /// Returns the ids stored under `digest`, ascending and without repeats, or an empty slice
-    /// when the digest is unknown.
+    /// when the digest is unknown. Digests longer than 11 bytes are compared by fingerprint,
+    /// so the ids may rarely belong to another digest: callers compare the full digest.
+    #[inline]
     pub fn get(&self, digest: &[u8]) -> &[u32] {
         let Some(table) = self.table_for(digest.len()) else {
             return &[];
         };
-        let key = KeyWords::new(digest, table.key_words());
-        let key = key.as_slice();
-        match table.find(key, table::prefix(key)) {
-            Some(i) => self.ids_of(table.value_at(i)),
-            None => &[],
-        }
+        let key = Key::new(digest, self.mask);
+        self.find(table, &key, table.home(key.prefix))
     }
 
     /// Looks up every digest of `digests` and appends the result of each to `out`, in order.
@@ -131,7 +177,7 @@ impl DigestIndex {
         }
     }
 
-    /// Number of distinct digests.
+    /// Number of distinct digests, counting digests that share a slot once.
     pub fn len(&self) -> usize {
         self.tables.iter().map(Table::len).sum()
     }
@@ -140,9 +186,8 @@ impl DigestIndex {
     pub fn max_id(&self) -> Option<u32> {
         let mut max = None;
         for table in &self.tables {
-            for i in 0..table.len() {
-                let ids = self.ids_of(table.value_at(i));
-                max = max.max(ids.iter().copied().max());
+            for value in table.values().filter(|&value| value != table::EMPTY) {
+                max = max.max(self.ids_of(&value).iter().copied().max());
             }
         }
         max
@@ -158,25 +203,53 @@ impl DigestIndex {
         tables + self.tables.capacity() * std::mem::size_of::<Table>() + self.multi.len() * 4
     }
 
+    /// Address ranges of the tables' line arrays, so that a benchmark can check which pages
+    /// back them.
+    #[doc(hidden)]
+    pub fn line_ranges(&self) -> Vec<std::ops::Range<usize>> {
+        self.tables.iter().map(Table::line_range).collect()
+    }
+
+    #[inline]
     fn table_for(&self, digest_len: usize) -> Option<&Table> {
         match self.by_len.get(digest_len) {
             Some(0) => None,
-            Some(&i) => Some(&self.tables[usize::from(i) - 1]),
+            Some(&i) => self.tables.get(usize::from(i) - 1),
             None => self.tables.iter().find(|table| table.key_len == digest_len),
         }
     }
 
+    /// Returns the ids of `key`, whose home line in `table` is `home`.
+    #[inline]
+    fn find<'a>(&'a self, table: &'a Table, key: &Key, home: usize) -> &'a [u32] {
+        let Some(probe) = table.probe_home(key, home) else {
+            return &[];
+        };
+        if probe.found {
+            return self.ids_of(probe.value);
+        }
+        if probe.look_further {
+            return table
+                .find_further(key, home)
+                .map_or(&[], |v| self.ids_of(v));
+        }
+        &[]
+    }
+
+    #[inline]
     fn ids_of<'a>(&'a self, value: &'a u32) -> &'a [u32] {
         if value & MULTI_TAG == 0 {
             return std::slice::from_ref(value);
         }
         let offset = (value & !MULTI_TAG) as usize;
-        let count = self.multi[offset] as usize;
-        &self.multi[offset + 1..offset + 1 + count]
+        let count = self.multi.get(offset).map_or(0, |&count| count as usize);
+        self.multi
+            .get(offset + 1..offset + 1 + count)
+            .unwrap_or(&[])
     }
 
-    /// Runs up to [`BATCH`] lookups in three passes so that their cache misses overlap:
-    /// prefetch the directory entries, then the first records, then compare.
+    /// Runs up to [`BATCH`] lookups in two passes so that their cache misses overlap:
+    /// prefetch the home lines, then compare.
     fn get_chunk<'a, D: AsRef<[u8]>>(&'a self, digests: &[D], out: &mut Vec<&'a [u32]>) {
         let mut probes: [Option<Probe<'a>>; BATCH] = Default::default();
         for (probe, digest) in probes.iter_mut().zip(digests) {
@@ -184,32 +257,18 @@ impl DigestIndex {
             let Some(table) = self.table_for(digest.len()) else {
                 continue;
             };
-            let key = KeyWords::new(digest, table.key_words());
-            let prefix = table::prefix(key.as_slice());
-            let bucket = table.bucket(prefix);
-            prefetch(table.directory_ptr(bucket));
-            *probe = Some(Probe {
-                table,
-                key,
-                prefix,
-                bucket,
-                lo: 0,
-                hi: 0,
-            });
-        }
-
-        for probe in probes.iter_mut().flatten() {
-            let (lo, hi, first) = probe.table.bucket_range(probe.bucket);
-            prefetch(first);
-            (probe.lo, probe.hi) = (lo, hi);
+            let key = Key::new(digest, self.mask);
+            let home = table.home(key.prefix);
+            prefetch(table.line_ptr(home));
+            *probe = Some(Probe { table, key, home });
         }
 
         for probe in probes.iter().take(digests.len()) {
-            let ids = probe.as_ref().and_then(|p| {
-                let found = p.table.find_in(p.key.as_slice(), p.prefix, p.lo, p.hi)?;
-                Some(self.ids_of(p.table.value_at(found)))
-            });
-            out.push(ids.unwrap_or(&[]));
+            let ids = match probe {
+                Some(p) => self.find(p.table, &p.key, p.home),
+                None => &[],
+            };
+            out.push(ids);
         }
     }
 }
@@ -217,59 +276,13 @@ impl DigestIndex {
 /// One lookup of a batch in progress.
 struct Probe<'a> {
     table: &'a Table,
-    key: KeyWords,
-    prefix: u64,
-    bucket: usize,
-    lo: usize,
-    hi: usize,
-}
-
-/// A digest as the zero-padded 32-bit words a table compares.
-enum KeyWords {
-    Inline {
-        words: [u32; INLINE_KEY_BYTES / 4],
-        len: usize,
-    },
-    Heap(Vec<u32>),
-}
-
-impl KeyWords {
-    #[inline]
-    fn new(digest: &[u8], key_words: usize) -> Self {
-        if digest.len() > INLINE_KEY_BYTES {
-            let mut words = Vec::with_capacity(key_words);
-            table::push_key_words(&mut words, digest);
-            return KeyWords::Heap(words);
-        }
-        let mut words = [0u32; INLINE_KEY_BYTES / 4];
-        let mut chunks = digest.chunks_exact(4);
-        for (word, chunk) in words.iter_mut().zip(&mut chunks) {
-            *word = u32::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut last = [0u8; 4];
-            last[..rest.len()].copy_from_slice(rest);
-            words[digest.len() / 4] = u32::from_ne_bytes(last);
-        }
-        KeyWords::Inline {
-            words,
-            len: key_words,
-        }
-    }
-
-    #[inline]
-    fn as_slice(&self) -> &[u32] {
-        match self {
-            KeyWords::Inline { words, len } => &words[..*len],
-            KeyWords::Heap(words) => words,
-        }
-    }
+    key: Key,
+    home: usize,
 }
 
 /// Asks the CPU to start loading the cache line at `address`.
 #[inline(always)]
-fn prefetch(address: *const u32) {
+fn prefetch<T>(address: *const T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is only a hint: it never faults and reads no value, whatever the address.
     unsafe {

@@ -1,382 +1,422 @@
-//! One sorted table of fixed-length digests with its bucket directory, and how it is built.
+//! One table of fixed-length digests: 64-byte lines of four fingerprint slots, each line the
+//! bucket of a range of leading digest bits, and how it is built.
 //!
-//! A record is the digest zero-padded to whole 32-bit words, then one value word. Records are
-//! sorted by [`cmp_keys`], and bucket `b` of the directory contains the records
-//! `directory[b]..directory[b + 1]`, where `b` is the top `bits` bits of the digest's first
-//! eight bytes read big-endian.
+//! A slot is four 32-bit words. The first two contain the low 64 fingerprint bits. The third
+//! contains the 28 high fingerprint bits, the slot's displacement from its home line (3
+//! bits, 7 in an empty slot) and a line flag. The fourth is the value word.
+//!
+//! A digest's home line is `prefix * buckets >> 64`, so homes ascend with the digest. A digest
+//! goes to the first line from its home on that has a free slot, at most
+//! [`MAX_DISPLACEMENT`] lines on, and to the sorted far list beyond that. Slot 0's flag of a
+//! line marks that a digest homed at or before it sits in a later line. Slot 1's flag marks
+//! that a digest homed at it is in the far list. A lookup compares the fingerprint and the
+//! displacement, so a slot only matches digests of its own home line.
 
-use std::cmp::Ordering;
+use crate::key::{Fingerprint, Key, FINGERPRINT_HIGH_BITS, FINGERPRINT_HIGH_MASK};
 
 /// Tag bit of a value word: set means "offset into the side table", clear means "the id itself".
 pub(crate) const MULTI_TAG: u32 = 1 << 31;
+/// Value word of an empty slot. Side-table offsets stay below `!MULTI_TAG`, so no stored value
+/// equals it.
+pub(crate) const EMPTY: u32 = u32::MAX;
+/// Lines a digest may sit after its home line before it goes to the far list.
+pub(crate) const MAX_DISPLACEMENT: usize = 6;
+/// Displacement of an empty slot. No lookup compares with it, so an empty slot never matches
+/// and needs no separate check.
+const EMPTY_DISPLACEMENT: u32 = 7;
+/// Words of one 64-byte line.
+pub(crate) const LINE_WORDS: usize = 16;
 
-/// Buckets up to this size are scanned linearly, larger ones binary-searched.
-const LINEAR_SCAN_MAX: usize = 16;
+const SLOTS: usize = 4;
+const SLOT_WORDS: usize = 4;
+/// Words of one far-list entry: home line, fingerprint low (2 words), fingerprint high, value.
+const FAR_WORDS: usize = 5;
+/// Line flag bit, in the fingerprint-high word of a slot.
+const FLAG: u32 = 1 << 31;
+/// Word of a line whose flag marks "digests homed here or before continue in the next line".
+const CONTINUE_WORD: usize = 2;
+/// Word of a line whose flag marks "digests homed here are in the far list".
+const FAR_WORD: usize = SLOT_WORDS + 2;
+/// Digests per line on average, as a fraction: 8 / 5 = 1.6 of the 4 slots (40 % full). At
+/// that load about 2 to 3 % of random digests sit outside their home line (simulated).
+const DIGESTS_PER_LINE: (usize, usize) = (8, 5);
 
-/// Records gathered by the builder for one digest length, in insertion order.
+/// Entries gathered by the builder for one digest length, in insertion order.
 pub(crate) struct Pending {
     pub(crate) key_len: usize,
-    pub(crate) key_words: usize,
-    pub(crate) records: Vec<u32>,
+    pub(crate) entries: Vec<Entry>,
 }
 
-impl Pending {
-    pub(crate) fn new(key_len: usize) -> Self {
-        Pending {
-            key_len,
-            key_words: key_len.div_ceil(4),
-            records: Vec::new(),
+/// A digest's key with one id, before building.
+#[derive(Clone, Copy)]
+pub(crate) struct Entry {
+    pub(crate) key: Key,
+    pub(crate) id: u32,
+}
+
+/// One 64-byte line of four slots, aligned so that it is one cache line.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+pub(crate) struct Line(pub(crate) [u32; LINE_WORDS]);
+
+impl Line {
+    /// A line of four empty slots and no flags.
+    const EMPTY: Line = {
+        let mut words = [0u32; LINE_WORDS];
+        let mut slot = 0;
+        while slot < SLOTS {
+            words[slot * SLOT_WORDS + 2] = EMPTY_DISPLACEMENT << FINGERPRINT_HIGH_BITS;
+            words[slot * SLOT_WORDS + 3] = EMPTY;
+            slot += 1;
         }
-    }
-
-    pub(crate) fn stride(&self) -> usize {
-        self.key_words + 1
-    }
-
-    pub(crate) fn push(&mut self, digest: &[u8], id: u32) {
-        push_key_words(&mut self.records, digest);
-        self.records.push(id);
-    }
-}
-
-/// Appends `digest` as native-endian 32-bit words, the last one zero-padded.
-pub(crate) fn push_key_words(out: &mut Vec<u32>, digest: &[u8]) {
-    let mut chunks = digest.chunks_exact(4);
-    for chunk in &mut chunks {
-        out.push(u32::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]));
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut word = [0u8; 4];
-        word[..rest.len()].copy_from_slice(rest);
-        out.push(u32::from_ne_bytes(word));
-    }
-}
-
-/// Returns the first eight bytes of a key as a big-endian number, so that prefixes sort like the
-/// digest bytes.
-#[inline]
-pub(crate) fn prefix(key: &[u32]) -> u64 {
-    let word = |i: usize| {
-        key.get(i)
-            .map_or(0, |w| u32::from_be_bytes(w.to_ne_bytes()))
+        Line(words)
     };
-    (u64::from(word(0)) << 32) | u64::from(word(1))
 }
 
-/// Total order of keys: the prefix first, then the remaining words.
-pub(crate) fn cmp_keys(a: &[u32], b: &[u32]) -> Ordering {
-    let rest = 2.min(a.len());
-    prefix(a)
-        .cmp(&prefix(b))
-        .then_with(|| a[rest..].cmp(&b[rest..]))
-}
-
-#[inline]
-pub(crate) fn bucket_of(prefix: u64, bits: u32) -> usize {
-    prefix.checked_shr(64 - bits).unwrap_or(0) as usize
-}
-
-/// Directory size for `n` records: about one record per bucket, at most 2^31 buckets.
-fn directory_bits(n: usize) -> u32 {
-    if n <= 1 {
-        0
-    } else {
-        n.ilog2().min(31)
-    }
-}
-
-/// Immutable table of the distinct digests of one length.
+/// Immutable table of the digests of one length.
 pub(crate) struct Table {
     pub(crate) key_len: usize,
-    key_words: usize,
-    stride: usize,
-    bits: u32,
-    directory: Box<[u32]>,
-    records: Box<[u32]>,
+    /// Home lines; the table has [`MAX_DISPLACEMENT`] more lines after them.
+    buckets: usize,
+    lines: Box<[Line]>,
+    /// Far-list entries sorted by home line and fingerprint, [`FAR_WORDS`] words each.
+    far: Box<[u32]>,
+    len: usize,
 }
 
 impl Table {
-    /// Sorts the pending records, merges duplicate digests (their ids go to `multi`) and
-    /// builds the directory.
+    /// Sorts the entries, merges those of one home line and fingerprint (their ids go to
+    /// `multi`) and places them in lines.
     pub(crate) fn build(pending: Pending, multi: &mut Vec<u32>) -> Table {
         let key_len = pending.key_len;
-        let key_words = pending.key_words;
-        let stride = pending.stride();
-        let mut records = bucket_sort(pending);
-        let n = merge_duplicates(&mut records, key_words, multi);
-        records.truncate(n * stride);
-        records.shrink_to_fit();
-        assert!(
-            u32::try_from(n).is_ok(),
-            "digest index holds at most 2^32 - 1 digests per length"
-        );
-        let bits = directory_bits(n);
-        let directory = build_directory(&records, stride, key_words, bits);
+        let mut entries = pending.entries;
+        entries.sort_unstable_by_key(|e| (e.key.prefix, e.key.fingerprint, e.id));
+        let buckets = buckets_for(count_distinct(&entries));
+        let homed = merge_by_home(entries, buckets, multi);
+        let mut table = Table::empty(key_len, buckets);
+        let mut far = Vec::new();
+        table.place(&homed, &mut far);
+        table.far = far.into_boxed_slice();
+        table.len = homed.len();
+        table
+    }
+
+    fn empty(key_len: usize, buckets: usize) -> Table {
+        let lines = crate::memory::filled(buckets + MAX_DISPLACEMENT, Line::EMPTY);
         Table {
             key_len,
-            key_words,
-            stride,
-            bits,
-            directory,
-            records: records.into_boxed_slice(),
+            buckets,
+            lines: lines.into_boxed_slice(),
+            far: Box::default(),
+            len: 0,
         }
     }
 
-    /// Rebuilds a table from the parts [`Table::parts`] returned, checking every bound that a
-    /// lookup relies on.
+    /// Writes each entry (sorted by home line) to the first line with a free slot.
+    fn place(&mut self, homed: &[Homed], far: &mut Vec<u32>) {
+        let mut line = 0;
+        let mut filled = 0;
+        for entry in homed {
+            if entry.home > line {
+                (line, filled) = (entry.home, 0);
+            } else if filled == SLOTS {
+                (line, filled) = (line + 1, 0);
+            }
+            let displacement = line - entry.home;
+            if displacement > MAX_DISPLACEMENT {
+                self.set_flag(entry.home, FAR_WORD);
+                push_far(far, entry);
+                continue;
+            }
+            for before in entry.home..line {
+                self.set_flag(before, CONTINUE_WORD);
+            }
+            let slot = &mut self.lines[line].0[filled * SLOT_WORDS..(filled + 1) * SLOT_WORDS];
+            let fingerprint = entry.fingerprint;
+            slot[0] = fingerprint.low as u32;
+            slot[1] = (fingerprint.low >> 32) as u32;
+            let flag = slot[2] & FLAG;
+            slot[2] = flag | fingerprint.high | (displacement as u32) << FINGERPRINT_HIGH_BITS;
+            slot[3] = entry.value;
+            filled += 1;
+        }
+    }
+
+    fn set_flag(&mut self, line: usize, word: usize) {
+        self.lines[line].0[word] |= FLAG;
+    }
+
+    /// Rebuilds a table from the parts [`Table::parts`] returned, the lines as native-endian
+    /// bytes, checking every bound that a lookup relies on.
     pub(crate) fn from_parts(
         key_len: usize,
-        bits: u32,
-        directory: Vec<u32>,
-        records: Vec<u32>,
+        buckets: usize,
+        lines: &[u8],
+        far: Vec<u32>,
     ) -> Result<Table, &'static str> {
-        let key_words = key_len.div_ceil(4);
-        let stride = key_words + 1;
-        if bits > 31 || directory.len() != (1usize << bits) + 1 {
-            return Err("directory size does not match its bits");
+        if buckets == 0 || buckets > u32::MAX as usize {
+            return Err("bucket count out of range");
         }
-        if !records.len().is_multiple_of(stride) {
-            return Err("records are not whole");
+        if lines.len() != (buckets + MAX_DISPLACEMENT) * LINE_WORDS * 4 {
+            return Err("line count does not match the bucket count");
         }
-        let n = records.len() / stride;
-        if directory[0] != 0 || directory.windows(2).any(|pair| pair[0] > pair[1]) {
-            return Err("directory is not ascending");
+        if !far.len().is_multiple_of(FAR_WORDS) {
+            return Err("far list is not whole");
         }
-        if directory[directory.len() - 1] as usize != n {
-            return Err("directory does not end at the record count");
+        let mut table = Table::empty(key_len, buckets);
+        let words = table.lines.iter_mut().flat_map(|line| line.0.iter_mut());
+        for (word, bytes) in words.zip(lines.chunks_exact(4)) {
+            *word = u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
         }
-        Ok(Table {
-            key_len,
-            key_words,
-            stride,
-            bits,
-            directory: directory.into_boxed_slice(),
-            records: records.into_boxed_slice(),
-        })
+        table.far = far.into_boxed_slice();
+        table.len = table.values().filter(|&value| value != EMPTY).count();
+        Ok(table)
     }
 
-    /// The directory and the records, for encoding.
-    pub(crate) fn parts(&self) -> (&[u32], &[u32]) {
-        (&self.directory, &self.records)
+    /// Returns the bucket count, the lines and the far list, for encoding.
+    pub(crate) fn parts(&self) -> (usize, &[Line], &[u32]) {
+        (self.buckets, &self.lines, &self.far)
     }
 
-    pub(crate) fn bits(&self) -> u32 {
-        self.bits
+    /// Value words of every slot, empty ones included, then of the far list.
+    pub(crate) fn values(&self) -> impl Iterator<Item = u32> + '_ {
+        let slots = self.slots().map(|slot| slot[3]);
+        slots.chain(self.far.chunks_exact(FAR_WORDS).map(|entry| entry[4]))
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.records.len() / self.stride
-    }
-
-    pub(crate) fn key_words(&self) -> usize {
-        self.key_words
+        self.len
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        (self.directory.len() + self.records.len()) * 4
+        self.lines.len() * std::mem::size_of::<Line>() + self.far.len() * 4
     }
 
-    #[inline]
-    fn key_at(&self, i: usize) -> &[u32] {
-        let start = i * self.stride;
-        &self.records[start..start + self.key_words]
+    /// Iterates over every slot of every line, as its four words.
+    fn slots(&self) -> impl Iterator<Item = &[u32]> + '_ {
+        self.lines
+            .iter()
+            .flat_map(|line| line.0.chunks_exact(SLOT_WORDS))
     }
 
-    #[inline]
-    pub(crate) fn value_at(&self, i: usize) -> &u32 {
-        &self.records[i * self.stride + self.key_words]
-    }
-
-    #[inline]
-    pub(crate) fn bucket(&self, prefix: u64) -> usize {
-        bucket_of(prefix, self.bits)
-    }
-
-    /// Address of bucket `b`'s directory entry, for prefetching.
-    #[inline]
-    pub(crate) fn directory_ptr(&self, b: usize) -> *const u32 {
-        self.directory[b..].as_ptr()
-    }
-
-    /// Record range of bucket `b`, and the address of its first record, for prefetching.
-    #[inline]
-    pub(crate) fn bucket_range(&self, b: usize) -> (usize, usize, *const u32) {
-        let lo = self.directory[b] as usize;
-        let hi = self.directory[b + 1] as usize;
-        (
-            lo,
-            hi,
-            self.records[(lo * self.stride).min(self.records.len())..].as_ptr(),
-        )
-    }
-
-    /// Returns the record index of `key`, whose prefix is `prefix`.
-    #[inline]
-    pub(crate) fn find(&self, key: &[u32], prefix: u64) -> Option<usize> {
-        let (lo, hi, _) = self.bucket_range(self.bucket(prefix));
-        self.find_in(key, prefix, lo, hi)
-    }
-
-    #[inline]
-    pub(crate) fn find_in(
-        &self,
-        key: &[u32],
-        key_prefix: u64,
-        lo: usize,
-        hi: usize,
-    ) -> Option<usize> {
-        if hi - lo > LINEAR_SCAN_MAX {
-            return self.find_binary(key, lo, hi);
-        }
-        for i in lo..hi {
-            let record = self.key_at(i);
-            match prefix(record).cmp(&key_prefix) {
-                Ordering::Less => {}
-                Ordering::Equal if record == key => return Some(i),
-                Ordering::Equal => {}
-                Ordering::Greater => return None,
+    /// Counts of the digests in their home line, in a later line, and in the far list.
+    #[cfg(test)]
+    pub(crate) fn placement(&self) -> (usize, usize, usize) {
+        let (mut home, mut later) = (0, 0);
+        for slot in self.slots() {
+            if slot[3] == EMPTY {
+                continue;
             }
+            match (slot[2] & !FLAG) >> FINGERPRINT_HIGH_BITS {
+                0 => home += 1,
+                _ => later += 1,
+            }
+        }
+        (home, later, self.far.len() / FAR_WORDS)
+    }
+
+    /// Address range of the lines.
+    pub(crate) fn line_range(&self) -> std::ops::Range<usize> {
+        let lines = self.lines.as_ptr_range();
+        lines.start as usize..lines.end as usize
+    }
+
+    /// Home line of a digest whose key has `prefix`; always below the bucket count.
+    #[inline]
+    pub(crate) fn home(&self, prefix: u64) -> usize {
+        ((u128::from(prefix) * self.buckets as u128) >> 64) as usize
+    }
+
+    /// Address of line `line`, for prefetching.
+    #[inline]
+    pub(crate) fn line_ptr(&self, line: usize) -> *const Line {
+        self.lines.as_ptr().wrapping_add(line)
+    }
+
+    /// Reads the home line of `key`, `home`, and compares its four slots at once. It does not
+    /// branch on whether a slot matched, because that outcome is as random as the lookups.
+    #[inline]
+    pub(crate) fn probe_home(&self, key: &Key, home: usize) -> Option<HomeProbe<'_>> {
+        let line = &self.lines.get(home)?.0;
+        let hits = match_slots(line, key.fingerprint, 0);
+        let slot = (hits.trailing_zeros() as usize).min(SLOTS - 1);
+        let found = hits != 0;
+        let flags = (line[CONTINUE_WORD] | line[FAR_WORD]) & FLAG != 0;
+        Some(HomeProbe {
+            value: &line[slot * SLOT_WORDS + 3],
+            found,
+            look_further: !found & flags,
+        })
+    }
+
+    /// Looks for `key` after its home line `home`: in the next lines while their flags
+    /// mark that digests spilled over, then in the far list.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn find_further(&self, key: &Key, home: usize) -> Option<&u32> {
+        let home_line = &self.lines.get(home)?.0;
+        let mut line = home_line;
+        for displacement in 1..=MAX_DISPLACEMENT {
+            if line[CONTINUE_WORD] & FLAG == 0 {
+                break;
+            }
+            line = &self.lines.get(home + displacement)?.0;
+            let hits = match_slots(line, key.fingerprint, displacement);
+            if hits != 0 {
+                return Some(&line[hits.trailing_zeros() as usize * SLOT_WORDS + 3]);
+            }
+        }
+        if home_line[FAR_WORD] & FLAG != 0 {
+            return self.find_far(home, key.fingerprint);
         }
         None
     }
 
-    fn find_binary(&self, key: &[u32], lo: usize, hi: usize) -> Option<usize> {
-        let mut lo = lo;
-        let mut hi = hi;
+    /// Binary search of the far list for `home` and `fingerprint`.
+    #[cold]
+    fn find_far(&self, home: usize, fingerprint: Fingerprint) -> Option<&u32> {
+        let target = (home as u32, fingerprint);
+        let entry_key = |i: usize| {
+            let entry = &self.far[i * FAR_WORDS..(i + 1) * FAR_WORDS];
+            let low = u64::from(entry[1]) | u64::from(entry[2]) << 32;
+            (
+                entry[0],
+                Fingerprint {
+                    high: entry[3],
+                    low,
+                },
+            )
+        };
+        let (mut lo, mut hi) = (0, self.far.len() / FAR_WORDS);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match cmp_keys(self.key_at(mid), key) {
-                Ordering::Less => lo = mid + 1,
-                Ordering::Equal => return Some(mid),
-                Ordering::Greater => hi = mid,
+            match entry_key(mid).cmp(&target) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Equal => return Some(&self.far[mid * FAR_WORDS + 4]),
+                std::cmp::Ordering::Greater => hi = mid,
             }
         }
         None
     }
 }
 
-/// Sorts records by key: a counting sort on the leading bits, then a sort inside each bucket.
-/// Records with equal keys keep their insertion order.
-fn bucket_sort(pending: Pending) -> Vec<u32> {
-    let stride = pending.stride();
-    let key_words = pending.key_words;
-    let n = pending.records.len() / stride;
-    let bits = directory_bits(n);
-
-    let mut starts = vec![0usize; (1usize << bits) + 1];
-    for record in pending.records.chunks_exact(stride) {
-        starts[bucket_of(prefix(&record[..key_words]), bits) + 1] += 1;
-    }
-    for b in 1..starts.len() {
-        starts[b] += starts[b - 1];
-    }
-
-    let mut sorted = crate::memory::zeroed_words(pending.records.len());
-    let mut cursor = starts.clone();
-    for record in pending.records.chunks_exact(stride) {
-        let b = bucket_of(prefix(&record[..key_words]), bits);
-        let at = cursor[b] * stride;
-        sorted[at..at + stride].copy_from_slice(record);
-        cursor[b] += 1;
-    }
-    drop(pending);
-
-    let mut scratch = Vec::new();
-    for b in 0..starts.len() - 1 {
-        let (lo, hi) = (starts[b], starts[b + 1]);
-        if hi - lo > 1 {
-            sort_records(
-                &mut sorted[lo * stride..hi * stride],
-                stride,
-                key_words,
-                &mut scratch,
-            );
-        }
-    }
-    sorted
+/// Result of reading the home line of a lookup.
+pub(crate) struct HomeProbe<'a> {
+    /// Value word of the matching slot, or of the last slot when none matched.
+    pub(crate) value: &'a u32,
+    pub(crate) found: bool,
+    /// No slot matched, and the line's flags mark that the digest may be in a later line or
+    /// in the far list.
+    pub(crate) look_further: bool,
 }
 
-/// Stable sort of the records in `block` by key.
-fn sort_records(block: &mut [u32], stride: usize, key_words: usize, scratch: &mut Vec<u32>) {
-    let n = block.len() / stride;
-    if n <= LINEAR_SCAN_MAX {
-        // Insertion sort: buckets hold one or two records on average.
-        for i in 1..n {
-            scratch.clear();
-            scratch.extend_from_slice(&block[i * stride..(i + 1) * stride]);
-            let mut j = i;
-            while j > 0
-                && cmp_keys(
-                    &block[(j - 1) * stride..][..key_words],
-                    &scratch[..key_words],
-                )
-                .is_gt()
-            {
-                block.copy_within((j - 1) * stride..j * stride, j * stride);
-                j -= 1;
-            }
-            block[j * stride..(j + 1) * stride].copy_from_slice(scratch);
-        }
-        return;
+/// Compares the four slots of a line at once and returns a bit per matching slot. Merging at
+/// build time leaves at most one slot per home line and fingerprint.
+#[inline(always)]
+fn match_slots(line: &[u32; LINE_WORDS], fingerprint: Fingerprint, displacement: usize) -> u32 {
+    let high = fingerprint.high | (displacement as u32) << FINGERPRINT_HIGH_BITS;
+    let mut hits = 0u32;
+    for slot in 0..SLOTS {
+        let words = &line[slot * SLOT_WORDS..(slot + 1) * SLOT_WORDS];
+        let low = u64::from(words[0]) | u64::from(words[1]) << 32;
+        let equal = (low == fingerprint.low) & (words[2] & !FLAG == high);
+        hits |= u32::from(equal) << slot;
     }
-    let mut order: Vec<usize> = (0..n).collect();
-    let key = |i: usize| &block[i * stride..i * stride + key_words];
-    order.sort_by(|&a, &b| cmp_keys(key(a), key(b)));
-    scratch.clear();
-    for &i in &order {
-        scratch.extend_from_slice(&block[i * stride..(i + 1) * stride]);
-    }
-    block.copy_from_slice(scratch);
+    hits
 }
 
-/// Collapses runs of equal keys into one record each, in place, and returns the record count.
-/// A run's ids are sorted and deduplicated; a single id with the tag bit clear stays inline,
-/// anything else goes to `multi` as `[count, ids...]`.
-fn merge_duplicates(records: &mut [u32], key_words: usize, multi: &mut Vec<u32>) -> usize {
-    let stride = key_words + 1;
-    let n = records.len() / stride;
+/// Home lines for `n` distinct digests, at least one.
+fn buckets_for(n: usize) -> usize {
+    let (digests, lines) = DIGESTS_PER_LINE;
+    (n * lines).div_ceil(digests).max(1)
+}
+
+/// Number of distinct keys in entries sorted by key.
+fn count_distinct(entries: &[Entry]) -> usize {
+    let same = |a: &Entry, b: &Entry| {
+        a.key.prefix == b.key.prefix && a.key.fingerprint == b.key.fingerprint
+    };
+    let repeats = entries.windows(2).filter(|w| same(&w[0], &w[1])).count();
+    entries.len() - repeats
+}
+
+/// One slot's worth: a home line, a fingerprint and its value word.
+struct Homed {
+    home: usize,
+    fingerprint: Fingerprint,
+    value: u32,
+}
+
+/// Groups entries sorted by key into one per home line and fingerprint, sorted by both.
+/// Different digests only share both when their fingerprints collide. Their ids are merged,
+/// and the caller tells them apart by the full digest.
+fn merge_by_home(entries: Vec<Entry>, buckets: usize, multi: &mut Vec<u32>) -> Vec<Homed> {
+    let home = |prefix: u64| ((u128::from(prefix) * buckets as u128) >> 64) as usize;
+    let mut keyed: Vec<(usize, Fingerprint, u32)> = entries
+        .iter()
+        .map(|e| (home(e.key.prefix), e.key.fingerprint, e.id))
+        .collect();
+    drop(entries);
+    // Homes already ascend, so only runs of one home line can be out of fingerprint order.
+    let mut run = 0;
+    while run < keyed.len() {
+        let end = run_end(&keyed, run, |a, b| a.0 == b.0);
+        keyed[run..end].sort_unstable();
+        run = end;
+    }
+
+    let mut homed = Vec::with_capacity(keyed.len());
     let mut ids = Vec::new();
-    let mut written = 0;
-    let mut run_start = 0;
-    while run_start < n {
-        let key = run_start * stride..run_start * stride + key_words;
-        let mut run_end = run_start + 1;
-        while run_end < n && records[run_end * stride..][..key_words] == records[key.clone()] {
-            run_end += 1;
-        }
-
+    let mut start = 0;
+    while start < keyed.len() {
+        let (line, fingerprint, _) = keyed[start];
+        let end = run_end(&keyed, start, |a, b| a.0 == b.0 && a.1 == b.1);
         ids.clear();
-        ids.extend((run_start..run_end).map(|i| records[i * stride + key_words]));
-        ids.sort_unstable();
+        ids.extend(keyed[start..end].iter().map(|k| k.2));
         ids.dedup();
-        let value = if ids.len() == 1 && ids[0] & MULTI_TAG == 0 {
-            ids[0]
-        } else {
-            let offset = u32::try_from(multi.len())
-                .ok()
-                .filter(|offset| offset & MULTI_TAG == 0)
-                .expect("digest index side table exceeds 2^31 words");
-            multi.push(ids.len() as u32);
-            multi.extend_from_slice(&ids);
-            offset | MULTI_TAG
-        };
-
-        records.copy_within(key, written * stride);
-        records[written * stride + key_words] = value;
-        written += 1;
-        run_start = run_end;
+        homed.push(Homed {
+            home: line,
+            fingerprint,
+            value: value_word(&ids, multi),
+        });
+        start = end;
     }
-    written
+    homed
 }
 
-fn build_directory(records: &[u32], stride: usize, key_words: usize, bits: u32) -> Box<[u32]> {
-    let mut directory = crate::memory::zeroed_words((1usize << bits) + 1);
-    for record in records.chunks_exact(stride) {
-        directory[bucket_of(prefix(&record[..key_words]), bits) + 1] += 1;
+/// End of the run of items equal to `items[start]` under `same`.
+fn run_end<T>(items: &[T], start: usize, same: impl Fn(&T, &T) -> bool) -> usize {
+    let mut end = start + 1;
+    while end < items.len() && same(&items[start], &items[end]) {
+        end += 1;
     }
-    for b in 1..directory.len() {
-        directory[b] += directory[b - 1];
+    end
+}
+
+/// Returns the value word of sorted, distinct `ids`: a single id with the tag bit clear stays inline,
+/// anything else goes to `multi` as `[count, ids...]`.
+fn value_word(ids: &[u32], multi: &mut Vec<u32>) -> u32 {
+    if let [id] = ids {
+        if id & MULTI_TAG == 0 {
+            return *id;
+        }
     }
-    directory.into_boxed_slice()
+    let offset = u32::try_from(multi.len())
+        .ok()
+        .filter(|offset| offset | MULTI_TAG != EMPTY && offset & MULTI_TAG == 0)
+        .expect("digest index side table exceeds 2^31 - 1 words");
+    multi.push(ids.len() as u32);
+    multi.extend_from_slice(ids);
+    offset | MULTI_TAG
+}
+
+fn push_far(far: &mut Vec<u32>, entry: &Homed) {
+    let fingerprint = entry.fingerprint;
+    far.extend_from_slice(&[
+        entry.home as u32,
+        fingerprint.low as u32,
+        (fingerprint.low >> 32) as u32,
+        fingerprint.high & FINGERPRINT_HIGH_MASK,
+        entry.value,
+    ]);
 }

@@ -18,19 +18,57 @@ fn model(entries: &[(Vec<u8>, u32)]) -> HashMap<Vec<u8>, Vec<u32>> {
 }
 
 fn build(entries: &[(Vec<u8>, u32)]) -> DigestIndex {
-    let mut builder = DigestIndexBuilder::new();
+    build_with(DigestIndexBuilder::new(), entries)
+}
+
+fn build_with(mut builder: DigestIndexBuilder, entries: &[(Vec<u8>, u32)]) -> DigestIndex {
     for (digest, id) in entries {
         builder.insert(digest, *id);
     }
     builder.build()
 }
 
-/// Checks `get` and `get_batch` on every model digest and on `absent` digests.
-fn assert_matches_model(entries: &[(Vec<u8>, u32)], absent: &[Vec<u8>]) {
-    let index = build(entries);
+/// Returns the key of the slot of `digest` in `index`: the digest length, the home line and
+/// the fingerprint.
+fn slot_key(index: &DigestIndex, digest: &[u8]) -> Option<SlotKey> {
+    let table = index.table_for(digest.len())?;
+    let key = Key::new(digest, index.mask);
+    Some((digest.len(), table.home(key.prefix), key.fingerprint))
+}
+
+type SlotKey = (usize, usize, Fingerprint);
+
+/// The ids `get` returns for each slot key: those of every inserted digest with that key,
+/// which is one digest unless fingerprints collide.
+fn ids_by_slot(
+    index: &DigestIndex,
+    model: &HashMap<Vec<u8>, Vec<u32>>,
+) -> HashMap<SlotKey, Vec<u32>> {
+    let mut sets: HashMap<SlotKey, BTreeSet<u32>> = HashMap::new();
+    for (digest, ids) in model {
+        if let Some(key) = slot_key(index, digest) {
+            sets.entry(key).or_default().extend(ids);
+        }
+    }
+    sets.into_iter()
+        .map(|(key, ids)| (key, ids.into_iter().collect()))
+        .collect()
+}
+
+/// Checks `get` and `get_batch` on every model digest and on `absent` digests, for an index
+/// built by `builder`.
+fn assert_matches_model_with(
+    builder: DigestIndexBuilder,
+    entries: &[(Vec<u8>, u32)],
+    absent: &[Vec<u8>],
+) -> DigestIndex {
+    let index = build_with(builder, entries);
     let expected = model(entries);
-    assert_eq!(index.len(), expected.len());
+    let by_slot = ids_by_slot(&index, &expected);
+    assert_eq!(index.len(), by_slot.len());
     assert_eq!(index.is_empty(), expected.is_empty());
+    let max_id = expected.values().flatten().copied().max();
+    assert_eq!(index.max_id(), max_id);
 
     let mut queries: Vec<Vec<u8>> = expected.keys().cloned().collect();
     queries.extend(
@@ -46,10 +84,34 @@ fn assert_matches_model(entries: &[(Vec<u8>, u32)], absent: &[Vec<u8>]) {
     assert_eq!(decoded.len(), index.len());
 
     for (query, batched) in queries.iter().zip(&batch) {
-        let want = expected.get(query).map(Vec::as_slice).unwrap_or(&[]);
+        let want = slot_key(&index, query)
+            .and_then(|key| by_slot.get(&key))
+            .cloned()
+            .unwrap_or_default();
         assert_eq!(index.get(query), want, "get({query:02x?})");
         assert_eq!(*batched, want, "get_batch({query:02x?})");
         assert_eq!(decoded.get(query), want, "decoded get({query:02x?})");
+        let own = expected.get(query).map(Vec::as_slice).unwrap_or(&[]);
+        assert!(
+            own.iter().all(|id| want.contains(id)),
+            "get({query:02x?}) misses ids"
+        );
+    }
+    index
+}
+
+fn assert_matches_model(entries: &[(Vec<u8>, u32)], absent: &[Vec<u8>]) -> DigestIndex {
+    assert_matches_model_with(DigestIndexBuilder::new(), entries, absent)
+}
+
+/// Checks that `get` returns exactly each digest's own ids, with no false candidates.
+fn assert_exact(index: &DigestIndex, entries: &[(Vec<u8>, u32)], absent: &[Vec<u8>]) {
+    let expected = model(entries);
+    for (digest, ids) in &expected {
+        assert_eq!(index.get(digest), ids.as_slice(), "get({digest:02x?})");
+    }
+    for digest in absent.iter().filter(|d| !expected.contains_key(*d)) {
+        assert!(index.get(digest).is_empty(), "get({digest:02x?})");
     }
 }
 
@@ -79,9 +141,16 @@ fn empty_index_finds_nothing() {
     let index = DigestIndexBuilder::new().build();
     assert!(index.is_empty());
     assert_eq!(index.len(), 0);
+    assert_eq!(index.max_id(), None);
     assert!(index.get(&[0u8; 32]).is_empty());
     assert!(index.get(&[]).is_empty());
     assert!(DigestIndex::default().get(&[1u8; 16]).is_empty());
+    let mut out = Vec::new();
+    index.get_batch(&[[0u8; 32], [1u8; 32]], &mut out);
+    assert_eq!(out, [&[] as &[u32], &[]]);
+    let decoded = DigestIndex::from_bytes(&encoded(&index)).unwrap();
+    assert!(decoded.is_empty());
+    assert!(decoded.get(&[0u8; 16]).is_empty());
 }
 
 #[test]
@@ -144,9 +213,9 @@ fn unusual_lengths_work() {
 }
 
 #[test]
-fn shared_leading_bytes_use_binary_search() {
-    // Every digest starts with the same 12 bytes, so all fall into one bucket, which lookups
-    // binary-search.
+fn shared_leading_bytes_go_to_far_list() {
+    // Every digest starts with the same 12 bytes, so all have one home line: 4 fit there, 24
+    // in the next six lines, and the rest go to the far list.
     let entries: Vec<(Vec<u8>, u32)> = (0..500u32)
         .map(|i| {
             let mut d = vec![0xab; 12];
@@ -156,14 +225,19 @@ fn shared_leading_bytes_use_binary_search() {
         .collect();
     let mut absent = vec![0xab; 12];
     absent.extend_from_slice(&digest(10_000, 20));
-    assert_matches_model(&entries, &[absent, vec![0; 32], vec![0xff; 32]]);
+    let absent = [absent, vec![0; 32], vec![0xff; 32]];
+    let index = assert_matches_model(&entries, &absent);
+    assert_exact(&index, &entries, &absent);
+    let (home, later, far) = index.tables[0].placement();
+    assert_eq!(home, 4);
+    assert_eq!(later, 24);
+    assert_eq!(far, 472);
 }
 
 #[test]
-fn crowded_buckets_are_walked_both_ways() {
+fn crowded_home_lines_spill_over() {
     // 5,000 random digests, plus clusters of 2 to 60 that share their first three bytes, so
-    // that interpolation inside a bucket starts far from the record and walks in both
-    // directions.
+    // that home lines overflow into the following lines and the far list.
     let mut entries: Vec<(Vec<u8>, u32)> =
         (0..5_000u64).map(|i| (digest(i, 32), i as u32)).collect();
     let mut absent = Vec::new();
@@ -178,7 +252,81 @@ fn crowded_buckets_are_walked_both_ways() {
         missing.extend_from_slice(&digest(900_000 + cluster, 29));
         absent.push(missing);
     }
-    assert_matches_model(&entries, &absent);
+    let index = assert_matches_model(&entries, &absent);
+    assert_exact(&index, &entries, &absent);
+    let (_, later, far) = index.tables[0].placement();
+    assert!(later > 0, "no digest left its home line");
+    assert!(far > 0, "no digest went to the far list");
+}
+
+#[test]
+fn random_digests_mostly_stay_home() {
+    let entries: Vec<(Vec<u8>, u32)> = (0..50_000u64).map(|i| (digest(i, 32), i as u32)).collect();
+    let index = build(&entries);
+    let (home, later, far) = index.tables[0].placement();
+    assert_eq!(home + later + far, entries.len());
+    assert!(
+        later * 100 < entries.len() * 5,
+        "{later} of {} displaced",
+        entries.len()
+    );
+    assert_eq!(far, 0);
+}
+
+#[test]
+fn every_digest_length_roundtrips() {
+    let lengths = (0..=72).chain([100, 129, 1000]);
+    let mut entries = Vec::new();
+    let mut absent = Vec::new();
+    for len in lengths {
+        for i in 0..20u64 {
+            let seed = len as u64 * 1_000 + i;
+            entries.push((digest(seed, len), seed as u32));
+            absent.push(digest(seed + 500, len));
+        }
+    }
+    let index = assert_matches_model(&entries, &absent);
+    assert_exact(&index, &entries, &absent);
+}
+
+#[test]
+fn zero_fingerprint_bits_merge_home_line() {
+    let entries: Vec<(Vec<u8>, u32)> = (0..2_000u64).map(|i| (digest(i, 32), i as u32)).collect();
+    let absent: Vec<Vec<u8>> = (5_000..5_500).map(|i| digest(i, 32)).collect();
+    let builder = DigestIndexBuilder::with_fingerprint_bits(0);
+    let index = assert_matches_model_with(builder, &entries, &absent);
+    let merged = entries
+        .iter()
+        .filter(|(d, _)| index.get(d).len() > 1)
+        .count();
+    assert!(merged > 0, "no two digests share a home line");
+    let false_candidates = absent.iter().filter(|d| !index.get(d).is_empty()).count();
+    assert!(
+        false_candidates > 0,
+        "no absent digest returned a candidate"
+    );
+}
+
+#[test]
+fn short_fingerprints_collide_without_misses() {
+    let entries: Vec<(Vec<u8>, u32)> = (0..3_000u64)
+        .map(|i| (digest(i, if i % 2 == 0 { 32 } else { 16 }), i as u32))
+        .collect();
+    let absent: Vec<Vec<u8>> = (9_000..9_300).map(|i| digest(i, 32)).collect();
+    for bits in [1, 3, 8] {
+        let builder = DigestIndexBuilder::with_fingerprint_bits(bits);
+        let index = assert_matches_model_with(builder, &entries, &absent);
+        let decoded = DigestIndex::from_bytes(&encoded(&index)).unwrap();
+        assert_eq!(decoded.mask, index.mask, "{bits} bits");
+    }
+}
+
+#[test]
+fn fingerprint_mask_keeps_asked_bits() {
+    for bits in [0, 1, 31, 63, 64, 65, 91, 92] {
+        assert_eq!(Fingerprint::mask(bits).mask_bits(), bits);
+    }
+    assert_eq!(Fingerprint::mask(200).mask_bits(), MAX_FINGERPRINT_BITS);
 }
 
 #[test]
@@ -206,7 +354,8 @@ fn many_random_digests_roundtrip() {
         entries.push((digest(i, len), i as u32));
     }
     let absent: Vec<Vec<u8>> = (1_000_000..1_001_000).map(|i| digest(i, 32)).collect();
-    assert_matches_model(&entries, &absent);
+    let index = assert_matches_model(&entries, &absent);
+    assert_exact(&index, &entries, &absent);
 }
 
 #[test]
@@ -260,6 +409,13 @@ fn decode_survives_damaged_bytes() {
             }
         }
     }
+}
+
+#[test]
+fn decode_rejects_long_fingerprints() {
+    let mut bytes = encoded(&build(&[(digest(1, 32), 1)]));
+    bytes[8..12].copy_from_slice(&(MAX_FINGERPRINT_BITS + 1).to_ne_bytes());
+    assert!(DigestIndex::from_bytes(&bytes).is_err());
 }
 
 #[test]

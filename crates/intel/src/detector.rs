@@ -15,6 +15,8 @@
 mod build;
 mod details;
 mod snapshot;
+#[cfg(test)]
+mod tests;
 
 pub use snapshot::SNAPSHOT_FILE;
 
@@ -158,7 +160,7 @@ impl Detector {
         }
         let matched = hex::encode(digest);
         ids.iter()
-            .filter_map(|&id| self.to_match(id, &matched))
+            .filter_map(|&id| self.to_match(id, &matched, Some(digest)))
             .collect()
     }
 
@@ -177,30 +179,32 @@ impl Detector {
                 ids.extend(self.ids_for(right));
             }
         }
-        let mut seen = std::collections::HashSet::new();
-        ids.retain(|id| seen.insert(*id));
+        dedup_candidates(&mut ids);
         let matched = if is_hex(query) {
             query.to_ascii_lowercase()
         } else {
             query.to_owned()
         };
         ids.into_iter()
-            .filter_map(|id| self.to_match(id, &matched))
+            .filter_map(|(id, digest)| self.to_match(id, &matched, digest.as_deref()))
             .collect()
     }
 
-    fn ids_for(&self, query: &str) -> Vec<u32> {
+    /// Returns the indicator ids found under `query`, each id from the digest index with the
+    /// digest it must have.
+    fn ids_for(&self, query: &str) -> Vec<Candidate> {
         let mut ids = Vec::new();
         if let Some(bytes) = hex_digest(query) {
-            ids.extend_from_slice(self.digests.get(&bytes));
+            let found = self.digests.get(&bytes);
+            ids.extend(found.iter().map(|&id| (id, Some(bytes.clone()))));
         }
         if let Some(found) = self.values.get(query) {
-            ids.extend_from_slice(found);
+            ids.extend(found.iter().map(|&id| (id, None)));
         }
         let lower = query.to_lowercase();
         if lower != query {
             if let Some(found) = self.values.get(lower.as_str()) {
-                ids.extend_from_slice(found);
+                ids.extend(found.iter().map(|&id| (id, None)));
             }
         }
         ids
@@ -217,17 +221,24 @@ impl Detector {
     }
 
     /// Reads indicator `id` from the store and returns it as a match of `matched`. Returns
-    /// `None` when the store no longer contains it as a detection.
-    fn to_match(&self, id: u32, matched: &str) -> Option<Match> {
+    /// `None` when the store no longer contains it as a detection, or when `digest` is given
+    /// and the indicator's digest differs: the digest index compares 92-bit fingerprints, so
+    /// it may rarely return the id of another digest.
+    fn to_match(&self, id: u32, matched: &str, digest: Option<&[u8]>) -> Option<Match> {
         let attribute_id = *self.attribute_ids.get(id as usize)?;
         let (event, indicator) = match self.details.fetch(attribute_id) {
             Ok(found) => found?,
             Err(error) => {
-                // The index matched, so the detection is reported even without its context.
+                // The index matched, so the detection is reported even without its context
+                // and without comparing the full digest (fingerprints of unknown digests
+                // match with a probability below 10^-27).
                 tracing::error!(attribute_id, %error, "failed to read a matched indicator from the intel store");
                 return Some(bare_match(attribute_id, matched));
             }
         };
+        if digest.is_some_and(|digest| !has_digest(&indicator, digest)) {
+            return None;
+        }
         let (event, indicator) = (&event, &indicator);
         let mut tags: Vec<String> = event.tags.iter().map(|t| t.to_string()).collect();
         for tag in indicator.tags.iter().flatten() {
@@ -315,6 +326,39 @@ fn bare_match(attribute_id: i64, matched: &str) -> Match {
         galaxies: Vec::new(),
         suppressed: false,
         warninglists: Vec::new(),
+    }
+}
+
+/// An indicator id from a lookup, with the digest it must have when it came from the digest
+/// index.
+type Candidate = (u32, Option<Vec<u8>>);
+
+/// Removes repeated ids, keeping the first position of each. An id also found by its value
+/// text needs no digest check, so that copy's `None` wins.
+fn dedup_candidates(ids: &mut Vec<Candidate>) {
+    let mut exact = std::collections::HashSet::new();
+    exact.extend(ids.iter().filter(|(_, d)| d.is_none()).map(|(id, _)| *id));
+    let mut seen = std::collections::HashSet::new();
+    ids.retain_mut(|(id, digest)| {
+        if exact.contains(id) {
+            *digest = None;
+        }
+        seen.insert(*id)
+    });
+}
+
+/// True when the content digest of `indicator`, read the way the index was built, is
+/// `digest`.
+fn has_digest(indicator: &Indicator, digest: &[u8]) -> bool {
+    let Some((_, hash)) = misp::hash::hash_of(&indicator.type_name, &indicator.value) else {
+        return false;
+    };
+    let mut decoded = [0u8; 64];
+    match decoded.get_mut(..digest.len()) {
+        Some(decoded) if hash.len() == digest.len() * 2 => {
+            hex::decode_to_slice(hash, decoded).is_ok() && decoded == digest
+        }
+        _ => hex::decode(hash).is_ok_and(|decoded| decoded == digest),
     }
 }
 

@@ -119,6 +119,22 @@ fn damaged_saved_index_is_rebuilt() {
 }
 
 #[test]
+fn snapshot_of_another_version_is_replaced() {
+    let (_dir, store) = store_with(&[FIRST, SECOND]);
+    Detector::load(&store).unwrap();
+    let path = snapshot_path(&store);
+    let intact = std::fs::read(&path).unwrap();
+    let mut older = intact.clone();
+    older[7] = older[7].wrapping_sub(1);
+    std::fs::write(&path, &older).unwrap();
+
+    let detector = Detector::load(&store).unwrap();
+
+    assert!(finds(&detector, FIRST));
+    assert_eq!(std::fs::read(&path).unwrap(), intact);
+}
+
+#[test]
 fn unwritable_snapshot_path_still_loads() {
     let (_dir, store) = store_with(&[FIRST]);
     // A folder where the file should be makes both the read and the write fail.

@@ -25,8 +25,11 @@ use super::build::Indexed;
 
 /// File name of the snapshot, in the store's data directory.
 pub const SNAPSHOT_FILE: &str = "intel.db.index";
-/// Format name and version, the first bytes of the file.
-const MAGIC: &[u8; 8] = b"IOCWIX01";
+/// Format name and version, the first bytes of the file. The version changes with the
+/// encoding of the digest index inside it.
+const MAGIC: &[u8; 8] = b"IOCWIX02";
+/// Length of the format name at the start of [`MAGIC`].
+const NAME_LEN: usize = 6;
 /// Words of [`StoreKey`].
 const KEY_WORDS: usize = 13;
 /// Magic, key, body length and checksum.
@@ -94,8 +97,15 @@ pub(super) fn read(path: &Path, key: &StoreKey) -> Result<Indexed, Unusable> {
     };
     let damaged = |what: &str| Unusable::Damaged(what.to_owned());
     let mut input = Cursor { bytes: &bytes };
-    if input.take(8).map_err(|_| damaged("truncated"))? != MAGIC {
-        return Err(damaged("unknown format"));
+    let magic = input.take(8).map_err(|_| damaged("truncated"))?;
+    if magic != MAGIC {
+        // A snapshot of another version was written by an older or newer build: rebuild it
+        // without calling it damaged.
+        return Err(if magic[..NAME_LEN] == MAGIC[..NAME_LEN] {
+            Unusable::Stale
+        } else {
+            damaged("unknown format")
+        });
     }
     let mut stored = [0u64; KEY_WORDS];
     for word in &mut stored {
