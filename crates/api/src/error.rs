@@ -87,6 +87,11 @@ impl From<DbError> for ApiError {
         match err {
             DbError::NotFound(what) => ApiError::not_found(what),
             DbError::Forbidden(message) => ApiError::new(StatusCode::FORBIDDEN, message, message),
+            DbError::SimilarAttribute(_) => {
+                let mut errors = Map::new();
+                errors.insert("value".into(), json!([err.to_string()]));
+                ApiError::validation("Could not add Attribute", errors)
+            }
             other => {
                 // The detail is logged once here; the client sees a generic message.
                 tracing::error!(error = %other, "API request failed on the database");

@@ -8,6 +8,7 @@ pub mod access;
 pub mod auth;
 pub mod db;
 mod error;
+mod event_index;
 mod feed_fetch;
 mod handlers;
 mod json;

@@ -74,8 +74,23 @@ pub enum RemoteError {
         #[source]
         source: Box<ureq::Error>,
     },
-    #[error("{url} returned HTTP {status}; check the URL and that the key may read events")]
-    Status { url: String, status: u16 },
+    #[error("{url} returned HTTP {status}; check the URL and that the key may {access}")]
+    Status {
+        url: String,
+        status: u16,
+        /// Permission the key needs for the request, such as "read events".
+        access: &'static str,
+    },
+    #[error(
+        "{url} rejected {count} sightings in a row with HTTP {status} and no MISP error \
+         message; check the URL (a proxy path or a server without `sightings/add`) and \
+         that the key may add sightings (write access); the sightings stay queued"
+    )]
+    Rejections {
+        url: String,
+        status: u16,
+        count: u32,
+    },
     #[error("{url} returned an invalid response: {reason}")]
     Response { url: String, reason: String },
     #[error("failed to store pulled events")]
@@ -188,7 +203,12 @@ fn request_bytes(
     let mut response = sent.map_err(request_error)?;
     let status = response.status().as_u16();
     if status != 200 {
-        return Err(RemoteError::Status { url, status });
+        let access = access_needed(path);
+        return Err(RemoteError::Status {
+            url,
+            status,
+            access,
+        });
     }
     let bytes = response
         .body_mut()
@@ -208,6 +228,46 @@ fn request_bytes(
         other => other.map_err(request_error)?,
     };
     Ok((url, bytes))
+}
+
+/// Returns the permission the key needs for a request to `path`, for the hint of a
+/// refused request.
+fn access_needed(path: &str) -> &'static str {
+    if path.starts_with("sightings/") {
+        "add sightings (write access)"
+    } else {
+        "read events"
+    }
+}
+
+/// Posts `body` to `path`; returns the URL, the status and the response body when it is
+/// JSON, whatever the status. Fails only when no response arrived.
+pub(crate) fn post_any_status(
+    agent: &ureq::Agent,
+    config: &RemoteConfig,
+    path: &str,
+    body: &Value,
+) -> Result<(String, u16, Option<Value>), RemoteError> {
+    let url = format!("{}/{path}", config.url);
+    let request_error = |source: ureq::Error| RemoteError::Request {
+        url: url.clone(),
+        source: Box::new(source),
+    };
+    let mut response = agent
+        .post(&url)
+        .header("Authorization", &config.key)
+        .header("Accept", "application/json")
+        .header("Content-Type", "application/json")
+        .send(body.to_string().as_bytes())
+        .map_err(request_error)?;
+    let status = response.status().as_u16();
+    let bytes = response
+        .body_mut()
+        .with_config()
+        .limit(config.max_page_bytes)
+        .read_to_vec()
+        .map_err(request_error)?;
+    Ok((url, status, serde_json::from_slice(&bytes).ok()))
 }
 
 /// Pulls events changed since the last pull from the instance into the store of `db`.

@@ -43,7 +43,7 @@ pub struct SearchQuery {
     pub event_ids: Terms,
     pub to_ids: Option<bool>,
     pub published: Option<bool>,
-    pub deleted: bool,
+    pub deleted: Deleted,
     pub publish_timestamp: Option<(i64, Option<i64>)>,
     pub timestamp: Option<(i64, Option<i64>)>,
     pub event_timestamp: Option<(i64, Option<i64>)>,
@@ -62,6 +62,56 @@ pub struct SearchQuery {
     pub viewer: Viewer,
 }
 
+/// Selection of attributes by their `deleted` flag.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Deleted {
+    #[default]
+    Exclude,
+    Include,
+    Only,
+}
+
+impl Deleted {
+    /// True when deleted attributes may be returned.
+    pub fn includes_deleted(self) -> bool {
+        self != Deleted::Exclude
+    }
+}
+
+/// Reads MISP's `deleted` filter: `0` (the default) excludes deleted attributes, `1`
+/// includes them, and `"only"` returns only them. A list gives the flags wanted, so
+/// `[0, 1]` is both and `[1]` only the deleted ones.
+fn deleted_filter(query: &Map<String, Value>) -> Result<Deleted, ApiError> {
+    let value = match query.get("deleted") {
+        None | Some(Value::Null) => return Ok(Deleted::Exclude),
+        Some(value) => value,
+    };
+    if let Value::Array(items) = value {
+        let mut wanted = (false, false);
+        for item in items {
+            match scalar_text(item).as_deref().map(str::trim) {
+                Some("0") | Some("false") => wanted.0 = true,
+                Some("1") | Some("true") => wanted.1 = true,
+                _ => return Err(bad("deleted", value)),
+            }
+        }
+        return Ok(match wanted {
+            (_, false) => Deleted::Exclude,
+            (false, true) => Deleted::Only,
+            (true, true) => Deleted::Include,
+        });
+    }
+    if scalar_text(value).is_some_and(|t| t.trim().eq_ignore_ascii_case("only")) {
+        return Ok(Deleted::Only);
+    }
+    let mut single = Map::new();
+    single.insert("deleted".into(), value.clone());
+    Ok(match flag(&single, "deleted")? {
+        Some(true) => Deleted::Include,
+        _ => Deleted::Exclude,
+    })
+}
+
 /// Parses named parameters of a GET search (`value:abc/type:md5`) into a JSON object.
 pub fn named_params(path: &str) -> Map<String, Value> {
     let mut map = Map::new();
@@ -74,11 +124,11 @@ pub fn named_params(path: &str) -> Map<String, Value> {
     map
 }
 
-fn bad(key: &str, value: &Value) -> ApiError {
+pub(crate) fn bad(key: &str, value: &Value) -> ApiError {
     ApiError::bad_request(format!("invalid value {value} for the `{key}` filter"))
 }
 
-fn scalar_text(value: &Value) -> Option<String> {
+pub(crate) fn scalar_text(value: &Value) -> Option<String> {
     match value {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -88,7 +138,7 @@ fn scalar_text(value: &Value) -> Option<String> {
 }
 
 /// Reads a filter given as a string, a number, a list, or `{"OR": [...], "NOT": [...]}`.
-fn terms(query: &Map<String, Value>, key: &str) -> Result<Terms, ApiError> {
+pub(crate) fn terms(query: &Map<String, Value>, key: &str) -> Result<Terms, ApiError> {
     let mut terms = Terms::default();
     let Some(value) = query.get(key) else {
         return Ok(terms);
@@ -119,7 +169,7 @@ fn terms(query: &Map<String, Value>, key: &str) -> Result<Terms, ApiError> {
     Ok(terms)
 }
 
-fn flag(query: &Map<String, Value>, key: &str) -> Result<Option<bool>, ApiError> {
+pub(crate) fn flag(query: &Map<String, Value>, key: &str) -> Result<Option<bool>, ApiError> {
     match query.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -155,7 +205,7 @@ pub fn parse_time(text: &str) -> Option<i64> {
 }
 
 /// Reads a time filter: one value (from then on) or a `[from, to]` pair.
-fn time_range(
+pub(crate) fn time_range(
     query: &Map<String, Value>,
     key: &str,
 ) -> Result<Option<(i64, Option<i64>)>, ApiError> {
@@ -177,7 +227,7 @@ fn time_range(
     }
 }
 
-fn number(query: &Map<String, Value>, key: &str) -> Result<Option<u64>, ApiError> {
+pub(crate) fn number(query: &Map<String, Value>, key: &str) -> Result<Option<u64>, ApiError> {
     match query.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => scalar_text(v)
@@ -211,7 +261,7 @@ impl SearchQuery {
             event_ids: terms(query, "eventid")?,
             to_ids: flag(query, "to_ids")?,
             published: flag(query, "published")?,
-            deleted: flag(query, "deleted")?.unwrap_or(false),
+            deleted: deleted_filter(query)?,
             publish_timestamp: time_range(query, "publish_timestamp")?.or(last),
             timestamp: time_range(query, "timestamp")?,
             event_timestamp: time_range(query, "event_timestamp")?,
@@ -263,7 +313,7 @@ pub struct Condition {
 }
 
 impl Condition {
-    fn param(&mut self, value: Sql) -> String {
+    pub(crate) fn param(&mut self, value: Sql) -> String {
         self.params.push(value);
         format!("?{}", self.params.len())
     }
@@ -282,7 +332,7 @@ impl Condition {
         }
     }
 
-    fn range(&mut self, column: &str, range: Option<(i64, Option<i64>)>) {
+    pub(crate) fn range(&mut self, column: &str, range: Option<(i64, Option<i64>)>) {
         if let Some((from, to)) = range {
             let from = self.param(Sql::Integer(from));
             self.clauses.push(format!("{column} >= {from}"));
@@ -355,8 +405,10 @@ fn lower_hex(value: &str) -> String {
 pub fn attribute_condition(query: &SearchQuery) -> Condition {
     let mut c = event_condition(query);
     c.clauses.push(query.viewer.attribute_sql("a", "e"));
-    if !query.deleted {
-        c.clauses.push("a.deleted = 0".into());
+    match query.deleted {
+        Deleted::Exclude => c.clauses.push("a.deleted = 0".into()),
+        Deleted::Only => c.clauses.push("a.deleted = 1".into()),
+        Deleted::Include => {}
     }
     if !query.values.any.is_empty() {
         let ors: Vec<String> = query.values.any.iter().map(|v| c.value_match(v)).collect();

@@ -4,11 +4,15 @@
 use serde_json::{json, Value};
 
 use crate::db::OutboxRow;
-use crate::remote::{agent, request, RemoteConfig, RemoteError};
+use crate::remote::{agent, post_any_status, RemoteConfig, RemoteError};
 use crate::Db;
 
 /// Rows claimed and sent per batch.
 const BATCH_ROWS: u32 = 100;
+
+/// HTTP rejections in a row after which a run stops, taking them for a wrong URL or a
+/// server without `sightings/add` rather than for refused sightings.
+pub const MAX_REJECTIONS_IN_A_ROW: u32 = 3;
 
 /// Counts of one push run.
 #[derive(Debug, Default)]
@@ -19,6 +23,8 @@ pub struct SightingPushSummary {
     pub rejected: u64,
     /// Sightings left for a later run.
     pub pending: u64,
+    /// Sightings that another run has claimed and is sending.
+    pub in_flight: u64,
     /// The error that ended the run early, such as the remote being unreachable; the
     /// sightings not sent stay pending.
     pub error: Option<RemoteError>,
@@ -27,34 +33,62 @@ pub struct SightingPushSummary {
 /// Outcome of one row's request.
 enum Outcome {
     Pushed,
-    Rejected(String),
+    /// MISP's "Could not add the Sighting" message in an HTTP 200 response.
+    Refused(String),
+    /// HTTP 400, 404 or 422 with a MISP error body.
+    Rejected {
+        status: u16,
+        reason: String,
+    },
     Failed(RemoteError),
 }
 
 /// Pushes the pending sightings queued for `config.url`, batch by batch, each marked
-/// pushed as soon as the remote accepted it. A transport error, a timeout, HTTP 401, 403,
-/// 429 or 5xx ends the run and leaves the rest pending. An HTTP 400, 404 or 422, or MISP's
-/// "Could not add the Sighting" message, marks that row rejected, and the run goes on.
+/// pushed as soon as the remote accepted it. MISP's "Could not add the Sighting" message
+/// marks that row rejected, and so does an HTTP 400, 404 or 422 with a MISP JSON error
+/// body, and the run goes on. A transport error, a timeout, any other status, a 400, 404
+/// or 422 without a MISP JSON body, or [`MAX_REJECTIONS_IN_A_ROW`] HTTP rejections in a
+/// row end the run, and the rows not accepted stay pending.
 pub fn push_sightings(db: &Db, config: &RemoteConfig) -> Result<SightingPushSummary, RemoteError> {
     let agent = agent(config)?;
     let token = uuid::Uuid::new_v4().to_string();
     let mut summary = SightingPushSummary::default();
+    // Rows rejected by HTTP status since the last accepted one, marked rejected only once
+    // a later row shows that the remote accepts sightings.
+    let mut streak: Vec<(i64, String)> = Vec::new();
     'batches: loop {
         let rows = db.claim_outbox(&config.url, &token, BATCH_ROWS)?;
         if rows.is_empty() {
             break;
         }
         for row in &rows {
-            match push_one(&agent, config, row) {
+            let outcome = push_one(&agent, config, row);
+            if matches!(outcome, Outcome::Pushed | Outcome::Refused(_)) {
+                summary.rejected += settle_streak(db, config, &mut streak)?;
+            }
+            match outcome {
                 Outcome::Pushed => {
                     db.mark_outbox_pushed(row.id)?;
                     summary.pushed += 1;
                 }
-                Outcome::Rejected(reason) => {
-                    tracing::warn!(url = %config.url, attribute = %row.attribute_uuid,
-                        reason = %reason, "remote rejected a sighting; it is not sent again");
-                    db.mark_outbox_rejected(row.id, &reason)?;
+                Outcome::Refused(reason) => {
+                    reject(db, config, row.id, &row.attribute_uuid, &reason)?;
                     summary.rejected += 1;
+                }
+                Outcome::Rejected { status, reason } => {
+                    streak.push((row.id, reason));
+                    if streak.len() as u32 >= MAX_REJECTIONS_IN_A_ROW {
+                        let error = RemoteError::Rejections {
+                            url: config.url.clone(),
+                            status,
+                            count: MAX_REJECTIONS_IN_A_ROW,
+                        };
+                        for (id, _) in streak.drain(..) {
+                            db.mark_outbox_failed(id, &error_text(&error))?;
+                        }
+                        summary.error = Some(error);
+                        break 'batches;
+                    }
                 }
                 Outcome::Failed(error) => {
                     db.mark_outbox_failed(row.id, &error_text(&error))?;
@@ -64,11 +98,45 @@ pub fn push_sightings(db: &Db, config: &RemoteConfig) -> Result<SightingPushSumm
             }
         }
     }
+    if summary.error.is_none() {
+        summary.rejected += settle_streak(db, config, &mut streak)?;
+    }
+    for (id, reason) in streak {
+        db.mark_outbox_failed(id, &reason)?;
+    }
     db.release_outbox(&token)?;
     db.prune_outbox()?;
-    summary.pending = db.outbox_stats(&config.url)?.pending;
+    let stats = db.outbox_stats(&config.url)?;
+    summary.pending = stats.pending;
+    summary.in_flight = stats.in_flight;
     log_summary(config, &summary);
     Ok(summary)
+}
+
+/// Marks the rows of `streak` rejected for good; returns how many.
+fn settle_streak(
+    db: &Db,
+    config: &RemoteConfig,
+    streak: &mut Vec<(i64, String)>,
+) -> Result<u64, RemoteError> {
+    let count = streak.len() as u64;
+    for (id, reason) in streak.drain(..) {
+        reject(db, config, id, "", &reason)?;
+    }
+    Ok(count)
+}
+
+fn reject(
+    db: &Db,
+    config: &RemoteConfig,
+    id: i64,
+    attribute: &str,
+    reason: &str,
+) -> Result<(), RemoteError> {
+    tracing::warn!(url = %config.url, row = id, attribute = %attribute, reason = %reason,
+        "remote rejected a sighting; it is not sent again");
+    db.mark_outbox_rejected(id, reason)?;
+    Ok(())
 }
 
 fn log_summary(config: &RemoteConfig, summary: &SightingPushSummary) {
@@ -77,7 +145,7 @@ fn log_summary(config: &RemoteConfig, summary: &SightingPushSummary) {
             pending = summary.pending, error = %error_text(error),
             "sighting push interrupted; the rest stays queued for the next run"),
         None => tracing::info!(url = %config.url, pushed = summary.pushed,
-            rejected = summary.rejected, "sightings pushed"),
+            rejected = summary.rejected, in_flight = summary.in_flight, "sightings pushed"),
     }
 }
 
@@ -94,16 +162,37 @@ fn sighting_body(row: &OutboxRow) -> Value {
 }
 
 fn push_one(agent: &ureq::Agent, config: &RemoteConfig, row: &OutboxRow) -> Outcome {
-    match request(agent, config, "sightings/add", Some(&sighting_body(row))) {
-        Ok(response) => match refusal(&response) {
-            Some(message) => Outcome::Rejected(message),
+    let (url, status, body) =
+        match post_any_status(agent, config, "sightings/add", &sighting_body(row)) {
+            Ok(reply) => reply,
+            Err(error) => return Outcome::Failed(error),
+        };
+    match (status, body) {
+        (200, Some(body)) => match refusal(&body) {
+            Some(message) => Outcome::Refused(message),
             None => Outcome::Pushed,
         },
-        Err(RemoteError::Status { status, url }) if matches!(status, 400 | 404 | 422) => {
-            Outcome::Rejected(format!("{url} returned HTTP {status}"))
+        (200, None) => Outcome::Failed(RemoteError::Response {
+            url,
+            reason: "the response is not JSON".into(),
+        }),
+        (400 | 404 | 422, Some(body)) if misp_error(&body).is_some() => {
+            let message = misp_error(&body).unwrap_or_default();
+            let reason = format!("{url} returned HTTP {status}: {message}");
+            Outcome::Rejected { status, reason }
         }
-        Err(error) => Outcome::Failed(error),
+        (status, _) => Outcome::Failed(RemoteError::Status {
+            url,
+            status,
+            access: "add sightings (write access)",
+        }),
     }
+}
+
+/// Returns the message of a MISP error body, `{"name": ..., "message": ..., "url": ...}`.
+fn misp_error(body: &Value) -> Option<String> {
+    let message = body.get("message").or_else(|| body.get("name"))?;
+    message.as_str().map(str::to_owned)
 }
 
 /// Returns MISP's error message when an HTTP 200 response carries one instead of the

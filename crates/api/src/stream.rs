@@ -344,7 +344,7 @@ pub async fn events(state: &AppState, mut query: SearchQuery) -> Response {
 
         sink.write(b"{\"response\": [");
         for (n, id) in ids.into_iter().enumerate() {
-            let event = read_full(conn, id, query.deleted, &query.viewer)?;
+            let event = read_full(conn, id, query.deleted.includes_deleted(), &query.viewer)?;
             let sightings = if query.include_sightings {
                 sightings_of(conn, Some(id), None, &query.viewer)?
             } else {

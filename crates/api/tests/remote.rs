@@ -269,3 +269,82 @@ async fn pull_keeps_remote_publish_time() {
     assert!(pulled.meta.published);
     assert_eq!(pulled.meta.publish_timestamp, 1_650_000_000);
 }
+
+/// Serves `status` with `body` for every request on `address`, as a proxy with a wrong
+/// path or a server without `sightings/add` would.
+async fn serve_fixed(
+    address: std::net::SocketAddr,
+    status: u16,
+    body: &'static str,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let status = axum::http::StatusCode::from_u16(status).unwrap();
+    let router = axum::Router::new().fallback(move || async move { (status, body) });
+    let listener = tokio::net::TcpListener::bind(address).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    (stop, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_rejections_of_a_wrong_url_keep_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote_db = Db::open(dir.path()).unwrap();
+    let (_, key) = remote_db.add_user("sync", Role::Sync).unwrap();
+    let remote = AppState::new(remote_db);
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (stop, task) = serve_on(address, remote.clone()).await;
+    let values: Vec<String> = ["1", "2", "3", "4"].map(|c| c.repeat(32)).to_vec();
+    for value in &values {
+        let event: misp::Event = serde_json::from_value(json!({
+            "info": "queued", "uuid": uuid::Uuid::new_v4().to_string(),
+            "Attribute": [{"type": "md5", "value": value, "to_ids": true}]
+        }))
+        .unwrap();
+        remote.db.add_event(&event).unwrap();
+    }
+    let local_dir = tempfile::tempdir().unwrap();
+    let local = std::sync::Arc::new(Db::open(local_dir.path()).unwrap());
+    let config = RemoteConfig::new(&format!("http://{address}"), &key);
+    run_pull(local.clone(), config.clone()).await;
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    for value in &values {
+        record_detection(&local, value, "web-01");
+    }
+
+    // A 404 page that is not MISP's JSON ends the run at the first row.
+    let (stop, task) = serve_fixed(address, 404, "<html>not here</html>").await;
+    let summary = run_push(local.clone(), config.clone()).await;
+    let error = summary.error.map(|e| e.to_string()).unwrap_or_default();
+    assert!(error.contains("HTTP 404"), "{error}");
+    assert!(error.contains("add sightings (write access)"), "{error}");
+    assert_eq!((summary.rejected, summary.pending), (0, 4));
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+
+    // MISP's JSON 404 three times in a row ends the run too, and rejects nothing.
+    let misp_404 = r#"{"name": "Not Found", "message": "Not Found", "url": "/sightings/add"}"#;
+    let (_stop, _task) = serve_fixed(address, 404, misp_404).await;
+    let summary = run_push(local.clone(), config).await;
+    let error = summary.error.map(|e| e.to_string()).unwrap_or_default();
+    assert!(error.contains("3 sightings in a row"), "{error}");
+    assert_eq!((summary.rejected, summary.pending), (0, 4));
+
+    // Rows another run has claimed count as in flight, not as queued.
+    let url = format!("http://{address}");
+    assert_eq!(local.claim_outbox(&url, "other run", 3).unwrap().len(), 3);
+    let stats = local.outbox_stats(&url).unwrap();
+    assert_eq!((stats.pending, stats.in_flight), (1, 3));
+}

@@ -188,6 +188,8 @@ async fn scenario() -> Scenario {
 const READ_REQUESTS: &[(&str, &str, &str)] = &[
     ("GET", "/events/index", ""),
     ("POST", "/events/index", "{}"),
+    ("POST", "/events/index", r#"{"eventid": "{secret}"}"#),
+    ("GET", "/events/index/limit:10/minimal:1", ""),
     ("GET", "/events", ""),
     ("GET", "/events/view/{secret}", ""),
     ("POST", "/events/view/{secret}", ""),

@@ -264,3 +264,49 @@ fn detection_sighting_reaches_remote_once() {
         "{sighting}"
     );
 }
+
+#[test]
+fn push_to_a_url_never_pulled_from_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, "k".repeat(40)).unwrap();
+    let output = iocwatch(&dir.path().join("data"))
+        .args([
+            "intel",
+            "push-sightings",
+            "--url",
+            "http://127.0.0.1:9",
+            "--key-file",
+        ])
+        .arg(&key_file)
+        .output()
+        .expect("run iocwatch intel push-sightings");
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("nothing is queued for http://127.0.0.1:9"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn control_byte_in_key_file_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, "abc\u{7}def\n").unwrap();
+    let output = iocwatch(&dir.path().join("data"))
+        .args([
+            "intel",
+            "push-sightings",
+            "--url",
+            "http://127.0.0.1:9",
+            "--key-file",
+        ])
+        .arg(&key_file)
+        .output()
+        .expect("run iocwatch intel push-sightings");
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("control character"), "{stderr}");
+    assert!(stderr.contains(&key_file.display().to_string()), "{stderr}");
+}

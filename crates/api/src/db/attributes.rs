@@ -152,6 +152,43 @@ pub(crate) fn insert_attribute(
     Ok(id)
 }
 
+/// Checks MISP's rule that an event contains one attribute per value, type and category,
+/// among those not deleted and not in an object. `except` is the attribute being changed.
+pub(crate) fn check_similar(
+    conn: &Connection,
+    event_id: i64,
+    a: &Attribute,
+    except: Option<i64>,
+    position: usize,
+) -> Result<(), DbError> {
+    if a.deleted {
+        return Ok(());
+    }
+    let (first, last) = row_id_range(event_id);
+    let found = conn
+        .prepare_cached(
+            "SELECT 1 FROM attributes WHERE id BETWEEN ?1 AND ?2 AND value = ?3 AND type = ?4
+                 AND category = ?5 AND deleted = 0 AND object_id IS NULL AND id != ?6
+             LIMIT 1",
+        )?
+        .query_row(
+            params![
+                first,
+                last,
+                a.value,
+                a.r#type,
+                a.category.as_deref().unwrap_or_default(),
+                except.unwrap_or(0),
+            ],
+            |_| Ok(()),
+        )
+        .optional()?;
+    match found {
+        Some(()) => Err(DbError::SimilarAttribute(position)),
+        None => Ok(()),
+    }
+}
+
 /// Returns the distribution and sharing group an attribute requests: MISP's default
 /// (inherit) when absent or invalid, and no group unless the distribution is "sharing group".
 pub(crate) fn attribute_distribution(a: &Attribute) -> (i64, Option<i64>) {
@@ -209,6 +246,7 @@ impl Db {
         let mut conn = self.writer();
         let tx = conn.transaction()?;
         let event_id = super::events::event_id(&tx, event_key)?;
+        check_similar(&tx, event_id, a, None, 0)?;
         let id = insert_attribute(&tx, event_id, None, a)?;
         correlation::correlate_range(&tx, id, id)?;
         touch_event(&tx, event_id)?;
@@ -222,6 +260,9 @@ impl Db {
         let mut conn = self.writer();
         let tx = conn.transaction()?;
         let old = read_attribute(&tx, key)?;
+        if old.object_id.is_none() {
+            check_similar(&tx, old.event_id, a, Some(old.id), 0)?;
+        }
         write_attribute_fields(&tx, old.id, a)?;
         correlation::correlate_range(&tx, old.id, old.id)?;
         touch_event(&tx, old.event_id)?;

@@ -6,8 +6,8 @@ use misp::{Event, Object};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::attributes::{
-    event_attributes, id_or_uuid, insert_attribute, touch_event_with, write_attribute_fields,
-    AttributeRow,
+    check_similar, event_attributes, id_or_uuid, insert_attribute, touch_event_with,
+    write_attribute_fields, AttributeRow,
 };
 use super::{now_secs, orgs, row_id_range, Db, DbError};
 use crate::access::{self, Viewer};
@@ -421,6 +421,11 @@ impl Db {
         let tx = conn.transaction()?;
         let id = event_id(&tx, key)?;
         let old = read_meta(&tx, id)?;
+        // A partial edit without a `Tag` list keeps the event's tags.
+        let tags = match json.is_none_or(|j| j.contains_key("Tag")) {
+            true => tag_names_json(event),
+            false => serde_json::to_string(&old.tags).unwrap_or_else(|_| "[]".into()),
+        };
         tx.execute(
             "UPDATE events SET info = ?2, threat_level_id = ?3, analysis = ?4, date = ?5,
                  published = ?6, tags = ?7 WHERE id = ?1",
@@ -435,7 +440,7 @@ impl Db {
                 event.analysis.or(old.analysis),
                 event.date.clone().or(old.date),
                 event.published.unwrap_or(old.published),
-                tag_names_json(event),
+                tags,
             ],
         )?;
         if event.extra.contains_key("distribution") {
@@ -459,22 +464,7 @@ impl Db {
         }
         merge_attributes(&tx, id, None, &event.attributes)?;
         for object in &event.objects {
-            let known = match &object.uuid {
-                Some(u) => tx
-                    .query_row(
-                        "SELECT id FROM objects WHERE uuid = ?1 AND event_id = ?2",
-                        params![u.to_lowercase(), id],
-                        |r| r.get::<_, i64>(0),
-                    )
-                    .optional()?,
-                None => None,
-            };
-            match known {
-                Some(oid) => merge_attributes(&tx, id, Some(oid), &object.attributes)?,
-                None => {
-                    insert_object(&tx, id, object)?;
-                }
-            }
+            merge_object(&tx, id, object)?;
         }
         correlation::correlate_event(&tx, id)?;
         touch_event_with(&tx, id, json.map(super::extras::Extras::from_event))?;
@@ -538,6 +528,45 @@ impl Db {
     }
 }
 
+/// Applies an edit's object. A new one is added. As MISP does, a known one is skipped when
+/// its timestamp is given and not newer than the stored one. A known one marked `deleted`
+/// is soft-deleted with its attributes, and any other gets its fields and attributes merged.
+fn merge_object(conn: &Connection, event_id: i64, object: &Object) -> Result<(), DbError> {
+    let known = match &object.uuid {
+        Some(u) => conn
+            .query_row(
+                "SELECT id FROM objects WHERE uuid = ?1 AND event_id = ?2",
+                params![u.to_lowercase(), event_id],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?,
+        None => None,
+    };
+    let Some(object_id) = known else {
+        // A new object's attributes get the time of the write.
+        let mut object = object.clone();
+        for a in &mut object.attributes {
+            a.timestamp = None;
+        }
+        insert_object(conn, event_id, &object)?;
+        return Ok(());
+    };
+    if let Some(given) = object.timestamp {
+        if given <= super::objects::object_timestamp(conn, object_id)? {
+            return Ok(());
+        }
+    }
+    if object.deleted {
+        return super::objects::soft_delete(conn, object_id);
+    }
+    super::objects::update_fields(conn, object_id, object)?;
+    merge_attributes(conn, event_id, Some(object_id), &object.attributes)
+}
+
+/// Applies an edit's attributes. A new one is added, and a known one is replaced. As MISP
+/// does, a known one is skipped when its timestamp is given and not newer than the stored
+/// one, so a stale copy of an event cannot bring back a deleted attribute. Attributes
+/// outside objects must not repeat a value, type and category (see [`check_similar`]).
 fn merge_attributes(
     conn: &Connection,
     event_id: i64,
@@ -545,21 +574,36 @@ fn merge_attributes(
     attributes: &[misp::Attribute],
 ) -> Result<(), DbError> {
     let (first, last) = row_id_range(event_id);
-    for a in attributes {
-        let known: Option<i64> = match &a.uuid {
+    for (position, a) in attributes.iter().enumerate() {
+        let known: Option<(i64, Option<i64>, Option<i64>)> = match &a.uuid {
             Some(u) => conn
                 .query_row(
-                    "SELECT id FROM attributes WHERE uuid = ?1 AND id BETWEEN ?2 AND ?3",
+                    "SELECT id, timestamp, object_id FROM attributes
+                     WHERE uuid = ?1 AND id BETWEEN ?2 AND ?3",
                     params![u.to_lowercase(), first, last],
-                    |r| r.get(0),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .optional()?,
             None => None,
         };
+        if let (Some((_, Some(stored), _)), Some(given)) = (known, a.timestamp) {
+            if given <= stored {
+                continue;
+            }
+        }
+        // The write gets its own time, whatever timestamp the request gave.
+        let a = misp::Attribute {
+            timestamp: None,
+            ..a.clone()
+        };
+        let in_object = known.map_or(object_id, |(_, _, stored_object)| stored_object);
+        if in_object.is_none() {
+            check_similar(conn, event_id, &a, known.map(|(id, _, _)| id), position)?;
+        }
         match known {
-            Some(id) => write_attribute_fields(conn, id, a)?,
+            Some((id, _, _)) => write_attribute_fields(conn, id, &a)?,
             None => {
-                insert_attribute(conn, event_id, object_id, a)?;
+                insert_attribute(conn, event_id, object_id, &a)?;
             }
         }
     }

@@ -173,14 +173,29 @@ impl Extras {
         self.event.is_empty() && self.attributes.is_empty() && self.objects.is_empty()
     }
 
-    /// Merges the keys of a later write into these: its keys replace, others stay.
+    /// Merges the keys of a later write into these: its keys replace, others stay. The
+    /// entries of `EventReport` and `ObjectReference` lists merge by uuid the same way,
+    /// so an edit that names one report leaves the others as they are.
     pub(crate) fn merge(&mut self, newer: Extras) {
-        self.event.extend(newer.event);
+        merge_keys(&mut self.event, newer.event, "EventReport");
         for (uuid, keys) in newer.attributes {
             self.attributes.entry(uuid).or_default().extend(keys);
         }
         for (uuid, keys) in newer.objects {
-            self.objects.entry(uuid).or_default().extend(keys);
+            merge_keys(
+                self.objects.entry(uuid).or_default(),
+                keys,
+                "ObjectReference",
+            );
+        }
+    }
+
+    /// Removes the soft-deleted event reports and object references, which views do not
+    /// list. The stored JSON keeps them, so a push tells the remote about the deletion.
+    fn drop_deleted_entries(&mut self) {
+        retain_live(self.event.get_mut("EventReport"));
+        for keys in self.objects.values_mut() {
+            retain_live(keys.get_mut("ObjectReference"));
         }
     }
 
@@ -206,6 +221,53 @@ impl Extras {
     }
 }
 
+/// Merges `newer` into `keys`: each key replaces the stored one, except the list under
+/// `list_key`, whose entries merge by uuid.
+fn merge_keys(keys: &mut Map<String, Value>, mut newer: Map<String, Value>, list_key: &str) {
+    if let Some(given) = newer.remove(list_key) {
+        match (given, keys.get_mut(list_key)) {
+            (Value::Array(given), Some(Value::Array(stored))) => merge_entries(stored, given),
+            (given, _) => {
+                keys.insert(list_key.to_owned(), given);
+            }
+        }
+    }
+    keys.extend(newer);
+}
+
+/// Merges list entries by uuid: a known entry takes the keys given, a new one is added.
+fn merge_entries(stored: &mut Vec<Value>, given: Vec<Value>) {
+    for entry in given {
+        let known = entry.as_object().and_then(uuid_of).and_then(|uuid| {
+            stored
+                .iter_mut()
+                .filter_map(Value::as_object_mut)
+                .find(|old| uuid_of(old).as_deref() == Some(uuid.as_str()))
+        });
+        match (known, entry) {
+            (Some(old), Value::Object(keys)) => old.extend(keys),
+            (_, entry) => stored.push(entry),
+        }
+    }
+}
+
+/// Keeps the entries of a list that are not marked `deleted`.
+fn retain_live(list: Option<&mut Value>) {
+    if let Some(Value::Array(entries)) = list {
+        entries.retain(|entry| !entry.get("deleted").is_some_and(is_set));
+    }
+}
+
+/// Reads a MISP flag given as `true`, `1` or `"1"`.
+fn is_set(value: &Value) -> bool {
+    match value {
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_i64() == Some(1),
+        Value::String(s) => matches!(s.trim(), "1" | "true"),
+        _ => false,
+    }
+}
+
 /// Reads the kept keys of event `id` from its stored JSON; none when it has no stored JSON.
 pub(crate) fn read(conn: &Connection, id: i64) -> Result<Extras, DbError> {
     Ok(crate::sync::index::stored_json(conn, id)?
@@ -226,6 +288,7 @@ pub(crate) fn apply_stored(
     if extras.is_empty() {
         return Ok(());
     }
+    extras.drop_deleted_entries();
     if !viewer.site_admin && viewer.org_id != owner {
         extras.drop_restricted_reports();
     }
@@ -311,6 +374,33 @@ mod tests {
         assert_eq!(old.event["a"], 1);
         assert_eq!(old.event["b"], 3);
         assert_eq!(old.event["c"], 4);
+    }
+
+    #[test]
+    fn reports_and_references_merge_by_uuid() {
+        let mut old = Extras::from_event(&object(json!({
+            "EventReport": [{"uuid": "R1", "name": "A"}, {"uuid": "r2", "name": "B"}],
+            "Object": [{"uuid": "o1", "ObjectReference": [
+                {"uuid": "f1", "relationship_type": "communicates-with"}]}],
+        })));
+        old.merge(Extras::from_event(&object(json!({
+            "EventReport": [{"uuid": "r1", "deleted": true}, {"uuid": "r3", "name": "C"}],
+            "Object": [{"uuid": "o1", "ObjectReference": [
+                {"uuid": "f2", "relationship_type": "drops"}]}],
+        }))));
+        let reports = old.event["EventReport"].as_array().unwrap();
+        let names: Vec<&Value> = reports.iter().map(|r| &r["name"]).collect();
+        assert_eq!(names, vec!["A", "B", "C"]);
+        assert_eq!(reports[0]["deleted"], true);
+        assert_eq!(
+            old.objects["o1"]["ObjectReference"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        old.drop_deleted_entries();
+        assert_eq!(old.event["EventReport"].as_array().unwrap().len(), 2);
     }
 
     #[test]

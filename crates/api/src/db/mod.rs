@@ -6,6 +6,7 @@ pub(crate) mod correlations;
 pub(crate) mod events;
 pub(crate) mod extras;
 pub(crate) mod feeds;
+pub(crate) mod objects;
 mod orgs;
 pub(crate) mod outbox;
 pub(crate) mod sightings;
@@ -41,6 +42,11 @@ pub enum DbError {
     Conflict(String),
     #[error("{0}")]
     Forbidden(&'static str),
+    /// An attribute with the same value, type and category, not deleted and not in an
+    /// object, is in the event already; the number is the attribute's position in the
+    /// request's list (0 for a single attribute).
+    #[error("A similar attribute already exists for this event.")]
+    SimilarAttribute(usize),
 }
 
 /// Migrations of the API's own tables, recorded in `api_meta` under `schema_version`.

@@ -39,7 +39,10 @@ pub struct OutboxRow {
 /// Row counts of the outbox for one remote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutboxStats {
+    /// Rows waiting to be sent, not claimed by a run that is still going.
     pub pending: u64,
+    /// Rows that a run has claimed within [`CLAIM_TIMEOUT_SECS`] and is sending.
+    pub in_flight: u64,
     pub pushed: u64,
     pub rejected: u64,
 }
@@ -160,21 +163,36 @@ impl Db {
         )?)
     }
 
+    /// Tells whether `remote_url` was ever pulled from or has sightings queued for it.
+    pub fn is_known_remote(&self, remote_url: &str) -> Result<bool, DbError> {
+        let conn = self.reader()?;
+        Ok(conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM api_remote_state WHERE url = ?1)
+                 OR EXISTS (SELECT 1 FROM api_sighting_outbox WHERE remote_url = ?1)",
+            [remote_url],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Counts the outbox rows of `remote_url`.
     pub fn outbox_stats(&self, remote_url: &str) -> Result<OutboxStats, DbError> {
         let conn = self.reader()?;
         Ok(conn.query_row(
             "SELECT
-                 COUNT(*) FILTER (WHERE pushed_at IS NULL AND rejected = 0),
+                 COUNT(*) FILTER (WHERE pushed_at IS NULL AND rejected = 0
+                     AND (claim IS NULL OR claimed_at < ?2)),
+                 COUNT(*) FILTER (WHERE pushed_at IS NULL AND rejected = 0
+                     AND claim IS NOT NULL AND claimed_at >= ?2),
                  COUNT(*) FILTER (WHERE pushed_at IS NOT NULL),
                  COUNT(*) FILTER (WHERE rejected = 1)
              FROM api_sighting_outbox WHERE remote_url = ?1",
-            [remote_url],
+            params![remote_url, now_secs() - CLAIM_TIMEOUT_SECS],
             |r| {
                 Ok(OutboxStats {
                     pending: r.get(0)?,
-                    pushed: r.get(1)?,
-                    rejected: r.get(2)?,
+                    in_flight: r.get(1)?,
+                    pushed: r.get(2)?,
+                    rejected: r.get(3)?,
                 })
             },
         )?)

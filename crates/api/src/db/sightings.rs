@@ -53,6 +53,10 @@ fn insert(
     viewer: &Viewer,
 ) -> Result<i64, DbError> {
     let attribute = read_visible_attribute(conn, attribute_key, viewer)?;
+    // As MISP, a soft-deleted attribute takes no sightings.
+    if attribute.deleted {
+        return Err(DbError::NotFound("attribute"));
+    }
     let uuid = new
         .uuid
         .clone()

@@ -85,22 +85,31 @@ async fn add_many(
     let mut errors = Map::new();
     for (n, item) in items.into_iter().enumerate() {
         match parse_attribute(item) {
-            Ok(a) => valid.push(a),
+            Ok(a) => valid.push((n, a)),
             Err(e) => {
                 errors.insert(n.to_string(), Value::Object(e));
             }
         }
     }
     let single = valid.len() == 1 && errors.is_empty();
-    let rows = blocking(move || {
+    let (rows, errors) = blocking(move || {
         let mut rows = Vec::new();
-        for a in &valid {
-            rows.push(state.db.add_attribute(&key, a)?);
+        for (n, a) in valid {
+            match state.db.add_attribute(&key, &a) {
+                Ok(row) => rows.push(row),
+                Err(e @ crate::DbError::SimilarAttribute(_)) => {
+                    errors.insert(n.to_string(), json!({"value": [e.to_string()]}));
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         state.notify_change();
-        Ok(rows)
+        Ok((rows, errors))
     })
     .await?;
+    if rows.is_empty() && !errors.is_empty() {
+        return Err(ApiError::validation("Could not add Attributes", errors));
+    }
     let list: Vec<Value> = rows
         .iter()
         .map(|r| Value::Object(json::attribute_json(r)))
@@ -148,7 +157,16 @@ pub async fn edit(
         }
         let attribute = parse_attribute(Value::Object(merged))
             .map_err(|errors| ApiError::validation("Could not edit Attribute", errors))?;
-        let row = state.db.update_attribute(&key, &attribute)?;
+        let row = state
+            .db
+            .update_attribute(&key, &attribute)
+            .map_err(|e| match e {
+                crate::DbError::SimilarAttribute(_) => ApiError::validation(
+                    "Could not edit Attribute",
+                    field_error("value", &e.to_string()),
+                ),
+                other => other.into(),
+            })?;
         state.notify_change();
         Ok(row)
     })

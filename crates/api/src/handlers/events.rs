@@ -1,30 +1,75 @@
 //! Event handlers: index, view, add, edit, delete, publish, restSearch, objects and the
 //! freetext import.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Extension;
 use axum::Json;
-use misp::{Attribute, Event, Object};
+use misp::{Attribute, Event};
 use serde_json::{json, Map, Value};
 
-use super::{blocking, first_segment, unwrap_key, JsonBody};
+use super::{blocking, event_body, first_segment, unwrap_key, JsonBody};
 use crate::access::Viewer;
 use crate::db::{now_secs, FullEvent};
+use crate::event_index::IndexQuery;
 use crate::search::{named_params, SearchQuery};
 use crate::{json, stream, ApiError, AppState, User};
 
+/// `events/index` with its filters in a JSON body (POST) or in the query string.
 pub async fn index(
     State(state): State<AppState>,
     Extension(user): Extension<User>,
+    Query(params): Query<std::collections::HashMap<String, String>>,
+    JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    let events = blocking(move || Ok(state.db.event_index(&Viewer::of(&user))?)).await?;
+    let filters = unwrap_request(unwrap_object(body)?);
+    index_with(state, user, filters, params).await
+}
+
+/// `events/index/published:1/limit:10`: filters in named parameters too.
+pub async fn index_named(
+    State(state): State<AppState>,
+    Extension(user): Extension<User>,
+    Path(rest): Path<String>,
+    Query(params): Query<std::collections::HashMap<String, String>>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let mut filters = unwrap_request(unwrap_object(body)?);
+    filters.extend(named_params(&rest));
+    index_with(state, user, filters, params).await
+}
+
+async fn index_with(
+    state: AppState,
+    user: User,
+    mut filters: Map<String, Value>,
+    params: std::collections::HashMap<String, String>,
+) -> Result<Json<Value>, ApiError> {
+    for (key, value) in params {
+        filters.entry(key).or_insert(Value::String(value));
+    }
+    let query = IndexQuery::parse(filters)?;
+    let minimal = query.minimal;
+    let viewer = Viewer::of(&user);
+    let events = blocking(move || Ok(state.db.event_index_filtered(&viewer, &query)?)).await?;
     let list: Vec<Value> = events
         .iter()
-        .map(|e| Value::Object(json::event_meta_json(e)))
+        .map(|e| match minimal {
+            true => crate::event_index::minimal_json(e),
+            false => Value::Object(json::event_meta_json(e)),
+        })
         .collect();
     Ok(Json(Value::Array(list)))
+}
+
+fn unwrap_object(body: Value) -> Result<Map<String, Value>, ApiError> {
+    match body {
+        Value::Object(map) => Ok(map),
+        _ => Err(ApiError::bad_request(
+            "events/index expects a JSON object of filters",
+        )),
+    }
 }
 
 fn event_response(
@@ -47,29 +92,40 @@ pub async fn view(
     Path(rest): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let key = first_segment(&rest);
+    // `events/view/ID/deleted:1` lists soft-deleted attributes and objects too, as MISP's.
+    let deleted = matches!(
+        named_params(&rest).get("deleted").and_then(Value::as_str),
+        Some("1" | "true")
+    );
     let viewer = Viewer::of(&user);
     blocking(move || {
-        let event = state.db.event(&key, false, &viewer)?;
+        let event = state.db.event(&key, deleted, &viewer)?;
         event_response(&state, &event, &viewer)
     })
     .await
 }
 
-/// Validates every attribute of `event` in place; returns MISP's per-field errors.
-fn validate_event(event: &mut Event) -> Map<String, Value> {
+/// Validates every attribute of `event` in place; returns MISP's per-field errors. A new
+/// event needs an `info`. An edit keeps the timestamps given, which the store compares with
+/// its own (see `Db::edit_event`).
+fn validate_event(event: &mut Event, creating: bool) -> Map<String, Value> {
     let mut errors = Map::new();
-    if event.info.trim().is_empty() {
+    if creating && event.info.trim().is_empty() {
         errors.insert("info".into(), json!(["Info cannot be empty."]));
     }
+    let prepare = |a: &mut Attribute| match creating {
+        true => prepare_for_write(a),
+        false => misp::validate::prepare_attribute(a),
+    };
     let mut attribute_errors = Map::new();
     for (n, a) in event.attributes.iter_mut().enumerate() {
-        if let Err(e) = prepare_for_write(a) {
+        if let Err(e) = prepare(a) {
             attribute_errors.insert(n.to_string(), json!({"value": [e.0]}));
         }
     }
     for (n, o) in event.objects.iter_mut().enumerate() {
         for (m, a) in o.attributes.iter_mut().enumerate() {
-            if let Err(e) = prepare_for_write(a) {
+            if let Err(e) = prepare(a) {
                 attribute_errors
                     .insert(format!("Object {n} Attribute {m}"), json!({"value": [e.0]}));
             }
@@ -124,14 +180,28 @@ fn check_sharing_groups(state: &AppState, event: &Event, user: &User) -> Result<
     Ok(())
 }
 
+/// Unwraps a request's event and gives its new entries uuids (see `event_body.rs`).
+fn event_object(body: Value) -> Result<Map<String, Value>, ApiError> {
+    match unwrap_key(body, "Event") {
+        Value::Object(mut map) => {
+            event_body::fill_missing_uuids(&mut map);
+            Ok(map)
+        }
+        _ => Err(ApiError::bad_request("the event must be a JSON object")),
+    }
+}
+
+fn parse_event_map(map: Map<String, Value>) -> Result<Event, ApiError> {
+    serde_json::from_value(Value::Object(map))
+        .map_err(|e| ApiError::bad_request(format!("invalid event: {e}")))
+}
+
 /// Parses a request's event; returns it with its JSON object, unwrapped, whose keys the
 /// model does not cover are kept with the event.
 fn parse_event(body: Value) -> Result<(Event, Option<Map<String, Value>>), ApiError> {
-    let body = unwrap_key(body, "Event");
-    let json = body.as_object().cloned();
-    let event = serde_json::from_value(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid event: {e}")))?;
-    Ok((event, json))
+    let json = event_object(body)?;
+    let event = parse_event_map(json.clone())?;
+    Ok((event, Some(json)))
 }
 
 pub async fn add(
@@ -140,7 +210,7 @@ pub async fn add(
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let (mut event, json) = parse_event(body)?;
-    let errors = validate_event(&mut event);
+    let errors = validate_event(&mut event, true);
     if !errors.is_empty() {
         return Err(ApiError::validation("Could not add Event", errors));
     }
@@ -168,7 +238,7 @@ pub async fn add(
     Ok(response)
 }
 
-fn conflict_to_403(err: crate::DbError) -> ApiError {
+pub fn conflict_to_403(err: crate::DbError) -> ApiError {
     match err {
         crate::DbError::Conflict(message) => {
             ApiError::new(StatusCode::FORBIDDEN, message.clone(), message)
@@ -184,24 +254,44 @@ pub async fn edit(
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let key = first_segment(&rest);
-    let (mut event, json) = parse_event(body)?;
-    let errors = validate_event(&mut event);
-    let only_info = errors.len() == 1 && errors.contains_key("info");
-    if !errors.is_empty() && !only_info {
-        return Err(ApiError::validation("Could not edit Event", errors));
-    }
+    let json = event_object(body)?;
     let viewer = Viewer::of(&user);
     blocking(move || {
         state.db.check_event_owner(&key, &viewer)?;
+        // NOTE: the stored fields are read outside the write's transaction, so a concurrent
+        // change to the same attribute between the two may be overwritten.
+        let before = state.db.event(&key, true, &Viewer::SITE_ADMIN)?;
+        let mut event = parse_event_map(event_body::with_stored_fields(&json, &before))?;
+        let errors = validate_event(&mut event, false);
+        if !errors.is_empty() {
+            return Err(ApiError::validation("Could not edit Event", errors));
+        }
         check_sharing_groups(&state, &event, &user)?;
         let stored = state
             .db
-            .edit_event_json(&key, &event, json.as_ref())
-            .map_err(conflict_to_403)?;
+            .edit_event_json(&key, &event, Some(&json))
+            .map_err(|e| write_error(e, "Could not edit Event"))?;
         state.notify_change();
         event_response(&state, &stored, &viewer)
     })
     .await
+}
+
+/// Maps a failed event write to MISP's shapes: a conflict is a 403, and a repeated
+/// attribute the per-field error of its position in the request's `Attribute` list.
+pub fn write_error(err: crate::DbError, name: &str) -> ApiError {
+    match err {
+        crate::DbError::SimilarAttribute(position) => {
+            let message = crate::DbError::SimilarAttribute(position).to_string();
+            let mut errors = Map::new();
+            errors.insert(
+                "Attribute".into(),
+                json!({ position.to_string(): {"value": [message]} }),
+            );
+            ApiError::validation(name, errors)
+        }
+        other => conflict_to_403(other),
+    }
 }
 
 pub async fn delete(
@@ -320,47 +410,6 @@ pub fn unwrap_request(mut map: Map<String, Value>) -> Map<String, Value> {
         }
         None => map,
     }
-}
-
-pub async fn add_object(
-    State(state): State<AppState>,
-    Extension(user): Extension<User>,
-    Path(rest): Path<String>,
-    JsonBody(body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
-    let key = first_segment(&rest);
-    let mut object: Object = serde_json::from_value(unwrap_key(body, "Object"))
-        .map_err(|e| ApiError::bad_request(format!("invalid object: {e}")))?;
-    let mut errors = Map::new();
-    for (n, a) in object.attributes.iter_mut().enumerate() {
-        if let Err(e) = prepare_for_write(a) {
-            errors.insert(n.to_string(), json!({"value": [e.0]}));
-        }
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::validation("Could not add Object", errors));
-    }
-    if object.uuid.is_none() {
-        object.uuid = Some(uuid::Uuid::new_v4().to_string());
-    }
-    let uuid = object.uuid.clone().unwrap_or_default().to_lowercase();
-    blocking(move || {
-        let edit = Event {
-            objects: vec![object],
-            ..Event::default()
-        };
-        state.db.check_event_owner(&key, &Viewer::of(&user))?;
-        let stored = state.db.edit_event(&key, &edit)?;
-        state.notify_change();
-        let event = json::full_event_json(&stored, &[]);
-        let found = event["Event"]["Object"]
-            .as_array()
-            .and_then(|list| list.iter().find(|o| o["uuid"] == uuid.as_str()))
-            .cloned()
-            .unwrap_or(Value::Null);
-        Ok(Json(json!({"Object": found})))
-    })
-    .await
 }
 
 pub async fn free_text(

@@ -1,8 +1,10 @@
 //! Routes of the API, grouped by the permission they need, and helpers shared by handlers.
 
 mod attributes;
+mod event_body;
 mod events;
 mod feeds;
+mod objects;
 mod orgs;
 mod server;
 mod sightings;
@@ -35,6 +37,10 @@ pub fn routes(state: AppState) -> Router {
             get(server::describe_types),
         )
         .route("/events/index", get(events::index).post(events::index))
+        .route(
+            "/events/index/{*rest}",
+            get(events::index_named).post(events::index_named),
+        )
         .route("/events", get(events::index))
         .route("/events/view/{*rest}", get(events::view).post(events::view))
         .route("/events/{id}", get(events::view))
@@ -89,7 +95,15 @@ pub fn routes(state: AppState) -> Router {
         .route("/events/unpublish/{*rest}", post(events::unpublish))
         .route("/events/freeTextImport/{*rest}", post(events::free_text))
         .route("/events/upload_stix/2", post(events::upload_stix))
-        .route("/objects/add/{*rest}", post(events::add_object))
+        .route("/objects/add/{*rest}", post(objects::add))
+        .route(
+            "/objects/edit/{*rest}",
+            post(objects::edit).put(objects::edit),
+        )
+        .route(
+            "/objects/delete/{*rest}",
+            post(objects::delete).delete(objects::delete),
+        )
         .route("/attributes/add/{*rest}", post(attributes::add))
         .route(
             "/attributes/edit/{*rest}",

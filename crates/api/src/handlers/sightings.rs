@@ -41,8 +41,9 @@ fn new_sighting(body: &Value) -> Result<NewSighting, ApiError> {
         r#type,
         source: text(body, "source").unwrap_or_default(),
         date_sighting,
-        uuid: text(body, "uuid")
-            .filter(|_| body.get("id").is_some() || body.get("value").is_some()),
+        uuid: text(body, "uuid").filter(|_| {
+            body.get("id").is_some() || body.get("value").is_some() || body.get("values").is_some()
+        }),
     })
 }
 
@@ -75,6 +76,26 @@ fn attributes_with_value(
     Ok(ids.into_iter().map(|id| id.to_string()).collect())
 }
 
+/// Reads the values a sighting names: MISP's `values` list (or a single string), and
+/// `value`.
+fn sighting_values(body: &Value) -> Vec<String> {
+    let mut values: Vec<String> = match body.get("values") {
+        Some(Value::Array(items)) => items.iter().filter_map(scalar).collect(),
+        Some(other) => scalar(other).into_iter().collect(),
+        None => Vec::new(),
+    };
+    values.extend(text(body, "value"));
+    values
+}
+
+fn scalar(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 async fn add_sightings(
     state: AppState,
     user: User,
@@ -88,17 +109,26 @@ async fn add_sightings(
         let keys = match attribute
             .or_else(|| text(&body, "id"))
             .or_else(|| text(&body, "attribute_id"))
-            .or_else(|| text(&body, "uuid").filter(|_| body.get("value").is_none()))
-        {
+            .or_else(|| {
+                text(&body, "uuid")
+                    .filter(|_| body.get("value").is_none() && body.get("values").is_none())
+            }) {
             Some(key) => vec![key],
-            None => match text(&body, "value") {
-                Some(value) => attributes_with_value(&state, &value, &user)?,
-                None => {
+            None => {
+                let values = sighting_values(&body);
+                if values.is_empty() {
                     return Err(ApiError::bad_request(
-                        "a sighting needs an attribute `id`, `uuid` or `value`",
-                    ))
+                        "a sighting needs an attribute `id`, `uuid`, `value` or `values`",
+                    ));
                 }
-            },
+                let mut keys = Vec::new();
+                for value in values {
+                    keys.extend(attributes_with_value(&state, &value, &user)?);
+                }
+                keys.sort();
+                keys.dedup();
+                keys
+            }
         };
         if keys.is_empty() {
             return Err(ApiError::not_found("attribute"));

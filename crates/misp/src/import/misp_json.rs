@@ -103,6 +103,7 @@ pub fn finalize_event(
     json: Option<String>,
     rejected: &mut Vec<Rejected>,
 ) -> Result<ParsedEvent, String> {
+    let mut filled = event.uuid.trim().is_empty() || event.timestamp.is_none();
     event.uuid = match event.uuid.trim() {
         "" => {
             let seed = json.as_deref().unwrap_or(&event.info);
@@ -118,7 +119,7 @@ pub fn finalize_event(
     }
 
     let event_uuid = Uuid::parse_str(&event.uuid).unwrap_or(UUID_NAMESPACE);
-    prepare_all(&mut event.attributes, &event_uuid, "", rejected);
+    filled |= fill_uuids(&mut event.attributes, &event_uuid, "");
     for (index, object) in event.objects.iter_mut().enumerate() {
         if object
             .uuid
@@ -127,22 +128,30 @@ pub fn finalize_event(
         {
             let name = format!("object|{index}|{}", object.name);
             object.uuid = Some(Uuid::new_v5(&event_uuid, name.as_bytes()).to_string());
+            filled = true;
         }
         let prefix = format!("object {} ", object.name);
-        prepare_all(&mut object.attributes, &event_uuid, &prefix, rejected);
+        filled |= fill_uuids(&mut object.attributes, &event_uuid, &prefix);
+    }
+    // The kept JSON must name every event, object and attribute by the uuid its rows get,
+    // or the keys the rows do not store (such as `first_seen`) cannot be matched to them.
+    let json = match json {
+        Some(text) if filled => Some(with_uuids(&text, &event).unwrap_or(text)),
+        other => other,
+    };
+    prepare_all(&mut event.attributes, "", rejected);
+    for object in &mut event.objects {
+        let prefix = format!("object {} ", object.name);
+        prepare_all(&mut object.attributes, &prefix, rejected);
     }
     Ok(ParsedEvent { event, json })
 }
 
-/// Prepares attributes in place, removing (and reporting) those that fail validation.
-fn prepare_all(
-    attributes: &mut Vec<Attribute>,
-    event_uuid: &Uuid,
-    prefix: &str,
-    rejected: &mut Vec<Rejected>,
-) {
-    let mut index = 0;
-    attributes.retain_mut(|attribute| {
+/// Gives each attribute without a valid uuid one derived from the event uuid, its position
+/// and its value. Returns whether any was given.
+fn fill_uuids(attributes: &mut [Attribute], event_uuid: &Uuid, prefix: &str) -> bool {
+    let mut filled = false;
+    for (index, attribute) in attributes.iter_mut().enumerate() {
         if attribute
             .uuid
             .as_deref()
@@ -150,8 +159,64 @@ fn prepare_all(
         {
             let name = format!("{prefix}{index}|{}|{}", attribute.r#type, attribute.value);
             attribute.uuid = Some(Uuid::new_v5(event_uuid, name.as_bytes()).to_string());
+            filled = true;
         }
-        index += 1;
+    }
+    filled
+}
+
+/// Rewrites the event JSON `text` with the uuids of `event` (same lists, same order) and
+/// its timestamp when the JSON has none. Returns `None` when the lists do not line up.
+fn with_uuids(text: &str, event: &Event) -> Option<String> {
+    use serde_json::Value;
+    let mut json: serde_json::Map<String, Value> = serde_json::from_str(text).ok()?;
+    json.insert("uuid".into(), Value::String(event.uuid.clone()));
+    if let (None, Some(ts)) = (json.get("timestamp"), event.timestamp) {
+        json.insert("timestamp".into(), Value::String(ts.to_string()));
+    }
+    set_list_uuids(&mut json, event.attributes.iter().map(|a| &a.uuid))?;
+    if event.objects.is_empty() {
+        return serde_json::to_string(&json).ok();
+    }
+    let objects = json.get_mut("Object")?.as_array_mut()?;
+    if objects.len() != event.objects.len() {
+        return None;
+    }
+    for (value, object) in objects.iter_mut().zip(&event.objects) {
+        let map = value.as_object_mut()?;
+        set_uuid(map, object.uuid.as_ref());
+        set_list_uuids(map, object.attributes.iter().map(|a| &a.uuid))?;
+    }
+    serde_json::to_string(&json).ok()
+}
+
+fn set_uuid(map: &mut serde_json::Map<String, serde_json::Value>, uuid: Option<&String>) {
+    if let Some(uuid) = uuid {
+        map.insert("uuid".into(), serde_json::Value::String(uuid.clone()));
+    }
+}
+
+/// Sets the uuids of the `Attribute` list of `parent` by position; `None` when the list
+/// length differs.
+fn set_list_uuids<'a>(
+    parent: &mut serde_json::Map<String, serde_json::Value>,
+    uuids: impl ExactSizeIterator<Item = &'a Option<String>>,
+) -> Option<()> {
+    let Some(list) = parent.get_mut("Attribute").and_then(|l| l.as_array_mut()) else {
+        return (uuids.len() == 0).then_some(());
+    };
+    if list.len() != uuids.len() {
+        return None;
+    }
+    for (value, uuid) in list.iter_mut().zip(uuids) {
+        set_uuid(value.as_object_mut()?, uuid.as_ref());
+    }
+    Some(())
+}
+
+/// Prepares attributes in place, removing (and reporting) those that fail validation.
+fn prepare_all(attributes: &mut Vec<Attribute>, prefix: &str, rejected: &mut Vec<Rejected>) {
+    attributes.retain_mut(|attribute| {
         // prepare_attribute leaves the value unchanged when it fails.
         match prepare_attribute(attribute) {
             Ok(()) => true,
@@ -269,6 +334,31 @@ mod tests {
             parsed.rejected[0].reason,
             "md5 must be 32 hexadecimal characters, found 31"
         );
+    }
+
+    #[test]
+    fn kept_json_gets_the_filled_uuids() {
+        let doc = r#"{"Event":{"info":"x","date":"2026-01-01","Attribute":[
+            {"type":"domain","value":"a.example","first_seen":"2026-01-01T00:00:00+00:00"}],
+            "Object":[{"name":"file","template_uuid":"t","Attribute":[
+            {"type":"filename","object_relation":"filename","value":"q.exe"}]}]}}"#;
+        let parsed = parse(doc).unwrap();
+        let event = &parsed.events[0].event;
+        let json: serde_json::Value =
+            serde_json::from_str(parsed.events[0].json.as_deref().unwrap()).unwrap();
+        assert_eq!(json["uuid"], event.uuid.as_str());
+        assert_eq!(json["timestamp"], "1767225600");
+        let attribute = &json["Attribute"][0];
+        assert_eq!(
+            attribute["uuid"],
+            event.attributes[0].uuid.as_deref().unwrap()
+        );
+        assert_eq!(attribute["first_seen"], "2026-01-01T00:00:00+00:00");
+        let object = &json["Object"][0];
+        assert_eq!(object["uuid"], event.objects[0].uuid.as_deref().unwrap());
+        assert_eq!(object["template_uuid"], "t");
+        let inner = event.objects[0].attributes[0].uuid.as_deref().unwrap();
+        assert_eq!(object["Attribute"][0]["uuid"], inner);
     }
 
     #[test]

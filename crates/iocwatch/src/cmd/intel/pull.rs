@@ -210,18 +210,31 @@ fn is_loopback(host: &str) -> bool {
 /// Reads the API key from `key_file`, else from the environment. The key is never taken
 /// from the command line, where other users of the host can read it.
 pub(super) fn read_key(key_file: Option<&Path>) -> anyhow::Result<String> {
-    let key = match key_file {
+    let (key, origin) = match key_file {
         Some(path) => {
             let text = read_key_file(path)?;
-            text.lines().next().unwrap_or_default().trim().to_string()
+            let first = text.lines().next().unwrap_or_default().trim().to_string();
+            (first, format!("the key file `{}`", path.display()))
         }
-        None => std::env::var(KEY_ENV).map_err(|_| {
-            anyhow::anyhow!("missing API key: pass --key-file FILE or set {KEY_ENV}")
-        })?,
+        None => {
+            let key = std::env::var(KEY_ENV).map_err(|_| {
+                anyhow::anyhow!("missing API key: pass --key-file FILE or set {KEY_ENV}")
+            })?;
+            (key, KEY_ENV.to_owned())
+        }
     };
     let key = key.trim().to_string();
     if key.is_empty() {
         anyhow::bail!("the API key is empty; check --key-file or {KEY_ENV}");
+    }
+    // An HTTP header cannot carry control characters, so the request would fail later
+    // without naming where the key came from.
+    if let Some(position) = key.chars().position(char::is_control) {
+        anyhow::bail!(
+            "the API key in {origin} contains a control character at position {}; \
+             write the key alone on the first line",
+            position + 1
+        );
     }
     Ok(key)
 }

@@ -47,6 +47,19 @@ pub fn run(args: PushSightingsArgs, global: &Global) -> anyhow::Result<ExitCode>
             global.data_dir.display()
         )
     })?;
+    // A URL never pulled from has nothing queued: most likely a typo or another data
+    // directory, which a silent "0 pushed" would hide.
+    if !db.is_known_remote(&config.url)? {
+        tracing::warn!(url = %config.url, data_dir = %global.data_dir.display(),
+            "nothing is queued for this URL: it was never pulled from with this data directory");
+        eprintln!(
+            "iocwatch: nothing is queued for {}: it was never pulled from with the data \
+             directory `{}`; give the URL exactly as given to `intel pull`",
+            config.url,
+            global.data_dir.display()
+        );
+        return Ok(ExitCode::from(2));
+    }
     match push_and_print(&db, &config)? {
         None => Ok(ExitCode::SUCCESS),
         Some(error) => {
@@ -66,11 +79,12 @@ pub(super) fn push_and_print(
         .with_context(|| format!("failed to push sightings to {}", config.url))?;
     writeln!(
         std::io::stdout().lock(),
-        "{}: sightings: {} pushed, {} rejected, {} queued",
+        "{}: sightings: {} pushed, {} rejected, {} queued, {} in flight",
         config.url,
         summary.pushed,
         summary.rejected,
-        summary.pending
+        summary.pending,
+        summary.in_flight
     )?;
     Ok(summary.error.map(|error| {
         anyhow::Error::new(error).context(format!(

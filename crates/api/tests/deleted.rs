@@ -1,0 +1,132 @@
+//! Soft-deleted attributes as MISP treats them: sightings on them are refused, and
+//! `attributes/restSearch` and `events/view` list them only when asked to.
+
+use api::{AppState, Db, Role};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+struct Api {
+    router: Router,
+    admin: String,
+    _dir: tempfile::TempDir,
+}
+
+fn api() -> Api {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).unwrap();
+    let (_, admin) = db.add_user("admin", Role::Admin).unwrap();
+    Api {
+        router: api::router(AppState::new(db)),
+        admin,
+        _dir: dir,
+    }
+}
+
+impl Api {
+    async fn call(&self, method: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("Authorization", &self.admin)
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+}
+
+/// Adds an event with two domains and soft-deletes the second; returns the event uuid
+/// and the uuids of the kept and the deleted attribute.
+async fn event_with_deleted(api: &Api) -> (String, String, String) {
+    let event = json!({"Event": {"info": "deleted", "Attribute": [
+        {"type": "domain", "value": "kept.example"},
+        {"type": "domain", "value": "gone.example"}]}});
+    let (status, added) = api.call("POST", "/events/add", event).await;
+    assert_eq!(status, StatusCode::OK, "{added}");
+    let uuid = |n: usize| {
+        added["Event"]["Attribute"][n]["uuid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (kept, gone) = (uuid(0), uuid(1));
+    let (status, body) = api
+        .call("POST", &format!("/attributes/delete/{gone}"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let event = added["Event"]["uuid"].as_str().unwrap().to_owned();
+    (event, kept, gone)
+}
+
+#[tokio::test]
+async fn sightings_take_values_and_ids_and_skip_deleted_attributes() {
+    let api = api();
+    let (_, kept, gone) = event_with_deleted(&api).await;
+    let (status, body) = api
+        .call(
+            "POST",
+            "/sightings/add",
+            json!({"values": ["kept.example"], "source": "s"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["Sighting"]["source"], "s");
+    let (status, body) = api
+        .call("POST", "/sightings/add", json!({"id": kept}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = api
+        .call("POST", "/sightings/add", json!({"id": gone}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["url"], "/sightings/add");
+    let (status, _) = api
+        .call(
+            "POST",
+            "/sightings/add",
+            json!({"values": ["gone.example"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn deleted_filters_of_search_and_view() {
+    let api = api();
+    let (event, _, gone) = event_with_deleted(&api).await;
+    let count = |body: &Value| body["response"]["Attribute"].as_array().map_or(0, Vec::len);
+    for (deleted, expected) in [
+        (json!([0, 1]), 2),
+        (json!(1), 2),
+        (json!(0), 1),
+        (json!("only"), 1),
+    ] {
+        let body = json!({"eventid": event, "deleted": deleted});
+        let (status, found) = api.call("POST", "/attributes/restSearch", body).await;
+        assert_eq!(status, StatusCode::OK, "{found}");
+        assert_eq!(count(&found), expected, "deleted: {deleted}");
+    }
+    let (_, only) = api
+        .call(
+            "POST",
+            "/attributes/restSearch",
+            json!({"eventid": event, "deleted": "only"}),
+        )
+        .await;
+    assert_eq!(only["response"]["Attribute"][0]["uuid"], gone.as_str());
+
+    let (_, view) = api
+        .call("GET", &format!("/events/view/{event}"), json!({}))
+        .await;
+    assert_eq!(view["Event"]["Attribute"].as_array().unwrap().len(), 1);
+    let (_, view) = api
+        .call("GET", &format!("/events/view/{event}/deleted:1"), json!({}))
+        .await;
+    assert_eq!(view["Event"]["Attribute"].as_array().unwrap().len(), 2);
+}
