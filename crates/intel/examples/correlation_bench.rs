@@ -196,11 +196,11 @@ fn build(dir: &Path, total: usize, correlate: bool) -> Report {
         ),
         file_bytes: std::fs::metadata(store.path()).map_or(0, |m| m.len()),
         pairs_within_limit: count(
-            "SELECT SUM(attributes * (attributes - 1) / 2) FROM correlation_values
+            "SELECT SUM(attributes * (attributes - 1) / 2) FROM correlation_shared
              WHERE attributes <= 100",
         ),
         pairs_without_limit: count(
-            "SELECT SUM(attributes * (attributes - 1) / 2) FROM correlation_values",
+            "SELECT SUM(attributes * (attributes - 1) / 2) FROM correlation_shared",
         ),
     }
 }

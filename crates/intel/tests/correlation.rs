@@ -191,8 +191,10 @@ fn upgraded_store_correlates_existing_attributes() {
     // Take the database back to the schema before correlation existed.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
-        "DROP TABLE correlation_members;
-         DROP TABLE correlation_values;
+        "DROP TRIGGER correlation_stale_update;
+         DROP TABLE correlation_keys;
+         DROP TABLE correlation_shared;
+         DROP TABLE correlation_stale;
          ALTER TABLE events DROP COLUMN disable_correlation;
          ALTER TABLE events DROP COLUMN galaxies;
          ALTER TABLE attributes DROP COLUMN disable_correlation;
@@ -206,4 +208,139 @@ fn upgraded_store_correlates_existing_attributes() {
     let first = event_id(&store, &uuid(1));
     let second = event_id(&store, &uuid(2));
     assert_eq!(store.related_event_ids(first, 10).unwrap(), [second]);
+}
+
+#[test]
+fn store_with_value_tables_moves_to_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    import(
+        &mut store,
+        &[
+            event(&uuid(1), 10, json!([attr("domain", "moved.example")])),
+            event(&uuid(2), 10, json!([attr("domain", "Moved.Example")])),
+            event(&uuid(3), 10, json!([attr("domain", "alone.example")])),
+        ],
+    );
+    let stats = store.correlation_stats().unwrap();
+    let path = store.path().to_owned();
+    drop(store);
+
+    // Give the database the correlation tables of schema version 4, filled as that
+    // version filled them.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER correlation_stale_update;
+         DROP TABLE correlation_keys;
+         DROP TABLE correlation_shared;
+         DROP TABLE correlation_stale;
+         CREATE TABLE correlation_values (
+             id INTEGER PRIMARY KEY,
+             value TEXT NOT NULL UNIQUE,
+             attributes INTEGER NOT NULL
+         );
+         CREATE TABLE correlation_members (
+             value_id INTEGER NOT NULL,
+             attribute_id INTEGER NOT NULL,
+             PRIMARY KEY (value_id, attribute_id)
+         ) WITHOUT ROWID;
+         CREATE INDEX correlation_members_attribute ON correlation_members(attribute_id);
+         INSERT INTO correlation_values (id, value, attributes)
+             VALUES (1, 'moved.example', 2), (2, 'alone.example', 1);
+         INSERT INTO correlation_members (value_id, attribute_id)
+             SELECT CASE WHEN lower(value) = 'moved.example' THEN 1 ELSE 2 END, id
+             FROM attributes;
+         PRAGMA user_version = 4;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = Store::open(dir.path()).unwrap();
+    let first = event_id(&store, &uuid(1));
+    let second = event_id(&store, &uuid(2));
+    assert_eq!(store.related_event_ids(first, 10).unwrap(), [second]);
+    assert_eq!(store.correlation_stats().unwrap(), stats);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let old_tables: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_schema WHERE name LIKE 'correlation_values%'
+                 OR name LIKE 'correlation_members%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(old_tables, 0, "the version 4 tables are dropped");
+}
+
+#[test]
+fn colliding_value_takes_next_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    import(
+        &mut store,
+        &[event(
+            &uuid(1),
+            10,
+            json!([attr("domain", "other.example")]),
+        )],
+    );
+    let first = event_id(&store, &uuid(1));
+    // Give the stored value the key `wanted.example` hashes to, as a hash collision would.
+    let key = intel::store::correlation::value_key("wanted.example");
+    let conn = rusqlite::Connection::open(store.path()).unwrap();
+    conn.execute("UPDATE correlation_keys SET key = ?1", [key])
+        .unwrap();
+    drop(conn);
+
+    import(
+        &mut store,
+        &[
+            event(&uuid(2), 10, json!([attr("domain", "wanted.example")])),
+            event(&uuid(3), 10, json!([attr("domain", "Wanted.Example")])),
+        ],
+    );
+    let second = event_id(&store, &uuid(2));
+    let third = event_id(&store, &uuid(3));
+    assert_eq!(store.related_event_ids(second, 10).unwrap(), [third]);
+    assert!(store.related_event_ids(first, 10).unwrap().is_empty());
+    let stats = store.correlation_stats().unwrap();
+    assert_eq!((stats.values, stats.members), (2, 3));
+    let conn = rusqlite::Connection::open(store.path()).unwrap();
+    let shared_key: i64 = conn
+        .query_row("SELECT key FROM correlation_shared", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(shared_key, key + 1);
+}
+
+#[test]
+fn edited_value_leaves_its_old_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    import(
+        &mut store,
+        &[
+            event(&uuid(1), 10, json!([attr("domain", "before.example")])),
+            event(&uuid(2), 10, json!([attr("domain", "before.example")])),
+            event(&uuid(3), 10, json!([attr("domain", "after.example")])),
+        ],
+    );
+    let ids: Vec<i64> = (1..=3).map(|n| event_id(&store, &uuid(n))).collect();
+    let edited = (ids[0] << 32) | 1;
+
+    let conn = rusqlite::Connection::open(store.path()).unwrap();
+    conn.execute(
+        "UPDATE attributes SET value = 'after.example' WHERE id = ?1",
+        [edited],
+    )
+    .unwrap();
+    intel::store::correlation::correlate_range(&conn, edited, edited).unwrap();
+    drop(conn);
+
+    assert_eq!(store.related_event_ids(ids[0], 10).unwrap(), [ids[2]]);
+    assert!(store.related_event_ids(ids[1], 10).unwrap().is_empty());
+    let stats = store.correlation_stats().unwrap();
+    assert_eq!((stats.values, stats.members), (2, 3));
+    let written = store.rebuild_correlation().unwrap();
+    assert_eq!(written, 3);
+    assert_eq!(store.correlation_stats().unwrap(), stats);
 }

@@ -79,7 +79,7 @@ pub const MIGRATIONS: &[&str] = &[
         attributes INTEGER NOT NULL,
         rejected INTEGER NOT NULL
     );",
-    // 2: correlation (see `correlation.rs`), the `disable_correlation` flags and the galaxy
+    // 2: correlation (replaced by 5), the `disable_correlation` flags and the galaxy
     // clusters of events and attributes as compact JSON (`[{"type", "value", "tag_name",
     // "external_id"}]`).
     "ALTER TABLE events ADD COLUMN disable_correlation INTEGER NOT NULL DEFAULT 0;
@@ -145,10 +145,39 @@ pub const MIGRATIONS: &[&str] = &[
     BEGIN
         UPDATE attributes SET added = NEW.timestamp WHERE id = NEW.id;
     END;",
+    // 5: correlation keyed by value hashes (see `correlation/mod.rs`), with a row per value
+    // only when two or more attributes share it. The store recomputes the rows from the
+    // attributes after this script, so the old tables are dropped. The trigger keeps the
+    // type and value an edit replaces, so the edit's recorrelation removes the old keys.
+    "DROP TABLE IF EXISTS correlation_members;
+    DROP TABLE IF EXISTS correlation_values;
+    CREATE TABLE IF NOT EXISTS correlation_keys (
+        key INTEGER NOT NULL,
+        attribute_id INTEGER NOT NULL,
+        PRIMARY KEY (key, attribute_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS correlation_shared (
+        key INTEGER PRIMARY KEY,
+        value TEXT NOT NULL,
+        attributes INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS correlation_stale (
+        attribute_id INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        value TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS correlation_stale_attribute ON correlation_stale(attribute_id);
+    CREATE TRIGGER IF NOT EXISTS correlation_stale_update AFTER UPDATE OF type, value ON attributes
+        WHEN OLD.type IS NOT NEW.type OR OLD.value IS NOT NEW.value
+    BEGIN
+        INSERT INTO correlation_stale (attribute_id, type, value)
+            VALUES (OLD.id, OLD.type, OLD.value);
+    END;",
 ];
 
-/// The migration that adds correlation; the store correlates existing attributes after it.
-pub const CORRELATION_VERSION: usize = 2;
+/// The migration that brings the current correlation tables; the store correlates existing
+/// attributes after it.
+pub const CORRELATION_VERSION: usize = 5;
 
 /// Columns added, each only when missing, before the migration to `version` runs.
 pub fn columns_before(version: usize) -> &'static [(&'static str, &'static str, &'static str)] {

@@ -8,8 +8,9 @@ use misp::import::Warninglist;
 use misp::{Attribute, Event, Parsed, ParsedEvent};
 use rusqlite::{params, CachedStatement, OptionalExtension, Transaction, TransactionBehavior};
 
+use super::correlation::{self, NewValues};
 use super::sharing::Resolver;
-use super::{correlation, Store};
+use super::Store;
 use crate::galaxy;
 use crate::warninglist::{default_action, Action};
 use crate::Error;
@@ -74,27 +75,29 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut summary = WriteSummary::default();
-        let mut written_events = Vec::new();
         let mut resolver = Resolver::new(&tx, keep);
+        // The correlating values of the new rows, linked in one pass at the end.
+        let mut values = correlation::is_enabled(&tx)?.then(NewValues::default);
         for event in &parsed.events {
-            match write_event(&tx, &mut resolver, event, source, format)? {
-                (EventOutcome::Added, id, counts) => {
+            match write_event(&tx, (&mut resolver, values.as_mut()), event, source, format)? {
+                (EventOutcome::Added, counts) => {
                     summary.events_added += 1;
                     summary.add(counts);
-                    written_events.push(id);
                 }
-                (EventOutcome::Updated, id, counts) => {
+                (EventOutcome::Updated, counts) => {
                     summary.events_updated += 1;
                     summary.add(counts);
-                    written_events.push(id);
                 }
-                (EventOutcome::Unchanged, _, _) => summary.events_unchanged += 1,
+                (EventOutcome::Unchanged, _) => summary.events_unchanged += 1,
             }
         }
         summary.notes = std::mem::take(&mut resolver.notes);
         drop(resolver);
-        // One set-based pass over the new rows, inside the same transaction.
-        correlation::correlate_events(&tx, &written_events)?;
+        // One pass over the new rows, inside the same transaction. A replaced event was
+        // uncorrelated when it was deleted, and its new rows have a new event id.
+        if let Some(values) = values {
+            correlation::link_new(&tx, values)?;
+        }
         for list in &parsed.warninglists {
             upsert_warninglist(
                 &tx,
@@ -141,13 +144,13 @@ impl WriteSummary {
     }
 }
 
-fn write_event(
+fn write_event<'p>(
     tx: &Transaction,
-    resolver: &mut Resolver,
-    parsed: &ParsedEvent,
+    (resolver, values): (&mut Resolver, Option<&mut NewValues<'p>>),
+    parsed: &'p ParsedEvent,
     source: &str,
     format: &str,
-) -> Result<(EventOutcome, i64, (usize, usize)), Error> {
+) -> Result<(EventOutcome, (usize, usize)), Error> {
     let event = &parsed.event;
     let timestamp = event.timestamp.unwrap_or(0);
     let stored: Option<(i64, i64)> = tx
@@ -158,8 +161,8 @@ fn write_event(
         )
         .optional()?;
     let outcome = match stored {
-        Some((id, stored_ts)) if stored_ts >= timestamp => {
-            return Ok((EventOutcome::Unchanged, id, (0, 0)))
+        Some((_, stored_ts)) if stored_ts >= timestamp => {
+            return Ok((EventOutcome::Unchanged, (0, 0)))
         }
         Some((id, _)) => {
             delete_event(tx, id)?;
@@ -208,7 +211,8 @@ fn write_event(
     // The JSON is compressed on a second thread while the attribute rows are written.
     let counts = std::thread::scope(|scope| {
         let compressed = parsed.json.as_ref().map(|j| scope.spawn(|| compress(j)));
-        let counts = write_attributes(tx, resolver, event, (event_id, imported_at))?;
+        let values = values.filter(|_| !disable_correlation);
+        let counts = write_attributes(tx, (resolver, values), event, (event_id, imported_at))?;
         if let Some(handle) = compressed {
             let blob = handle
                 .join()
@@ -221,7 +225,7 @@ fn write_event(
         Ok::<_, Error>(counts)
     })?;
     resolver.finish_event(&event.uuid);
-    Ok((outcome, event_id, counts))
+    Ok((outcome, counts))
 }
 
 /// Compresses event JSON in the LZ4 frame format. The output starts at a quarter of the
@@ -259,10 +263,10 @@ pub(crate) fn row_id_range(event_id: i64) -> (i64, i64) {
 
 /// Inserts the attributes and objects of event `event_id`, imported at `imported_at`;
 /// returns (attributes, hash detections).
-fn write_attributes(
+fn write_attributes<'p>(
     tx: &Transaction,
-    resolver: &mut Resolver,
-    event: &Event,
+    (resolver, values): (&mut Resolver, Option<&mut NewValues<'p>>),
+    event: &'p Event,
     (event_id, imported_at): (i64, i64),
 ) -> Result<(usize, usize), Error> {
     let mut insert = tx.prepare_cached(
@@ -290,6 +294,7 @@ fn write_attributes(
         imported_at,
         next: base + 1,
         counts: (0, 0),
+        values,
     };
     for attribute in &event.attributes {
         let sharing = resolver.attribute(attribute)?;
@@ -327,23 +332,26 @@ fn write_attributes(
     Ok(next.counts)
 }
 
-/// The event and import time of the attributes written, the next attribute id, and the
-/// (attributes, hash detections) written.
-struct Ids {
+/// The event and import time of the attributes written, the next attribute id, the
+/// (attributes, hash detections) written, and the correlating values of the attributes
+/// when they may correlate.
+struct Ids<'v, 'p> {
     event_id: i64,
     imported_at: i64,
     next: i64,
     counts: (usize, usize),
+    values: Option<&'v mut NewValues<'p>>,
 }
 
 /// Inserts attribute `a` with its (distribution, sharing group).
-fn insert_attribute(
+fn insert_attribute<'p>(
     insert: &mut CachedStatement,
     object_id: Option<i64>,
     object_deleted: bool,
-    (a, (distribution, group)): (&Attribute, (i64, Option<i64>)),
-    ids: &mut Ids,
+    (a, (distribution, group)): (&'p Attribute, (i64, Option<i64>)),
+    ids: &mut Ids<'_, 'p>,
 ) -> Result<(), Error> {
+    let disable_correlation = a.disable_correlation.unwrap_or(false);
     let tags = if a.tags.is_empty() {
         None
     } else {
@@ -364,12 +372,17 @@ fn insert_attribute(
         a.comment,
         a.timestamp,
         tags,
-        a.disable_correlation.unwrap_or(false),
+        disable_correlation,
         galaxy::to_column(&galaxy::clusters_of(&a.galaxies)),
         distribution,
         group,
         a.timestamp.unwrap_or(0).max(ids.imported_at),
     ])?;
+    if let Some(values) = ids.values.as_deref_mut() {
+        if !a.deleted && !object_deleted && !disable_correlation {
+            values.push(ids.next, &a.r#type, &a.value);
+        }
+    }
     ids.next += 1;
     ids.counts.0 += 1;
     if to_ids && !a.deleted && !object_deleted && misp::hash::is_hash_type(&a.r#type) {
