@@ -61,6 +61,11 @@ for run in $(seq "$runs"); do
     echo "run $run: $report manager_cpu_seconds=$(awk -v t="$ticks" 'BEGIN { printf "%.2f", t / 100 }')" \
         "events_per_cpu_second=$((events * 100 / ticks))"
 done
+# CPU seconds of each manager thread over all runs, by thread name. The kernel cuts names
+# to 15 bytes: `iocwatch-pipeli` is the pipeline's analysis thread.
+for task in "/proc/$server/task"/*; do
+    echo "$(cat "$task/comm") $(awk '{print $14 + $15}' "$task/stat")"
+done | awk '{ticks[$1] += $2} END {for (name in ticks) printf "thread %s: %.2f cpu_seconds\n", name, ticks[name] / 100}'
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 kill $server
 wait $server 2>/dev/null || true

@@ -72,7 +72,7 @@ pub fn open_without_checkpoints(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 /// Copies the WAL into the database every `every` from a thread of its own,
-/// so that the pipeline thread only appends to the WAL.
+/// so that the pipeline's store thread only appends to the WAL.
 pub fn spawn_checkpointer(path: &Path, every: Duration) -> std::io::Result<()> {
     let path = path.to_path_buf();
     std::thread::Builder::new().name("iocwatch-checkpoint".into()).spawn(move || {

@@ -19,6 +19,6 @@ pub mod status;
 mod tls;
 
 pub use config::{ConfigError, ServerConfig};
-pub use pipeline::{AgentRef, Analysis, Analyze};
+pub use pipeline::{AgentRef, AlertDoc, Analysis, Analyze};
 pub use registry::{Agent, AgentStatus, Registry};
 pub use server::{RunningServer, ServerError, ServerPaths};

@@ -15,12 +15,15 @@ use wire::{Message, Rejection};
 
 use crate::ca::certificate_fingerprint;
 use crate::connections::Connections;
-use crate::pipeline::{AgentRef, PipelineHandle};
+use crate::pipeline::{AgentRef, BatchOrder, BatchReply, PipelineError, PipelineHandle};
 use crate::registry::{Agent, Registry};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Shortest gap between two last-seen updates written for one connection.
 const TOUCH_EVERY: Duration = Duration::from_secs(5);
+/// Replies one connection can have queued for its acknowledgement task, which bounds its
+/// batches in the pipeline to this plus two. Agents keep their own, smaller window.
+const MAX_PENDING_BATCHES: usize = 16;
 
 /// State shared by every agent connection.
 pub struct SessionContext {
@@ -173,11 +176,51 @@ async fn run(
     tracing::info!(agent_id = %agent.id, peer = %peer, reason = %reason, "agent disconnected");
 }
 
+/// Reads messages until the connection ends or a batch fails to commit. Batches go to the
+/// pipeline as they arrive, and a task of their own sends each acknowledgement, in order,
+/// after its batch is committed, so that the next batches are decoded and analysed while
+/// earlier ones are being committed.
 async fn read_loop(
     reader: &mut ReadHalf<TlsStream<TcpStream>>,
     agent: &AgentRef,
     outgoing: &mpsc::Sender<Message>,
     context: &SessionContext,
+) -> String {
+    let (pending, replies) = mpsc::channel(MAX_PENDING_BATCHES);
+    let order = BatchOrder::default();
+    let mut acks = tokio::spawn(send_acks(replies, outgoing.clone()));
+    tokio::select! {
+        reason = read_messages(reader, agent, outgoing, context, (pending, order)) => reason,
+        finished = &mut acks => finished
+            .unwrap_or_else(|err| format!("acknowledgement task failed: {err}")),
+    }
+}
+
+/// Sends the acknowledgement of each batch once the pipeline committed it; returns why it
+/// stopped.
+async fn send_acks(
+    mut replies: mpsc::Receiver<BatchReply>,
+    outgoing: mpsc::Sender<Message>,
+) -> String {
+    while let Some(reply) = replies.recv().await {
+        let ack = match reply.await {
+            Ok(Ok(ack)) => ack,
+            Ok(Err(err)) => return format!("batch not stored: {err}"),
+            Err(_) => return format!("batch not stored: {}", PipelineError::Stopped),
+        };
+        if outgoing.send(Message::Ack(ack)).await.is_err() {
+            return "connection closed".into();
+        }
+    }
+    "connection closed".into()
+}
+
+async fn read_messages(
+    reader: &mut ReadHalf<TlsStream<TcpStream>>,
+    agent: &AgentRef,
+    outgoing: &mpsc::Sender<Message>,
+    context: &SessionContext,
+    (pending, order): (mpsc::Sender<BatchReply>, BatchOrder),
 ) -> String {
     let mut last_touch = Instant::now();
     loop {
@@ -214,11 +257,11 @@ async fn read_loop(
                 last_touch = Instant::now();
             }
             Message::EventBatch(batch) => {
-                let ack = match context.pipeline.submit(agent.clone(), batch).await {
-                    Ok(ack) => ack,
+                let reply = match context.pipeline.enqueue(agent.clone(), batch, &order).await {
+                    Ok(reply) => reply,
                     Err(err) => return format!("batch not stored: {err}"),
                 };
-                if outgoing.send(Message::Ack(ack)).await.is_err() {
+                if pending.send(reply).await.is_err() {
                     return "connection closed".into();
                 }
                 if last_touch.elapsed() >= TOUCH_EVERY {

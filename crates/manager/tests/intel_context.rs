@@ -60,7 +60,7 @@ fn galaxy_context_reaches_the_alert() {
     let mut out = Analysis::default();
     engine.analyze(&agent, &event, SystemTime::now(), &mut out);
 
-    let alert: &Value = out.alerts.first().expect("an intel alert");
+    let alert: Value = out.alerts.first().expect("an intel alert").to_json();
     let mitre_ids = &alert["rule"]["mitre"]["id"];
     assert!(
         mitre_ids.as_array().unwrap().contains(&json!("T1059.001")),

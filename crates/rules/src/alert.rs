@@ -69,44 +69,49 @@ pub struct Alert {
     pub misp: Option<MispMatch>,
 }
 
+/// What the engine decided for an alert, before the event goes into it.
 pub(crate) struct AlertInput<'a> {
     pub rule: &'a Rule,
-    pub event: &'a Event,
     pub time: SystemTime,
     pub sequence: u64,
     pub fired_times: u64,
     pub mail: bool,
     pub previous_logs: Vec<String>,
-    pub manager_name: &'a str,
+    pub manager_name: String,
 }
 
 impl Alert {
-    pub(crate) fn build(input: AlertInput<'_>) -> Self {
-        let AlertInput { rule, event, .. } = input;
+    /// Builds the alert, moving the event's file, agent and enrichment into it.
+    pub(crate) fn build(input: AlertInput<'_>, mut event: Event) -> Self {
+        let rule = input.rule;
         let (secs, _) = epoch_parts(input.time);
         let previous_output =
             (input.previous_logs.len() >= 2).then(|| input.previous_logs.join("\n"));
+        let description = rule.render_description(&event);
+        let mitre = merged_mitre(rule, &event);
+        let decoder = event.decoder_name().to_string();
+        let full_log = (!rule.options.no_full_log).then(|| event.take_full_log());
         Alert {
             time: input.time,
             id: format!("{secs}.{}", input.sequence),
             rule: AlertRule {
                 id: rule.id,
                 level: rule.level,
-                description: rule.render_description(event),
+                description,
                 groups: rule.groups.clone(),
-                mitre: merged_mitre(rule, event),
+                mitre,
                 frequency: rule.frequency,
                 fired_times: (!rule.options.no_counter).then_some(input.fired_times),
                 mail: input.mail,
             },
-            agent: event.agent.clone(),
-            manager_name: input.manager_name.to_string(),
+            agent: event.agent,
+            manager_name: input.manager_name,
             previous_output,
-            full_log: (!rule.options.no_full_log).then(|| event.full_log().to_string()),
-            file: event.file.clone(),
-            decoder: event.decoder_name().to_string(),
-            location: event.location.clone(),
-            misp: event.misp.clone(),
+            full_log,
+            file: event.file,
+            decoder,
+            location: event.location,
+            misp: event.misp,
         }
     }
 
@@ -115,9 +120,19 @@ impl Alert {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
 
+    /// The alert's `timestamp` field: `2026-12-04T16:37:25.123+0000`.
+    pub fn timestamp(&self) -> String {
+        alert_timestamp(self.time)
+    }
+
     /// The alert as one `alerts.json` line, without the trailing newline.
     pub fn to_json_line(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+        // Alerts of file events take about 1.2 KB: one allocation in place of five.
+        let mut line = Vec::with_capacity(2048);
+        if serde_json::to_writer(&mut line, self).is_err() {
+            return String::new();
+        }
+        String::from_utf8(line).unwrap_or_default()
     }
 
     /// `agent.name` of the manager's own events (id `000`) defaults to the manager name.

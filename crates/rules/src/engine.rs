@@ -92,15 +92,33 @@ struct Walk<'a> {
 impl Ruleset {
     /// Runs an event through the rules and builds its alert.
     pub fn evaluate(&self, state: &mut State, event: &Event, now: SystemTime) -> Evaluation {
-        self.run(state, event, now, false)
+        let (mut evaluation, input) = self.run(state, event, now, false);
+        evaluation.alert = input.map(|input| Alert::build(input, event.clone()));
+        evaluation
+    }
+
+    /// Like [`Ruleset::evaluate`], but moves the event into the alert in place of copying it.
+    pub fn evaluate_owned(&self, state: &mut State, event: Event, now: SystemTime) -> Evaluation {
+        let (mut evaluation, input) = self.run(state, &event, now, false);
+        evaluation.alert = input.map(|input| Alert::build(input, event));
+        evaluation
     }
 
     /// Like [`Ruleset::evaluate`], and records each rule tried in `Evaluation::trace`.
     pub fn evaluate_traced(&self, state: &mut State, event: &Event, now: SystemTime) -> Evaluation {
-        self.run(state, event, now, true)
+        let (mut evaluation, input) = self.run(state, event, now, true);
+        evaluation.alert = input.map(|input| Alert::build(input, event.clone()));
+        evaluation
     }
 
-    fn run(&self, state: &mut State, event: &Event, now: SystemTime, traced: bool) -> Evaluation {
+    /// Walks the rules; returns the evaluation without its alert, and what the alert needs.
+    fn run(
+        &self,
+        state: &mut State,
+        event: &Event,
+        now: SystemTime,
+        traced: bool,
+    ) -> (Evaluation, Option<AlertInput<'_>>) {
         let (secs, millis) = epoch_parts(now);
         let mut walk = Walk {
             event,
@@ -120,22 +138,24 @@ impl Ruleset {
         let chain_ids: Vec<u32> = chain.iter().map(|&i| self.rules[i].id).collect();
         let trace = walk.trace.take().unwrap_or_default();
         let Some(&final_index) = chain.last() else {
-            return Evaluation {
+            let evaluation = Evaluation {
                 rule_id: None,
                 chain: chain_ids,
                 trace,
                 alert: None,
             };
+            return (evaluation, None);
         };
 
         let rule = &self.rules[final_index];
-        let alert = self.conclude(state, rule, &mut walk, now);
-        Evaluation {
+        let input = self.conclude(state, rule, &mut walk, now);
+        let evaluation = Evaluation {
             rule_id: Some(rule.id),
             chain: chain_ids,
             trace,
-            alert,
-        }
+            alert: None,
+        };
+        (evaluation, input)
     }
 
     /// Tries a rule and then its children; on success pushes the path (deepest first)
@@ -230,14 +250,14 @@ impl Ruleset {
         false
     }
 
-    /// Updates counters and history for the final rule and builds the alert.
-    fn conclude(
+    /// Updates counters and history for the final rule and returns what its alert needs.
+    fn conclude<'r>(
         &self,
         state: &mut State,
-        rule: &Rule,
+        rule: &'r Rule,
         walk: &mut Walk<'_>,
         now: SystemTime,
-    ) -> Option<Alert> {
+    ) -> Option<AlertInput<'r>> {
         if rule.level == 0 {
             return None;
         }
@@ -256,16 +276,15 @@ impl Ruleset {
             .email
             .unwrap_or(rule.level >= self.email_alert_level);
         let previous_logs = std::mem::take(&mut walk.previous_logs);
-        Some(Alert::build(AlertInput {
+        Some(AlertInput {
             rule,
-            event: walk.event,
             time: now,
             sequence: state.alerts,
             fired_times,
             mail,
             previous_logs,
-            manager_name: &state.manager_name,
-        }))
+            manager_name: state.manager_name.clone(),
+        })
     }
 
     /// Stores the event for rules that count the final rule's id or one of its groups.

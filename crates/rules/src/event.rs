@@ -165,6 +165,11 @@ impl Event {
         }
     }
 
+    /// Takes the `full_log` out, leaving it empty.
+    pub(crate) fn take_full_log(&mut self) -> String {
+        std::mem::take(&mut self.full_log)
+    }
+
     /// Adds the intel enrichment.
     pub fn with_misp(mut self, misp: MispMatch) -> Self {
         self.misp = Some(misp);

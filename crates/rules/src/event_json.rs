@@ -59,6 +59,12 @@ fn list_item(value: &Value) -> Option<String> {
 impl FileEvent {
     /// Reads the `syscheck` object of a Wazuh alert (`path`, `event`, `md5_after`, ...).
     pub fn from_syscheck_json(value: &Value) -> Result<Self, Error> {
+        Self::from_syscheck_json_skipping(value, &[])
+    }
+
+    /// Reads a `syscheck` object like [`FileEvent::from_syscheck_json`], leaving out the
+    /// keys in `skip`, such as the envelope an agent adds around the syscheck fields.
+    pub fn from_syscheck_json_skipping(value: &Value, skip: &[&str]) -> Result<Self, Error> {
         let obj = value
             .as_object()
             .ok_or_else(|| Error::Event("`syscheck` must be an object".into()))?;
@@ -82,7 +88,9 @@ impl FileEvent {
             ..Default::default()
         };
         for (key, value) in obj {
-            read_key(&mut file, key, value);
+            if !skip.contains(&key.as_str()) {
+                read_key(&mut file, key, value);
+            }
         }
         if kind == FileEventKind::Modified {
             fill_unchanged(&mut file);
@@ -484,6 +492,20 @@ mod tests {
         assert_eq!(out["mtime_after"], "1970-01-01T00:01:00");
         let keys: Vec<&String> = out.as_object().unwrap().keys().collect();
         assert_eq!(keys.last().unwrap().as_str(), "event");
+    }
+
+    #[test]
+    fn skipped_keys_stay_out_of_syscheck() {
+        let input = json!({
+            "path": "/etc/hosts", "event": "added", "id": 7, "type": "file",
+            "md5_after": "d41d8cd98f00b204e9800998ecf8427e", "tag": "web"
+        });
+        let file = FileEvent::from_syscheck_json_skipping(&input, &["id", "type"]).unwrap();
+        let out = file.to_syscheck_json();
+        assert!(out.get("id").is_none());
+        assert!(out.get("type").is_none());
+        assert_eq!(out["tag"], "web");
+        assert_eq!(out["md5_after"], "d41d8cd98f00b204e9800998ecf8427e");
     }
 
     #[test]

@@ -173,3 +173,19 @@ fn missing_user_folder_is_an_error() {
     let err = Ruleset::load(true, &["/nonexistent/rules".into()]).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/rules"), "{err}");
 }
+
+#[test]
+fn owned_evaluation_builds_the_same_alert() {
+    let ruleset = Ruleset::load(true, &[]).unwrap();
+    let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let event = added("/tmp/dropper.sh", "001");
+
+    let borrowed = ruleset.evaluate(&mut State::new("m"), &event, now);
+    let owned = ruleset.evaluate_owned(&mut State::new("m"), event, now);
+
+    assert_eq!(borrowed.rule_id, owned.rule_id);
+    assert_eq!(borrowed.chain, owned.chain);
+    let (borrowed, owned) = (borrowed.alert.unwrap(), owned.alert.unwrap());
+    assert_eq!(borrowed, owned);
+    assert_eq!(borrowed.to_json_line(), owned.to_json_line());
+}

@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime};
 use serde_json::Value;
 
 use crate::outputs::integration_log::LookupRecord;
-use crate::pipeline::{AgentRef, Analysis, Analyze};
+use crate::pipeline::{AgentRef, AlertDoc, Analysis, Analyze, AGENT_KEYS};
 
 /// One intel match, reduced to what the rules and the log need.
 #[derive(Clone, Debug)]
@@ -29,7 +29,7 @@ pub trait IntelLookup: Send + Sync {
     fn record_sighting(&self, hit: &IntelHit, agent_name: &str) -> Result<(), String>;
 }
 
-/// Rules plus intel, with the rules' state; runs on the pipeline thread.
+/// Rules plus intel, with the rules' state; runs on the pipeline's analysis thread.
 pub struct Engine {
     ruleset: Arc<rules::Ruleset>,
     state: rules::State,
@@ -74,7 +74,8 @@ impl Engine {
                 continue;
             };
             let started = Instant::now();
-            let digest = match decode_digest(hex_value, bytes) {
+            let mut buffer = [0; 32];
+            let digest = match decode_digest(hex_value, bytes, &mut buffer) {
                 Ok(digest) => digest,
                 Err(message) => {
                     out.lookups.push(record(
@@ -89,7 +90,7 @@ impl Engine {
                     continue;
                 }
             };
-            let hits = intel.lookup_digest(&digest);
+            let hits = intel.lookup_digest(digest);
             let result = match (hits.iter().any(|h| h.detection), hits.is_empty()) {
                 (true, _) => "match",
                 (false, false) => "suppressed",
@@ -125,12 +126,8 @@ impl Engine {
 impl Analyze for Engine {
     fn analyze(&mut self, agent: &AgentRef, event: &Value, now: SystemTime, out: &mut Analysis) {
         if let Some(result) = event.get("active_response") {
-            out.alerts.extend(active_response::alert(
-                agent,
-                result,
-                &self.manager_name,
-                now,
-            ));
+            let alert = active_response::alert(agent, result, &self.manager_name, now);
+            out.alerts.extend(alert.map(AlertDoc::from));
             return;
         }
         if event
@@ -141,8 +138,7 @@ impl Analyze for Engine {
             // Agent notices (scan summaries and the like) carry no file to judge.
             return;
         }
-        let syscheck = syscheck_object(event);
-        let file = match rules::FileEvent::from_syscheck_json(&syscheck) {
+        let file = match rules::FileEvent::from_syscheck_json_skipping(event, &AGENT_KEYS) {
             Ok(file) => file,
             Err(err) => {
                 self.invalid_events += 1;
@@ -163,27 +159,12 @@ impl Analyze for Engine {
         if let Some(misp) = misp {
             rules_event = rules_event.with_misp(misp);
         }
-        let evaluation = self.ruleset.evaluate(&mut self.state, &rules_event, now);
+        let evaluation = self
+            .ruleset
+            .evaluate_owned(&mut self.state, rules_event, now);
         if let Some(alert) = evaluation.alert {
-            out.alerts.push(alert.to_json());
+            out.alerts.push(alert.into());
         }
-    }
-}
-
-/// Keys the agent adds around the syscheck fields, left out of the alert's `syscheck`.
-const AGENT_KEYS: [&str; 5] = ["id", "baseline_id", "boot_id", "timestamp", "type"];
-
-/// Returns the event without the agent's envelope keys.
-fn syscheck_object(event: &Value) -> Value {
-    match event.as_object() {
-        Some(object) if AGENT_KEYS.iter().any(|k| object.contains_key(*k)) => {
-            let mut object = object.clone();
-            for key in AGENT_KEYS {
-                object.remove(key);
-            }
-            Value::Object(object)
-        }
-        _ => event.clone(),
     }
 }
 
@@ -199,15 +180,24 @@ fn hash_value<'a>(file: &'a rules::FileEvent, field: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-fn decode_digest(hex_value: &str, bytes: usize) -> Result<Vec<u8>, String> {
-    let digest =
-        hex::decode(hex_value.trim()).map_err(|_| format!("`{hex_value}` is not a hex digest"))?;
-    if digest.len() != bytes {
+/// Decodes a hex digest of `bytes` bytes (at most 32) into `buffer`, returning the digest.
+fn decode_digest<'a>(
+    hex_value: &str,
+    bytes: usize,
+    buffer: &'a mut [u8; 32],
+) -> Result<&'a [u8], String> {
+    let text = hex_value.trim();
+    let not_hex = || format!("`{hex_value}` is not a hex digest");
+    let digest = buffer.get_mut(..bytes).ok_or_else(not_hex)?;
+    if text.len() != bytes * 2 {
+        // Tells a valid digest of another length from text that is not hex at all.
+        let decoded = hex::decode(text).map_err(|_| not_hex())?;
         return Err(format!(
             "`{hex_value}` has {} bytes, expected {bytes}",
-            digest.len()
+            decoded.len()
         ));
     }
+    hex::decode_to_slice(text, digest).map_err(|_| not_hex())?;
     Ok(digest)
 }
 
@@ -234,5 +224,28 @@ fn record(
             .collect(),
         latency_us: started.elapsed().as_secs_f64() * 1e6,
         error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_digest;
+
+    #[test]
+    fn digest_decodes_into_buffer() {
+        let mut buffer = [0; 32];
+        let digest = decode_digest(" 00ff10 ", 3, &mut buffer).unwrap();
+        assert_eq!(digest, [0x00, 0xff, 0x10]);
+    }
+
+    #[test]
+    fn digest_errors_name_the_problem() {
+        let mut buffer = [0; 32];
+        let short = decode_digest("00ff", 16, &mut buffer).unwrap_err();
+        assert_eq!(short, "`00ff` has 2 bytes, expected 16");
+        let not_hex = decode_digest("zz", 1, &mut buffer).unwrap_err();
+        assert_eq!(not_hex, "`zz` is not a hex digest");
+        let odd = decode_digest("abc", 2, &mut buffer).unwrap_err();
+        assert_eq!(odd, "`abc` is not a hex digest");
     }
 }

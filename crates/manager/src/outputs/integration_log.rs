@@ -5,6 +5,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
+use serde::ser::{SerializeStruct, Serializer};
 use serde::Serialize;
 
 /// One intel lookup, as the analysis reports it.
@@ -27,14 +28,34 @@ pub struct IntegrationLog {
     writer: BufWriter<File>,
 }
 
-#[derive(Serialize)]
+/// One line: the time, agent and path, then the lookup's fields in their declared order.
 struct Line<'a> {
     timestamp: &'a str,
     integration: &'static str,
     agent_id: &'a str,
     path: &'a str,
-    #[serde(flatten)]
     lookup: &'a LookupRecord,
+}
+
+impl Serialize for Line<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let lookup = self.lookup;
+        let fields = if lookup.error.is_some() { 10 } else { 9 };
+        let mut line = serializer.serialize_struct("Line", fields)?;
+        line.serialize_field("timestamp", self.timestamp)?;
+        line.serialize_field("integration", self.integration)?;
+        line.serialize_field("agent_id", self.agent_id)?;
+        line.serialize_field("path", self.path)?;
+        line.serialize_field("algorithm", lookup.algorithm)?;
+        line.serialize_field("hash", &lookup.hash)?;
+        line.serialize_field("result", lookup.result)?;
+        line.serialize_field("matches", &lookup.matches)?;
+        line.serialize_field("latency_us", &lookup.latency_us)?;
+        if let Some(error) = &lookup.error {
+            line.serialize_field("error", error)?;
+        }
+        line.end()
+    }
 }
 
 impl IntegrationLog {
@@ -68,5 +89,57 @@ impl IntegrationLog {
 
     pub fn flush(&mut self) -> io::Result<()> {
         self.writer.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(lookup: &LookupRecord) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("integrations.json");
+        let mut log = IntegrationLog::open(&path).unwrap();
+        log.write("2024-05-01T10:00:00Z", "001", "/tmp/a", lookup)
+            .unwrap();
+        log.flush().unwrap();
+        fs::read_to_string(&path).unwrap()
+    }
+
+    #[test]
+    fn line_lists_fields_in_order() {
+        let lookup = LookupRecord {
+            algorithm: "sha256",
+            hash: "ab".into(),
+            result: "match",
+            matches: vec![("12".into(), "34".into())],
+            latency_us: 1.5,
+            error: None,
+        };
+        let expected = "{\"timestamp\":\"2024-05-01T10:00:00Z\",\"integration\":\"intel\",\
+            \"agent_id\":\"001\",\"path\":\"/tmp/a\",\"algorithm\":\"sha256\",\"hash\":\"ab\",\
+            \"result\":\"match\",\"matches\":[[\"12\",\"34\"]],\"latency_us\":1.5}\n";
+        assert_eq!(written(&lookup), expected);
+    }
+
+    #[test]
+    fn error_comes_last() {
+        let lookup = LookupRecord {
+            algorithm: "md5",
+            hash: "zz".into(),
+            result: "error",
+            matches: Vec::new(),
+            latency_us: 0.0,
+            error: Some("`zz` is not a hex digest".into()),
+        };
+        let line = written(&lookup);
+        assert!(
+            line.ends_with(",\"error\":\"`zz` is not a hex digest\"}\n"),
+            "{line}"
+        );
+        assert!(
+            line.contains("\"matches\":[],\"latency_us\":0.0,"),
+            "{line}"
+        );
     }
 }

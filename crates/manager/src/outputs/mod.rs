@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-/// Forwards alerts to syslog and the webhook off the pipeline thread.
+/// Forwards alerts to syslog and the webhook off the pipeline's threads.
 pub async fn forward(
     mut alerts: mpsc::Receiver<Arc<Value>>,
     mut syslog: Option<syslog::Syslog>,

@@ -1,5 +1,5 @@
 //! The file writer thread: appends committed alerts to alerts.json and
-//! lookups to the integration log, off the pipeline thread.
+//! lookups to the integration log, off the pipeline's threads.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};

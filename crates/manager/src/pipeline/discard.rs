@@ -1,6 +1,6 @@
 //! Frees the pipeline's large values (event batches, alert documents) on a thread of its
 //! own. Dropping a `serde_json::Value` walks and frees every node, which took about 5 % of
-//! the pipeline thread's time; here it overlaps with the next batch.
+//! the pipeline thread's time; here it overlaps with the next commit.
 
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 

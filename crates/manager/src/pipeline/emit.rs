@@ -4,23 +4,26 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use serde_json::Value;
 use wire::ActiveResponseCommand;
 
-use super::{field, rule_id, Pipeline, StoredAlert};
+use super::store::Store;
+use super::{AgentRef, BatchWork, NewAlert};
 use crate::connections::Delivery;
 use crate::outputs::writer::{LookupLine, WriteJob};
 
-impl Pipeline {
+impl Store {
     pub(super) fn emit(
         &mut self,
-        mut stored: Vec<StoredAlert>,
+        mut stored: Vec<NewAlert>,
         lookups: Vec<LookupLine>,
         now: SystemTime,
+        batches: &[BatchWork],
     ) {
         for alert in &stored {
-            self.forward_alert(&alert.body);
-            self.request_action(alert);
+            self.forward_alert(alert);
+            if let Some(agent) = Store::agent_of(batches, alert) {
+                self.request_action(agent, alert);
+            }
         }
         let alerts: Vec<(i64, String)> = stored
             .iter_mut()
@@ -41,9 +44,15 @@ impl Pipeline {
         }
     }
 
-    fn forward_alert(&mut self, alert: &Value) {
+    fn forward_alert(&mut self, alert: &NewAlert) {
         let Some(forward) = &self.forward else { return };
-        if forward.try_send(Arc::new(alert.clone())).is_err() {
+        let body = match &alert.doc {
+            super::AlertDoc::Json(body) => body.clone(),
+            // The line is the document the other outputs receive, so syslog and webhooks
+            // get it byte for byte.
+            super::AlertDoc::Rules(_) => serde_json::from_str(&alert.line).unwrap_or_default(),
+        };
+        if forward.try_send(Arc::new(body)).is_err() {
             self.forward_dropped += 1;
             if self.forward_dropped.is_power_of_two() {
                 tracing::warn!(
@@ -55,13 +64,10 @@ impl Pipeline {
     }
 
     /// Sends a quarantine command when the alert's rule or level requests one.
-    fn request_action(&self, alert: &StoredAlert) {
-        let Some(agent) = &alert.agent else { return };
-        let body = &alert.body;
-        let level = field(body, "rule", "level")
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
-        let id = rule_id(body).unwrap_or_default();
+    fn request_action(&self, agent: &AgentRef, alert: &NewAlert) {
+        let doc = &alert.doc;
+        let level = doc.level();
+        let id = doc.rule_id().unwrap_or_default();
         let by_rule = self.config.quarantine_rule_ids.contains(&id);
         let by_level = self
             .config
@@ -70,19 +76,16 @@ impl Pipeline {
         if !(by_rule || by_level) {
             return;
         }
-        let Some(path) = field(body, "syscheck", "path").and_then(Value::as_str) else {
+        let Some(path) = doc.present_file() else {
             return;
         };
-        if field(body, "syscheck", "event").and_then(Value::as_str) == Some("deleted") {
-            return;
-        }
 
         let command = ActiveResponseCommand {
             command_id: uuid::Uuid::new_v4().to_string(),
             action: "quarantine".into(),
             path: path.to_string(),
             rule_id: Some(id.clone()),
-            alert_id: body.get("id").and_then(Value::as_str).map(str::to_string),
+            alert_id: doc.id().map(str::to_string),
         };
         let command_id = command.command_id.clone();
         match self.connections.send_command(&agent.id, command) {

@@ -15,13 +15,14 @@ pub struct EchoAnalyzer;
 
 impl Analyze for EchoAnalyzer {
     fn analyze(&mut self, agent: &AgentRef, event: &Value, _now: SystemTime, out: &mut Analysis) {
-        out.alerts.push(json!({
+        let alert = json!({
             "timestamp": "2024-05-01T10:00:00.000+0000",
             "rule": {"level": 5, "id": "554"},
             "agent": {"id": agent.id, "name": agent.name},
             "id": "",
             "syscheck": event,
-        }));
+        });
+        out.alerts.push(alert.into());
     }
 }
 
