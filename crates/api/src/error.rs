@@ -66,6 +66,14 @@ impl ApiError {
         error
     }
 
+    /// Returns a rejected write whose reason is one message, as MISP's `saveFailResponse`
+    /// with an error string: `{"saved": false, "errors": "..."}` with status 403.
+    pub fn save_failed(name: &str, message: impl Into<String>) -> Self {
+        let mut error = ApiError::new(StatusCode::FORBIDDEN, name, name);
+        error.0.errors = Some(Value::String(message.into()));
+        error
+    }
+
     pub fn too_many_failures() -> Self {
         let message = "Too many failed authentication attempts. Try again later.";
         ApiError::new(StatusCode::TOO_MANY_REQUESTS, message, message)
@@ -91,6 +99,15 @@ impl From<DbError> for ApiError {
                 let mut errors = Map::new();
                 errors.insert("value".into(), json!([err.to_string()]));
                 ApiError::validation("Could not add Attribute", errors)
+            }
+            DbError::Rejected {
+                kind,
+                field,
+                message,
+            } => {
+                let mut errors = Map::new();
+                errors.insert(kind.into(), json!({ field: [message] }));
+                ApiError::validation(&format!("Could not save {kind}"), errors)
             }
             other => {
                 // The detail is logged once here; the client sees a generic message.

@@ -339,10 +339,14 @@ pub fn sighting_json(s: &SightingRow) -> Value {
         "attribute_id": s.attribute_id.to_string(),
         "attribute_uuid": s.attribute_uuid,
         "event_id": s.event_id.to_string(),
-        "org_id": "1",
+        "org_id": s.org_id.to_string(),
         "date_sighting": s.date_sighting.to_string(),
         "source": s.source,
         "type": s.r#type.to_string(),
-        "Organisation": {"id": "1", "uuid": LOCAL_ORG_UUID, "name": LOCAL_ORG},
+        "Organisation": {
+            "id": s.org_id.to_string(),
+            "uuid": s.org_uuid.as_deref().unwrap_or(LOCAL_ORG_UUID),
+            "name": s.org_name.as_deref().unwrap_or(LOCAL_ORG),
+        },
     })
 }

@@ -1,10 +1,12 @@
 //! MISP core format model, attribute type validation and importers.
 //!
 //! Pure logic with no storage or network: [`model`] reads and writes MISP JSON,
-//! [`validate`] checks and normalises values per attribute type, and [`import`] turns
+//! [`validate`] checks and normalises values per attribute type, [`fields`] checks the
+//! shape of uuids, dates and first/last seen times, and [`import`] turns
 //! files (MISP JSON, feeds, CSV, freetext, STIX 2, warninglists) into validated events.
 
 mod error;
+pub mod fields;
 pub mod hash;
 pub mod import;
 mod lenient;

@@ -119,10 +119,15 @@ pub(crate) fn insert_attribute(
     }
     let tags: Vec<String> = a.tags.iter().map(|t| t.name.clone()).collect();
     let distribution = attribute_distribution(a);
-    let uuid = a
-        .uuid
-        .clone()
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let uuid = match &a.uuid {
+        Some(given) => {
+            if uuid_taken(conn, "attributes", given)? {
+                return Err(DbError::uuid_in_use("Attribute", given));
+            }
+            given.clone()
+        }
+        None => uuid::Uuid::new_v4().to_string(),
+    };
     conn.execute(
         "INSERT INTO attributes (id, event_id, object_id, uuid, type, category, value, to_ids,
              deleted, object_relation, comment, timestamp, tags, disable_correlation, galaxies,
@@ -150,6 +155,21 @@ pub(crate) fn insert_attribute(
         ],
     )?;
     Ok(id)
+}
+
+/// Returns true when a row of `table` (`attributes` or `objects`), in any event, has
+/// uuid `uuid`. MISP keeps attribute and object uuids unique across the store.
+// NOTE: the uniqueness is checked here, on every insert of the API, and not by a unique
+// index, because the intel store's bulk imports write rows with an empty uuid and
+// feeds may repeat a uuid across their events.
+pub(crate) fn uuid_taken(conn: &Connection, table: &str, uuid: &str) -> Result<bool, DbError> {
+    let found = conn
+        .prepare_cached(&format!(
+            "SELECT 1 FROM {table} WHERE uuid IN (?1, ?2) LIMIT 1"
+        ))?
+        .query_row(params![uuid.to_lowercase(), uuid], |_| Ok(()))
+        .optional()?;
+    Ok(found.is_some())
 }
 
 /// Checks MISP's rule that an event contains one attribute per value, type and category,
@@ -228,24 +248,30 @@ pub(crate) fn touch_event_with(
 }
 
 impl Db {
+    /// Returns true when an attribute or object of any event has uuid `uuid`.
+    pub fn uuid_in_use(&self, uuid: &str) -> Result<bool, DbError> {
+        let conn = self.reader()?;
+        Ok(uuid_taken(&conn, "attributes", uuid)? || uuid_taken(&conn, "objects", uuid)?)
+    }
+
     /// Reads the attribute with id or uuid `key` when it is visible to `viewer`.
     pub fn attribute(&self, key: &str, viewer: &Viewer) -> Result<AttributeRow, DbError> {
         let conn = self.reader()?;
         read_visible_attribute(&conn, key, viewer)
     }
 
-    /// Checks that `viewer` may change attribute `key` (owner organisation or site admin).
-    pub fn check_attribute_owner(&self, key: &str, viewer: &Viewer) -> Result<(), DbError> {
-        let conn = self.reader()?;
-        let a = read_visible_attribute(&conn, key, viewer)?;
-        access::check_event_owner(&conn, viewer, a.event_id)
-    }
-
-    /// Adds a validated attribute to the event with id or uuid `event_key`.
-    pub fn add_attribute(&self, event_key: &str, a: &Attribute) -> Result<AttributeRow, DbError> {
+    /// Adds a validated attribute to the event with id or uuid `event_key`, which `viewer`
+    /// must be allowed to change (checked inside the write's transaction).
+    pub fn add_attribute(
+        &self,
+        event_key: &str,
+        a: &Attribute,
+        viewer: &Viewer,
+    ) -> Result<AttributeRow, DbError> {
         let mut conn = self.writer();
         let tx = conn.transaction()?;
         let event_id = super::events::event_id(&tx, event_key)?;
+        access::check_event_owner(&tx, viewer, event_id)?;
         check_similar(&tx, event_id, a, None, 0)?;
         let id = insert_attribute(&tx, event_id, None, a)?;
         correlation::correlate_range(&tx, id, id)?;
@@ -255,27 +281,43 @@ impl Db {
         Ok(row)
     }
 
-    /// Replaces the stored attribute `key` by `a` (already merged and validated).
-    pub fn update_attribute(&self, key: &str, a: &Attribute) -> Result<AttributeRow, DbError> {
+    /// Replaces attribute `key` (id or uuid) by what `build` makes of the stored row. The
+    /// row is looked up once, inside the write's transaction, among those visible to
+    /// `viewer`, and `viewer` must be allowed to change its event (owner organisation or site admin).
+    pub fn edit_attribute<E>(
+        &self,
+        key: &str,
+        viewer: &Viewer,
+        build: impl FnOnce(&AttributeRow) -> Result<Attribute, E>,
+    ) -> Result<AttributeRow, super::EditError<E>> {
         let mut conn = self.writer();
-        let tx = conn.transaction()?;
-        let old = read_attribute(&tx, key)?;
+        let tx = conn.transaction().map_err(DbError::from)?;
+        let old = read_visible_attribute(&tx, key, viewer)?;
+        access::check_event_owner(&tx, viewer, old.event_id)?;
+        let a = build(&old).map_err(super::EditError::Request)?;
         if old.object_id.is_none() {
-            check_similar(&tx, old.event_id, a, Some(old.id), 0)?;
+            check_similar(&tx, old.event_id, &a, Some(old.id), 0)?;
         }
-        write_attribute_fields(&tx, old.id, a)?;
-        correlation::correlate_range(&tx, old.id, old.id)?;
+        write_attribute_fields(&tx, old.id, &a)?;
+        correlation::correlate_range(&tx, old.id, old.id).map_err(DbError::from)?;
         touch_event(&tx, old.event_id)?;
         let row = read_attribute(&tx, &old.id.to_string())?;
-        tx.commit()?;
+        tx.commit().map_err(DbError::from)?;
         Ok(row)
     }
 
-    /// Deletes attribute `key`: marks it deleted, or removes the row when `hard`.
-    pub fn delete_attribute(&self, key: &str, hard: bool) -> Result<AttributeRow, DbError> {
+    /// Deletes attribute `key` (id or uuid): marks it deleted, or removes the row when
+    /// `hard`. The row is looked up and checked as in [`Db::edit_attribute`].
+    pub fn delete_attribute(
+        &self,
+        key: &str,
+        hard: bool,
+        viewer: &Viewer,
+    ) -> Result<AttributeRow, DbError> {
         let mut conn = self.writer();
         let tx = conn.transaction()?;
-        let old = read_attribute(&tx, key)?;
+        let old = read_visible_attribute(&tx, key, viewer)?;
+        access::check_event_owner(&tx, viewer, old.event_id)?;
         correlation::uncorrelate_range(&tx, old.id, old.id)?;
         if hard {
             tx.execute("DELETE FROM attributes WHERE id = ?1", [old.id])?;
@@ -338,7 +380,9 @@ pub(crate) fn read_attribute(conn: &Connection, key: &str) -> Result<AttributeRo
     read_visible_attribute(conn, key, &Viewer::SITE_ADMIN)
 }
 
-/// Reads attribute `key` (id or uuid) when it is visible to `viewer`.
+/// Reads attribute `key` (id or uuid) when it is visible to `viewer`: of the rows with a
+/// uuid, the visible one with the lowest id, because stores written before the API checked
+/// uniqueness may repeat a uuid.
 pub(crate) fn read_visible_attribute(
     conn: &Connection,
     key: &str,
@@ -347,7 +391,7 @@ pub(crate) fn read_visible_attribute(
     let (condition, value) = id_or_uuid(key);
     let sql = format!(
         "SELECT {ATTRIBUTE_COLUMNS} FROM attributes a JOIN events e ON e.id = a.event_id
-         WHERE a.{condition} AND {}",
+         WHERE a.{condition} AND {} ORDER BY a.id LIMIT 1",
         viewer.attribute_sql("a", "e")
     );
     conn.query_row(&sql, [value], AttributeRow::from_row)

@@ -209,10 +209,15 @@ fn insert_object(conn: &Connection, event_id: i64, object: &Object) -> Result<i6
         |r| r.get(0),
     )?;
     let id = max.unwrap_or(first) + 1;
-    let uuid = object
-        .uuid
-        .clone()
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let uuid = match &object.uuid {
+        Some(given) => {
+            if super::attributes::uuid_taken(conn, "objects", given)? {
+                return Err(DbError::uuid_in_use("Object", given));
+            }
+            given.clone()
+        }
+        None => uuid::Uuid::new_v4().to_string(),
+    };
     let number = |key: &str| match object.extra.get(key)? {
         serde_json::Value::Number(n) => n.as_i64(),
         serde_json::Value::String(s) => s.trim().parse().ok(),
@@ -387,7 +392,12 @@ impl Db {
             ],
         )?;
         let id = tx.last_insert_rowid();
-        for a in &event.attributes {
+        for (position, a) in event.attributes.iter().enumerate() {
+            // As MISP's validation, a repeat of an attribute of the request is dropped.
+            match check_similar(&tx, id, a, None, position) {
+                Err(DbError::SimilarAttribute(_)) => continue,
+                other => other?,
+            }
             insert_attribute(&tx, id, None, a)?;
         }
         for object in &event.objects {
@@ -420,56 +430,55 @@ impl Db {
         let mut conn = self.writer();
         let tx = conn.transaction()?;
         let id = event_id(&tx, key)?;
-        let old = read_meta(&tx, id)?;
-        // A partial edit without a `Tag` list keeps the event's tags.
-        let tags = match json.is_none_or(|j| j.contains_key("Tag")) {
-            true => tag_names_json(event),
-            false => serde_json::to_string(&old.tags).unwrap_or_else(|_| "[]".into()),
-        };
-        tx.execute(
-            "UPDATE events SET info = ?2, threat_level_id = ?3, analysis = ?4, date = ?5,
-                 published = ?6, tags = ?7 WHERE id = ?1",
-            params![
-                id,
-                if event.info.is_empty() {
-                    &old.info
-                } else {
-                    &event.info
-                },
-                event.threat_level_id.or(old.threat_level_id),
-                event.analysis.or(old.analysis),
-                event.date.clone().or(old.date),
-                event.published.unwrap_or(old.published),
-                tags,
-            ],
-        )?;
-        if event.extra.contains_key("distribution") {
-            let (distribution, group) = event_distribution(event);
-            tx.execute(
-                "UPDATE events SET distribution = ?2, sharing_group_id = ?3 WHERE id = ?1",
-                params![id, distribution, group],
-            )?;
-        }
-        if event.published == Some(true) {
-            tx.execute(
-                "UPDATE events SET publish_timestamp = ?2 WHERE id = ?1",
-                params![id, now_secs()],
-            )?;
-        }
-        if let Some(disabled) = disable_correlation(event) {
-            tx.execute(
-                "UPDATE events SET disable_correlation = ?2 WHERE id = ?1",
-                params![id, disabled],
-            )?;
-        }
-        merge_attributes(&tx, id, None, &event.attributes)?;
-        for object in &event.objects {
-            merge_object(&tx, id, object)?;
-        }
-        correlation::correlate_event(&tx, id)?;
-        touch_event_with(&tx, id, json.map(super::extras::Extras::from_event))?;
-        let full = read_full(&tx, id, false, &Viewer::SITE_ADMIN)?;
+        let full = apply_edit(&tx, id, event, json)?;
         tx.commit()?;
+        Ok(full)
+    }
+
+    /// Applies the edit that `build` makes of event `key` (id or uuid) as it is stored,
+    /// deleted entries included, as [`Db::edit_event_json`] does. The event is looked up
+    /// once, inside the write's transaction, and `viewer` must be allowed to change it.
+    pub fn edit_event_with<E>(
+        &self,
+        key: &str,
+        viewer: &Viewer,
+        build: impl FnOnce(&StoredEvent) -> Result<EventEdit, E>,
+    ) -> Result<FullEvent, EditError<E>> {
+        let mut conn = self.writer();
+        let tx = conn.transaction().map_err(DbError::from)?;
+        let id = event_id(&tx, key)?;
+        access::check_event_owner(&tx, viewer, id)?;
+        let before = StoredEvent::read(&tx, id)?;
+        let edit = build(&before).map_err(EditError::Request)?;
+        let full = apply_edit(&tx, id, &edit.event, Some(&edit.json))?;
+        tx.commit().map_err(DbError::from)?;
+        Ok(full)
+    }
+
+    /// Applies the edit that `build` makes of the event that contains object `key` (id
+    /// or uuid), as [`Db::edit_event_with`] does. The object is looked up once, inside the
+    /// write's transaction, among those visible to `viewer`, and `build` gets it with its
+    /// event.
+    pub fn edit_object_with<E>(
+        &self,
+        key: &str,
+        viewer: &Viewer,
+        build: impl FnOnce(&StoredEvent, &ObjectRow) -> Result<EventEdit, E>,
+    ) -> Result<FullEvent, EditError<E>> {
+        let mut conn = self.writer();
+        let tx = conn.transaction().map_err(DbError::from)?;
+        let (object_id, id) = super::objects::visible_object_ids(&tx, key, viewer)?;
+        access::check_event_owner(&tx, viewer, id)?;
+        let before = StoredEvent::read(&tx, id)?;
+        let object = before
+            .event
+            .objects
+            .iter()
+            .find(|o| o.id == object_id)
+            .ok_or(DbError::NotFound("object"))?;
+        let edit = build(&before, object).map_err(EditError::Request)?;
+        let full = apply_edit(&tx, id, &edit.event, Some(&edit.json))?;
+        tx.commit().map_err(DbError::from)?;
         Ok(full)
     }
 
@@ -528,10 +537,147 @@ impl Db {
     }
 }
 
+/// An edit of an event: the parsed event and its JSON object (unwrapped), whose keys the
+/// rows do not store are kept with the event.
+#[derive(Debug, Clone)]
+pub struct EventEdit {
+    pub event: Event,
+    pub json: serde_json::Map<String, serde_json::Value>,
+}
+
+/// An event as an edit finds it: its rows, deleted ones included, and the uuids of the
+/// entries an edit may name to change in part.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub event: FullEvent,
+    /// Lower-case uuids of the event's objects, event reports and object references.
+    pub entry_uuids: std::collections::HashSet<String>,
+}
+
+impl StoredEvent {
+    fn read(conn: &Connection, id: i64) -> Result<StoredEvent, DbError> {
+        let event = read_full(conn, id, true, &Viewer::SITE_ADMIN)?;
+        let mut entry_uuids: std::collections::HashSet<String> =
+            super::extras::read(conn, id)?.entry_uuids().collect();
+        entry_uuids.extend(event.objects.iter().map(|o| o.uuid.to_lowercase()));
+        Ok(StoredEvent { event, entry_uuids })
+    }
+}
+
+/// A failed edit: the store's error, or the one `build` returned for the request.
+#[derive(Debug)]
+pub enum EditError<E> {
+    Store(DbError),
+    Request(E),
+}
+
+impl<E> From<DbError> for EditError<E> {
+    fn from(err: DbError) -> Self {
+        EditError::Store(err)
+    }
+}
+
+/// Applies an edit to event `id` inside transaction `tx` and returns the event as stored.
+fn apply_edit(
+    tx: &Connection,
+    id: i64,
+    event: &Event,
+    json: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> Result<FullEvent, DbError> {
+    let old = read_meta(tx, id)?;
+    // A partial edit without a `Tag` list keeps the event's tags.
+    let tags = match json.is_none_or(|j| j.contains_key("Tag")) {
+        true => tag_names_json(event),
+        false => serde_json::to_string(&old.tags).unwrap_or_else(|_| "[]".into()),
+    };
+    tx.execute(
+        "UPDATE events SET info = ?2, threat_level_id = ?3, analysis = ?4, date = ?5,
+             published = ?6, tags = ?7 WHERE id = ?1",
+        params![
+            id,
+            if event.info.is_empty() {
+                &old.info
+            } else {
+                &event.info
+            },
+            event.threat_level_id.or(old.threat_level_id),
+            event.analysis.or(old.analysis),
+            event.date.clone().or(old.date),
+            event.published.unwrap_or(old.published),
+            tags,
+        ],
+    )?;
+    apply_event_flags(tx, id, event)?;
+    merge_attributes(tx, id, None, &event.attributes)?;
+    let restored = restored_objects(json);
+    for object in &event.objects {
+        let restore = object
+            .uuid
+            .as_ref()
+            .is_some_and(|u| restored.contains(&u.to_lowercase()));
+        merge_object(tx, id, object, restore)?;
+    }
+    correlation::correlate_event(tx, id)?;
+    touch_event_with(tx, id, json.map(super::extras::Extras::from_event))?;
+    read_full(tx, id, false, &Viewer::SITE_ADMIN)
+}
+
+/// Writes the distribution, publish time and correlation flag an edit gives.
+fn apply_event_flags(tx: &Connection, id: i64, event: &Event) -> Result<(), DbError> {
+    if event.extra.contains_key("distribution") {
+        let (distribution, group) = event_distribution(event);
+        tx.execute(
+            "UPDATE events SET distribution = ?2, sharing_group_id = ?3 WHERE id = ?1",
+            params![id, distribution, group],
+        )?;
+    }
+    if event.published == Some(true) {
+        tx.execute(
+            "UPDATE events SET publish_timestamp = ?2 WHERE id = ?1",
+            params![id, now_secs()],
+        )?;
+    }
+    if let Some(disabled) = disable_correlation(event) {
+        tx.execute(
+            "UPDATE events SET disable_correlation = ?2 WHERE id = ?1",
+            params![id, disabled],
+        )?;
+    }
+    Ok(())
+}
+
+/// Returns the lower-case uuids of the objects of an edit's JSON that give `deleted` as
+/// false, which MISP takes as a request to restore a soft-deleted object. An object
+/// without the key keeps its state.
+fn restored_objects(
+    json: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> std::collections::HashSet<String> {
+    use serde_json::Value;
+    let Some(Value::Array(objects)) = json.and_then(|j| j.get("Object")) else {
+        return Default::default();
+    };
+    objects
+        .iter()
+        .filter(|o| match o.get("deleted") {
+            Some(Value::Bool(b)) => !b,
+            Some(Value::Number(n)) => n.as_i64() == Some(0),
+            Some(Value::String(s)) => matches!(s.trim(), "0" | "false"),
+            _ => false,
+        })
+        .filter_map(|o| o.get("uuid")?.as_str().map(str::to_lowercase))
+        .collect()
+}
+
 /// Applies an edit's object. A new one is added. As MISP does, a known one is skipped when
 /// its timestamp is given and not newer than the stored one. A known one marked `deleted`
-/// is soft-deleted with its attributes, and any other gets its fields and attributes merged.
-fn merge_object(conn: &Connection, event_id: i64, object: &Object) -> Result<(), DbError> {
+/// is soft-deleted with its attributes, and any other gets its fields and attributes merged,
+/// after being restored with its attributes when `restore` is set.
+fn merge_object(
+    conn: &Connection,
+    event_id: i64,
+    object: &Object,
+    restore: bool,
+) -> Result<(), DbError> {
     let known = match &object.uuid {
         Some(u) => conn
             .query_row(
@@ -558,6 +704,9 @@ fn merge_object(conn: &Connection, event_id: i64, object: &Object) -> Result<(),
     }
     if object.deleted {
         return super::objects::soft_delete(conn, object_id);
+    }
+    if restore {
+        super::objects::restore(conn, object_id)?;
     }
     super::objects::update_fields(conn, object_id, object)?;
     merge_attributes(conn, event_id, Some(object_id), &object.attributes)
@@ -586,6 +735,24 @@ fn merge_attributes(
                 .optional()?,
             None => None,
         };
+        // As MISP, an attribute is edited only in its own place: an object's attribute
+        // inside that object, any other outside objects.
+        if let Some((_, _, stored_object)) = known {
+            if stored_object != object_id {
+                return Err(DbError::Rejected {
+                    kind: "Attribute",
+                    field: "uuid",
+                    message: format!(
+                        "attribute {} belongs to {}; edit it there",
+                        a.uuid.as_deref().unwrap_or_default(),
+                        match stored_object {
+                            Some(_) => "an object of this event",
+                            None => "this event outside objects",
+                        }
+                    ),
+                });
+            }
+        }
         if let (Some((_, Some(stored), _)), Some(given)) = (known, a.timestamp) {
             if given <= stored {
                 continue;
@@ -596,8 +763,7 @@ fn merge_attributes(
             timestamp: None,
             ..a.clone()
         };
-        let in_object = known.map_or(object_id, |(_, _, stored_object)| stored_object);
-        if in_object.is_none() {
+        if object_id.is_none() {
             check_similar(conn, event_id, &a, known.map(|(id, _, _)| id), position)?;
         }
         match known {

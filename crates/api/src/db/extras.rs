@@ -169,6 +169,17 @@ impl Extras {
         }
     }
 
+    /// Returns the lower-case uuids of the kept event reports and object references, the
+    /// entries that a later edit may name by uuid to change in part.
+    pub(crate) fn entry_uuids(&self) -> impl Iterator<Item = String> + '_ {
+        let reports = maps(&self.event, "EventReport");
+        let references = self
+            .objects
+            .values()
+            .flat_map(|keys| maps(keys, "ObjectReference"));
+        reports.chain(references).filter_map(uuid_of)
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.event.is_empty() && self.attributes.is_empty() && self.objects.is_empty()
     }

@@ -22,7 +22,7 @@ use rusqlite::{Connection, OptionalExtension};
 pub use attributes::AttributeRow;
 pub use correlations::{EventCorrelations, RelatedAttribute};
 pub use events::EventMeta;
-pub use events::{FullEvent, ObjectRow};
+pub use events::{EditError, EventEdit, FullEvent, ObjectRow, StoredEvent};
 pub use feeds::{FeedRow, NewFeed};
 pub use orgs::{NewSharingGroup, Org, SharingGroup};
 pub use outbox::{OutboxRow, OutboxStats};
@@ -47,6 +47,35 @@ pub enum DbError {
     /// request's list (0 for a single attribute).
     #[error("A similar attribute already exists for this event.")]
     SimilarAttribute(usize),
+    /// An entry of a request was rejected: `kind` is its list in MISP's JSON (`Attribute`,
+    /// `Object`) and `field` the key at fault, as MISP's per-field validation errors name
+    /// them.
+    #[error("{message}")]
+    Rejected {
+        kind: &'static str,
+        field: &'static str,
+        message: String,
+    },
+}
+
+impl DbError {
+    /// Returns the error for an attribute or object whose uuid is stored already, in
+    /// another event or elsewhere in the same one.
+    pub(crate) fn uuid_in_use(kind: &'static str, uuid: &str) -> DbError {
+        DbError::Rejected {
+            kind,
+            field: "uuid",
+            message: format!(
+                "The UUID provided is not unique: {uuid} belongs to another {}; \
+                 leave `uuid` out to get a new one",
+                if kind == "Object" {
+                    "object"
+                } else {
+                    "attribute"
+                }
+            ),
+        }
+    }
 }
 
 /// Migrations of the API's own tables, recorded in `api_meta` under `schema_version`.
@@ -136,7 +165,18 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX api_sighting_outbox_pending ON api_sighting_outbox(remote_url, id)
         WHERE pushed_at IS NULL AND rejected = 0;",
+    // 7: the organisation that recorded each sighting. Sightings stored before it keep the
+    // local organisation, which recorded most of them (the detector's).
+    "ALTER TABLE api_sightings ADD COLUMN org_id INTEGER NOT NULL DEFAULT 1;",
+    // 8: an index for the uuid checks of object writes (attributes have one from 1). The
+    // API's checks keep uuids unique, not the index (see `uuid_taken`). Stores that already
+    // repeat a uuid are reported once, after this migration.
+    "CREATE INDEX IF NOT EXISTS api_objects_uuid ON objects(uuid);",
 ];
+
+/// Migration after which the store is checked once for repeated attribute and object
+/// uuids.
+const UUID_REPORT_MIGRATION: usize = 8;
 
 /// Reader connections kept open between requests.
 const MAX_IDLE_READERS: usize = 8;
@@ -283,6 +323,7 @@ fn migrate(conn: &mut Connection) -> Result<(), DbError> {
     } else {
         0
     };
+    let report_uuids = version < UUID_REPORT_MIGRATION;
     for (index, script) in MIGRATIONS.iter().enumerate().skip(version) {
         let tx = conn.transaction()?;
         tx.execute_batch(script)?;
@@ -292,6 +333,34 @@ fn migrate(conn: &mut Connection) -> Result<(), DbError> {
         )?;
         tx.commit()?;
         tracing::info!(version = index + 1, "API tables migrated");
+    }
+    if report_uuids {
+        report_repeated_uuids(conn)?;
+    }
+    Ok(())
+}
+
+/// Logs the attribute and object uuids that more than one row has, which stores written
+/// before the API checked uniqueness may contain. The rows are kept, and a by-uuid
+/// request acts on the visible row with the lowest id, with the access checks of that row.
+fn report_repeated_uuids(conn: &Connection) -> Result<(), DbError> {
+    for table in ["attributes", "objects"] {
+        let repeated: i64 = conn.query_row(
+            &format!(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE uuid != ''
+                 GROUP BY lower(uuid) HAVING COUNT(*) > 1)"
+            ),
+            [],
+            |r| r.get(0),
+        )?;
+        if repeated > 0 {
+            tracing::warn!(
+                table,
+                repeated,
+                "uuids used by more than one row; requests by such a uuid act on the visible \
+                 row with the lowest id"
+            );
+        }
     }
     Ok(())
 }

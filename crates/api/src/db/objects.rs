@@ -10,16 +10,22 @@ use super::events::{read_full, ObjectRow};
 use super::{now_secs, Db, DbError};
 use crate::access::{self, Viewer};
 
-/// Returns the (object id, event id) of object `key` (id or uuid).
-pub(crate) fn object_ids(conn: &Connection, key: &str) -> Result<(i64, i64), DbError> {
+/// Returns the (object id, event id) of object `key` (id or uuid) among the objects
+/// visible to `viewer`.
+pub(crate) fn visible_object_ids(
+    conn: &Connection,
+    key: &str,
+    viewer: &Viewer,
+) -> Result<(i64, i64), DbError> {
     let (condition, value) = id_or_uuid(key);
-    conn.query_row(
-        &format!("SELECT id, event_id FROM objects WHERE {condition}"),
-        [value],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )
-    .optional()?
-    .ok_or(DbError::NotFound("object"))
+    let sql = format!(
+        "SELECT o.id, o.event_id FROM objects o JOIN events e ON e.id = o.event_id
+         WHERE o.{condition} AND {} ORDER BY o.id LIMIT 1",
+        viewer.object_sql("o", "e")
+    );
+    conn.query_row(&sql, [value], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .ok_or(DbError::NotFound("object"))
 }
 
 /// Returns the object's timestamp as MISP renders it: the newest of its attributes, 0
@@ -40,6 +46,22 @@ pub(crate) fn soft_delete(conn: &Connection, object_id: i64) -> Result<(), DbErr
         "UPDATE attributes SET deleted = 1, timestamp = ?2 WHERE object_id = ?1",
         params![object_id, now_secs()],
     )?;
+    Ok(())
+}
+
+/// Restores a soft-deleted object and its attributes, with the time of the restore as
+/// their timestamp. An object not deleted is left as it is.
+pub(crate) fn restore(conn: &Connection, object_id: i64) -> Result<(), DbError> {
+    let changed = conn.execute(
+        "UPDATE objects SET deleted = 0 WHERE id = ?1 AND deleted = 1",
+        [object_id],
+    )?;
+    if changed > 0 {
+        conn.execute(
+            "UPDATE attributes SET deleted = 0, timestamp = ?2 WHERE object_id = ?1",
+            params![object_id, now_secs()],
+        )?;
+    }
     Ok(())
 }
 
@@ -90,25 +112,27 @@ pub(crate) fn update_fields(
 }
 
 impl Db {
-    /// Returns the id of the event that contains object `key` (id or uuid) when `viewer`
-    /// sees the object.
+    /// Returns the id of the event that contains object `key` (id or uuid) when the object
+    /// is visible to `viewer`.
     pub fn object_event(&self, key: &str, viewer: &Viewer) -> Result<i64, DbError> {
         let conn = self.reader()?;
-        let (object_id, event_id) = object_ids(&conn, key)?;
-        let event = read_full(&conn, event_id, true, viewer)?;
-        if event.objects.iter().any(|o| o.id == object_id) {
-            Ok(event_id)
-        } else {
-            Err(DbError::NotFound("object"))
-        }
+        Ok(visible_object_ids(&conn, key, viewer)?.1)
     }
 
     /// Deletes object `key` (id or uuid) with its attributes: marks them deleted, or
-    /// removes the rows when `hard`. Returns the object as it was.
-    pub fn delete_object(&self, key: &str, hard: bool) -> Result<ObjectRow, DbError> {
+    /// removes the rows when `hard`. The object is looked up once, inside the write's
+    /// transaction, among those visible to `viewer`, and `viewer` must be allowed to change its
+    /// event. Returns the object as it was.
+    pub fn delete_object(
+        &self,
+        key: &str,
+        hard: bool,
+        viewer: &Viewer,
+    ) -> Result<ObjectRow, DbError> {
         let mut conn = self.writer();
         let tx = conn.transaction()?;
-        let (object_id, event_id) = object_ids(&tx, key)?;
+        let (object_id, event_id) = visible_object_ids(&tx, key, viewer)?;
+        access::check_event_owner(&tx, viewer, event_id)?;
         let event = read_full(&tx, event_id, true, &Viewer::SITE_ADMIN)?;
         let old = event
             .objects

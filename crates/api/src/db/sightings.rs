@@ -18,10 +18,17 @@ pub struct SightingRow {
     pub r#type: i64,
     pub source: String,
     pub date_sighting: i64,
+    /// Organisation that recorded the sighting: the user's, or the local one for the
+    /// detector's sightings and those stored before organisations were recorded.
+    pub org_id: i64,
+    pub org_name: Option<String>,
+    pub org_uuid: Option<String>,
 }
 
 const SIGHTING_COLUMNS: &str = "s.id, s.uuid, s.attribute_id, COALESCE(a.uuid, ''), s.event_id,
-    s.type, s.source, s.date_sighting";
+    s.type, s.source, s.date_sighting, s.org_id,
+    (SELECT name FROM api_organisations WHERE id = s.org_id),
+    (SELECT uuid FROM api_organisations WHERE id = s.org_id)";
 
 fn from_row(r: &Row) -> rusqlite::Result<SightingRow> {
     Ok(SightingRow {
@@ -33,6 +40,9 @@ fn from_row(r: &Row) -> rusqlite::Result<SightingRow> {
         r#type: r.get(5)?,
         source: r.get(6)?,
         date_sighting: r.get(7)?,
+        org_id: r.get(8)?,
+        org_name: r.get(9)?,
+        org_uuid: r.get(10)?,
     })
 }
 
@@ -49,7 +59,7 @@ fn insert(
     conn: &Connection,
     attribute_key: &str,
     new: &NewSighting,
-    user_id: Option<i64>,
+    (user_id, org_id): (Option<i64>, i64),
     viewer: &Viewer,
 ) -> Result<i64, DbError> {
     let attribute = read_visible_attribute(conn, attribute_key, viewer)?;
@@ -62,8 +72,9 @@ fn insert(
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     conn.execute(
-        "INSERT INTO api_sightings (uuid, attribute_id, event_id, type, source, date_sighting, user_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO api_sightings (uuid, attribute_id, event_id, type, source, date_sighting,
+             user_id, org_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             uuid.to_lowercase(),
             attribute.id,
@@ -71,15 +82,17 @@ fn insert(
             new.r#type,
             new.source,
             new.date_sighting.unwrap_or_else(now_secs),
-            user_id
+            user_id,
+            org_id,
         ],
     )?;
     Ok(conn.last_insert_rowid())
 }
 
 impl Db {
-    /// Adds a sighting to each attribute in `attribute_keys` (ids or uuids); an attribute
-    /// `viewer` does not see is "not found".
+    /// Adds a sighting to each attribute in `attribute_keys` (ids or uuids), recorded by
+    /// user `user_id` of the viewer's organisation; an attribute `viewer` does not see is
+    /// "not found".
     pub fn add_sightings(
         &self,
         attribute_keys: &[String],
@@ -100,7 +113,13 @@ impl Db {
                     ..new.clone()
                 }
             };
-            ids.push(insert(&tx, key, &new, Some(user_id), viewer)?);
+            ids.push(insert(
+                &tx,
+                key,
+                &new,
+                (Some(user_id), viewer.org_id),
+                viewer,
+            )?);
         }
         let mut rows = Vec::new();
         for id in ids {
@@ -111,7 +130,7 @@ impl Db {
     }
 
     /// Adds sightings recorded by the manager, each on its own attribute (id or uuid), in
-    /// one transaction, with no user. An attribute deleted since it matched is skipped.
+    /// one transaction, with no user and the local organisation. An attribute deleted since it matched is skipped.
     /// A sighting on an event pulled by `intel pull` is queued in the same transaction for
     /// a push to the remote it came from. Returns the number of sightings stored.
     pub fn record_sightings(&self, sightings: &[(String, NewSighting)]) -> Result<usize, DbError> {
@@ -119,7 +138,8 @@ impl Db {
         let tx = conn.transaction()?;
         let mut stored = 0;
         for (key, new) in sightings {
-            match insert(&tx, key, new, None, &Viewer::SITE_ADMIN) {
+            let recorder = (None, crate::access::DEFAULT_ORG_ID);
+            match insert(&tx, key, new, recorder, &Viewer::SITE_ADMIN) {
                 Ok(id) => {
                     super::outbox::enqueue(&tx, id)?;
                     stored += 1;

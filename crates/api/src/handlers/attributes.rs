@@ -6,9 +6,10 @@ use axum::{Extension, Json};
 use misp::Attribute;
 use serde_json::{json, Map, Value};
 
-use super::events::{prepare_for_write, search_body};
+use super::events::search_body;
 use super::{blocking, first_segment, unwrap_key, JsonBody};
 use crate::access::Viewer;
+use crate::db::EditError;
 use crate::search::{named_params, SearchQuery};
 use crate::{json, stream, ApiError, AppState, User};
 
@@ -31,16 +32,10 @@ fn parse_attribute(value: Value) -> Result<Attribute, Map<String, Value>> {
     if attribute.value.trim().is_empty() {
         return Err(field_error("value", "The value field is required."));
     }
-    prepare_for_write(&mut attribute).map_err(|e| {
-        let field = if e.0.contains("category") {
-            "category"
-        } else if e.0.contains("unknown attribute type") {
-            "type"
-        } else {
-            "value"
-        };
-        field_error(field, &e.0)
-    })?;
+    let errors = super::event_checks::attribute_errors_of(&mut attribute, true);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
     Ok(attribute)
 }
 
@@ -58,15 +53,30 @@ pub async fn add(
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let key = first_segment(&rest);
+    let viewer = Viewer::of(&user);
+    // The owner check comes first so that a missing or foreign event is reported before
+    // the request's own errors. The write checks it again, inside its transaction.
     let check = (state.clone(), key.clone());
-    blocking(move || Ok(check.0.db.check_event_owner(&check.1, &Viewer::of(&user))?)).await?;
+    blocking(move || Ok(check.0.db.check_event_owner(&check.1, &viewer)?)).await?;
     match body {
-        Value::Array(items) => add_many(state, key, items).await,
+        Value::Array(items) => add_many(state, key, items, viewer).await,
         single => {
             let attribute = parse_attribute(single)
                 .map_err(|errors| ApiError::validation("Could not add Attribute", errors))?;
             let row = blocking(move || {
-                let row = state.db.add_attribute(&key, &attribute)?;
+                let row =
+                    state
+                        .db
+                        .add_attribute(&key, &attribute, &viewer)
+                        .map_err(|e| match e {
+                            crate::DbError::Rejected { field, message, .. } => {
+                                ApiError::validation(
+                                    "Could not add Attribute",
+                                    field_error(field, &message),
+                                )
+                            }
+                            other => other.into(),
+                        })?;
                 state.notify_change();
                 Ok(row)
             })
@@ -80,6 +90,7 @@ async fn add_many(
     state: AppState,
     key: String,
     items: Vec<Value>,
+    viewer: Viewer,
 ) -> Result<Json<Value>, ApiError> {
     let mut valid = Vec::new();
     let mut errors = Map::new();
@@ -95,10 +106,13 @@ async fn add_many(
     let (rows, errors) = blocking(move || {
         let mut rows = Vec::new();
         for (n, a) in valid {
-            match state.db.add_attribute(&key, &a) {
+            match state.db.add_attribute(&key, &a, &viewer) {
                 Ok(row) => rows.push(row),
                 Err(e @ crate::DbError::SimilarAttribute(_)) => {
                     errors.insert(n.to_string(), json!({"value": [e.to_string()]}));
+                }
+                Err(crate::DbError::Rejected { field, message, .. }) => {
+                    errors.insert(n.to_string(), json!({ field: [message] }));
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -144,34 +158,57 @@ pub async fn edit(
     };
     let row = blocking(move || {
         let viewer = Viewer::of(&user);
-        state.db.check_attribute_owner(&key, &viewer)?;
-        let old = state.db.attribute(&key, &viewer)?;
-        let mut merged = json::attribute_json(&old);
-        for (k, v) in changes {
-            if !matches!(
-                k.as_str(),
-                "id" | "event_id" | "object_id" | "uuid" | "timestamp"
-            ) {
-                merged.insert(k, v);
-            }
-        }
-        let attribute = parse_attribute(Value::Object(merged))
-            .map_err(|errors| ApiError::validation("Could not edit Attribute", errors))?;
         let row = state
             .db
-            .update_attribute(&key, &attribute)
+            .edit_attribute(&key, &viewer, |old| merge_edit(old, changes))
             .map_err(|e| match e {
-                crate::DbError::SimilarAttribute(_) => ApiError::validation(
+                EditError::Request(e) => e,
+                EditError::Store(e @ crate::DbError::SimilarAttribute(_)) => ApiError::validation(
                     "Could not edit Attribute",
                     field_error("value", &e.to_string()),
                 ),
-                other => other.into(),
+                EditError::Store(e) => e.into(),
             })?;
         state.notify_change();
         Ok(row)
     })
     .await?;
     Ok(Json(json!({"Attribute": json::attribute_json(&row)})))
+}
+
+/// Applies the keys of an edit to the stored attribute `old` and validates the result.
+fn merge_edit(
+    old: &crate::db::AttributeRow,
+    changes: Map<String, Value>,
+) -> Result<Attribute, ApiError> {
+    let mut merged = json::attribute_json(old);
+    for (k, v) in changes {
+        if !matches!(
+            k.as_str(),
+            "id" | "event_id" | "object_id" | "uuid" | "timestamp"
+        ) {
+            merged.insert(k, v);
+        }
+    }
+    parse_attribute(Value::Object(merged))
+        .map_err(|errors| ApiError::validation("Could not edit Attribute", errors))
+}
+
+/// Reads MISP's hard-delete switch: `attributes/delete/ID/1` (or `/true`, `/hard:1`), or
+/// `"hard"` set in the body.
+fn hard_delete(rest: &str, body: &Value) -> bool {
+    let in_path = rest
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .skip(1)
+        .any(|s| matches!(s, "1" | "true" | "hard:1"));
+    let in_body = match body.get("hard") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_i64() == Some(1),
+        Some(Value::String(s)) => matches!(s.trim(), "1" | "true"),
+        _ => false,
+    };
+    in_path || in_body
 }
 
 pub async fn delete(
@@ -181,15 +218,9 @@ pub async fn delete(
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let key = first_segment(&rest);
-    let hard = rest.contains("hard:1")
-        || matches!(body.get("hard"), Some(Value::Bool(true)))
-        || body
-            .get("hard")
-            .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
-            == Some(1);
+    let hard = hard_delete(&rest, &body);
     blocking(move || {
-        state.db.check_attribute_owner(&key, &Viewer::of(&user))?;
-        state.db.delete_attribute(&key, hard)?;
+        state.db.delete_attribute(&key, hard, &Viewer::of(&user))?;
         state.notify_change();
         Ok(())
     })

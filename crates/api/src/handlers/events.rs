@@ -9,9 +9,12 @@ use axum::Json;
 use misp::{Attribute, Event};
 use serde_json::{json, Map, Value};
 
+use std::collections::HashSet;
+
+use super::event_checks::validate_event;
 use super::{blocking, event_body, first_segment, unwrap_key, JsonBody};
 use crate::access::Viewer;
-use crate::db::{now_secs, FullEvent};
+use crate::db::{now_secs, EditError, EventEdit, FullEvent, StoredEvent};
 use crate::event_index::IndexQuery;
 use crate::search::{named_params, SearchQuery};
 use crate::{json, stream, ApiError, AppState, User};
@@ -105,38 +108,6 @@ pub async fn view(
     .await
 }
 
-/// Validates every attribute of `event` in place; returns MISP's per-field errors. A new
-/// event needs an `info`. An edit keeps the timestamps given, which the store compares with
-/// its own (see `Db::edit_event`).
-fn validate_event(event: &mut Event, creating: bool) -> Map<String, Value> {
-    let mut errors = Map::new();
-    if creating && event.info.trim().is_empty() {
-        errors.insert("info".into(), json!(["Info cannot be empty."]));
-    }
-    let prepare = |a: &mut Attribute| match creating {
-        true => prepare_for_write(a),
-        false => misp::validate::prepare_attribute(a),
-    };
-    let mut attribute_errors = Map::new();
-    for (n, a) in event.attributes.iter_mut().enumerate() {
-        if let Err(e) = prepare(a) {
-            attribute_errors.insert(n.to_string(), json!({"value": [e.0]}));
-        }
-    }
-    for (n, o) in event.objects.iter_mut().enumerate() {
-        for (m, a) in o.attributes.iter_mut().enumerate() {
-            if let Err(e) = prepare(a) {
-                attribute_errors
-                    .insert(format!("Object {n} Attribute {m}"), json!({"value": [e.0]}));
-            }
-        }
-    }
-    if !attribute_errors.is_empty() {
-        errors.insert("Attribute".into(), Value::Object(attribute_errors));
-    }
-    errors
-}
-
 /// Validates and normalises an attribute and gives it the time of this write.
 pub fn prepare_for_write(a: &mut Attribute) -> Result<(), misp::validate::ValueError> {
     misp::validate::prepare_attribute(a)?;
@@ -210,7 +181,7 @@ pub async fn add(
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let (mut event, json) = parse_event(body)?;
-    let errors = validate_event(&mut event, true);
+    let errors = validate_event(&mut event, true, &HashSet::new());
     if !errors.is_empty() {
         return Err(ApiError::validation("Could not add Event", errors));
     }
@@ -257,30 +228,63 @@ pub async fn edit(
     let json = event_object(body)?;
     let viewer = Viewer::of(&user);
     blocking(move || {
-        state.db.check_event_owner(&key, &viewer)?;
-        // NOTE: the stored fields are read outside the write's transaction, so a concurrent
-        // change to the same attribute between the two may be overwritten.
-        let before = state.db.event(&key, true, &Viewer::SITE_ADMIN)?;
-        let mut event = parse_event_map(event_body::with_stored_fields(&json, &before))?;
-        let errors = validate_event(&mut event, false);
-        if !errors.is_empty() {
-            return Err(ApiError::validation("Could not edit Event", errors));
-        }
-        check_sharing_groups(&state, &event, &user)?;
         let stored = state
             .db
-            .edit_event_json(&key, &event, Some(&json))
-            .map_err(|e| write_error(e, "Could not edit Event"))?;
+            .edit_event_with(&key, &viewer, |before| {
+                let edit = event_edit(json, before)?;
+                check_sharing_groups(&state, &edit.event, &user)?;
+                Ok::<_, ApiError>(edit)
+            })
+            .map_err(|e| edit_error(e, "Could not edit Event"))?;
         state.notify_change();
         event_response(&state, &stored, &viewer)
     })
     .await
 }
 
+/// Builds an edit of the stored event `before` from a request's event (unwrapped):
+/// rejects a stale copy as MISP does, completes the attributes named by uuid with their
+/// stored fields, and validates the result.
+fn event_edit(json: Map<String, Value>, before: &StoredEvent) -> Result<EventEdit, ApiError> {
+    let mut event = parse_event_map(event_body::with_stored_fields(&json, &before.event))?;
+    if event
+        .timestamp
+        .is_some_and(|given| given <= before.event.meta.timestamp)
+    {
+        return Err(ApiError::save_failed(
+            "Could not edit Event",
+            "Event could not be saved: Event in the request not newer than the local copy.",
+        ));
+    }
+    let errors = validate_event(&mut event, false, &before.entry_uuids);
+    if !errors.is_empty() {
+        return Err(ApiError::validation("Could not edit Event", errors));
+    }
+    Ok(EventEdit { event, json })
+}
+
+/// Maps a failed edit to MISP's shapes: the store's errors as [`write_error`] does, the
+/// request's own as they are.
+pub fn edit_error(err: EditError<ApiError>, name: &str) -> ApiError {
+    match err {
+        EditError::Store(e) => write_error(e, name),
+        EditError::Request(e) => e,
+    }
+}
+
 /// Maps a failed event write to MISP's shapes: a conflict is a 403, and a repeated
 /// attribute the per-field error of its position in the request's `Attribute` list.
 pub fn write_error(err: crate::DbError, name: &str) -> ApiError {
     match err {
+        crate::DbError::Rejected {
+            kind,
+            field,
+            message,
+        } => {
+            let mut errors = Map::new();
+            errors.insert(kind.into(), json!({ field: [message] }));
+            ApiError::validation(name, errors)
+        }
         crate::DbError::SimilarAttribute(position) => {
             let message = crate::DbError::SimilarAttribute(position).to_string();
             let mut errors = Map::new();
@@ -428,7 +432,8 @@ pub async fn free_text(
         || body.get("adhereToWarninglists").and_then(Value::as_str) == Some("soft");
     let mut attributes = free_text_attributes(&text);
     blocking(move || {
-        state.db.check_event_owner(&key, &Viewer::of(&user))?;
+        let viewer = Viewer::of(&user);
+        state.db.check_event_owner(&key, &viewer)?;
         if adhere {
             let conn = state.db.reader()?;
             let matcher = stream::load_matcher(&conn)?;
@@ -436,7 +441,7 @@ pub async fn free_text(
         }
         let mut out = Vec::new();
         for a in &attributes {
-            let row = state.db.add_attribute(&key, a)?;
+            let row = state.db.add_attribute(&key, a, &viewer)?;
             out.push(Value::Object(json::attribute_json(&row)));
         }
         state.notify_change();
@@ -506,6 +511,7 @@ pub async fn upload_stix(
     }
     let viewer = Viewer::of(&user);
     blocking(move || {
+        free_stix_uuids(&state, &mut event)?;
         let stored = state
             .db
             .add_event_for(&event, user.org_id, false)
@@ -514,6 +520,30 @@ pub async fn upload_stix(
         event_response(&state, &stored, &viewer)
     })
     .await
+}
+
+/// Gives new uuids to the attributes and objects of an uploaded bundle whose uuids are
+/// stored already: a bundle exported from this instance names its indicators by the
+/// uuids of the attributes it was made from, and uuids are unique across the store.
+fn free_stix_uuids(state: &AppState, event: &mut Event) -> Result<(), ApiError> {
+    let free = |uuid: &mut Option<String>| -> Result<(), ApiError> {
+        if let Some(given) = uuid.as_deref() {
+            if state.db.uuid_in_use(given)? {
+                *uuid = None;
+            }
+        }
+        Ok(())
+    };
+    for a in &mut event.attributes {
+        free(&mut a.uuid)?;
+    }
+    for o in &mut event.objects {
+        free(&mut o.uuid)?;
+        for a in &mut o.attributes {
+            free(&mut a.uuid)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 mod attributes;
 mod event_body;
+mod event_checks;
 mod events;
 mod feeds;
 mod objects;

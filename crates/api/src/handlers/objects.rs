@@ -2,15 +2,18 @@
 //! `objects/delete/{id|uuid}[/1]`, as PyMISP's add_object, update_object and
 //! delete_object call them.
 
+use std::collections::HashSet;
+
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use misp::Event;
 use serde_json::{json, Map, Value};
 
-use super::events::{conflict_to_403, prepare_for_write, write_error};
+use super::event_checks::{attribute_errors_of, object_errors_of};
+use super::events::{conflict_to_403, edit_error};
 use super::{blocking, event_body, first_segment, unwrap_key, JsonBody};
 use crate::access::Viewer;
-use crate::db::FullEvent;
+use crate::db::{EventEdit, FullEvent, StoredEvent};
 use crate::{json, ApiError, AppState, User};
 
 /// Unwraps `{"Object": {...}}` and gives the object and its entries uuids where missing.
@@ -24,22 +27,32 @@ fn object_body(body: Value) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
-/// Parses an edit that carries only `object`, validating its attributes. New attributes
-/// get the time of the write; given timestamps stay for the store to compare.
-fn object_edit(object: Map<String, Value>, creating: bool, name: &str) -> Result<Event, ApiError> {
+/// Parses an edit that carries only `object`, validating it. A new object (`known` is
+/// `None`) gets the time of the write for its attributes; an edit keeps the timestamps
+/// given, for the store to compare, and `known` contains the uuids of the stored entries
+/// (see `StoredEvent`).
+fn object_edit(
+    object: Map<String, Value>,
+    known: Option<&HashSet<String>>,
+    name: &str,
+) -> Result<Event, ApiError> {
+    let creating = known.is_none();
+    let none = HashSet::new();
     let wrapped = json!({ "Object": [Value::Object(object)] });
     let mut event: Event = serde_json::from_value(wrapped)
         .map_err(|e| ApiError::bad_request(format!("invalid object: {e}")))?;
     let mut errors = Map::new();
     for o in &mut event.objects {
+        errors.extend(object_errors_of(o, known.unwrap_or(&none)));
+        let mut attribute_errors = Map::new();
         for (n, a) in o.attributes.iter_mut().enumerate() {
-            let result = match creating {
-                true => prepare_for_write(a),
-                false => misp::validate::prepare_attribute(a),
-            };
-            if let Err(e) = result {
-                errors.insert(n.to_string(), json!({"value": [e.0]}));
+            let found = attribute_errors_of(a, creating);
+            if !found.is_empty() {
+                attribute_errors.insert(n.to_string(), Value::Object(found));
             }
+        }
+        if !attribute_errors.is_empty() {
+            errors.insert("Attribute".into(), Value::Object(attribute_errors));
         }
     }
     match errors.is_empty() {
@@ -76,14 +89,14 @@ pub async fn add(
     let mut object = object_body(body)?;
     object.remove("timestamp");
     let uuid = object["uuid"].as_str().unwrap_or_default().to_lowercase();
-    let event = object_edit(object.clone(), true, "Could not add Object")?;
+    let event = object_edit(object.clone(), None, "Could not add Object")?;
     blocking(move || {
-        state.db.check_event_owner(&key, &Viewer::of(&user))?;
-        let json = json!({ "Object": [Value::Object(object)] });
+        let json = Map::from_iter([("Object".to_owned(), json!([Value::Object(object)]))]);
+        let edit = EventEdit { event, json };
         let stored = state
             .db
-            .edit_event_json(&key, &event, json.as_object())
-            .map_err(|e| write_error(e, "Could not add Object"))?;
+            .edit_event_with(&key, &Viewer::of(&user), |_| Ok(edit))
+            .map_err(|e| edit_error(e, "Could not add Object"))?;
         state.notify_change();
         object_response(&state, &stored, &uuid)
     })
@@ -97,37 +110,43 @@ pub async fn edit(
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let key = first_segment(&rest);
-    let mut object = object_body(body)?;
+    let object = object_body(body)?;
     let viewer = Viewer::of(&user);
     blocking(move || {
-        let event_id = state.db.object_event(&key, &viewer)?.to_string();
-        state.db.check_event_owner(&event_id, &viewer)?;
-        let before = state.db.event(&event_id, true, &Viewer::SITE_ADMIN)?;
-        let Some(stored) = before.objects.iter().find(|o| matches_key(o, &key)) else {
-            return Err(ApiError::not_found("object"));
-        };
-        // The path names the object, whatever uuid the body gives.
-        object.insert("uuid".into(), Value::String(stored.uuid.clone()));
-        let uuid = stored.uuid.clone();
-        let wrapped = Map::from_iter([("Object".to_owned(), json!([Value::Object(object)]))]);
-        let completed = event_body::with_stored_fields(&wrapped, &before);
-        let inner = completed["Object"][0]
-            .as_object()
-            .cloned()
-            .unwrap_or_default();
-        let event = object_edit(inner, false, "Could not edit Object")?;
+        let mut uuid = String::new();
         let stored = state
             .db
-            .edit_event_json(&event_id, &event, Some(&wrapped))
-            .map_err(|e| write_error(e, "Could not edit Object"))?;
+            .edit_object_with(&key, &viewer, |before, stored| {
+                uuid = stored.uuid.clone();
+                object_change(object, before, stored)
+            })
+            .map_err(|e| edit_error(e, "Could not edit Object"))?;
         state.notify_change();
         object_response(&state, &stored, &uuid)
     })
     .await
 }
 
-fn matches_key(object: &crate::db::ObjectRow, key: &str) -> bool {
-    object.id.to_string() == key || object.uuid.eq_ignore_ascii_case(key)
+/// Builds the edit of the stored object `stored` of event `before` from a request's
+/// object: the path names the object, whatever uuid the body gives, and the attributes
+/// named by uuid are completed with their stored fields.
+fn object_change(
+    mut object: Map<String, Value>,
+    before: &StoredEvent,
+    stored: &crate::db::ObjectRow,
+) -> Result<EventEdit, ApiError> {
+    object.insert("uuid".into(), Value::String(stored.uuid.clone()));
+    let wrapped = Map::from_iter([("Object".to_owned(), json!([Value::Object(object)]))]);
+    let completed = event_body::with_stored_fields(&wrapped, &before.event);
+    let inner = completed["Object"][0]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let event = object_edit(inner, Some(&before.entry_uuids), "Could not edit Object")?;
+    Ok(EventEdit {
+        event,
+        json: wrapped,
+    })
 }
 
 /// Reads MISP's hard-delete switch: `objects/delete/ID/1` (or `/true`, `/hard:1`), or
@@ -157,11 +176,9 @@ pub async fn delete(
     let hard = hard_delete(&rest, &body);
     let viewer = Viewer::of(&user);
     let id = blocking(move || {
-        let event_id = state.db.object_event(&key, &viewer)?;
-        state.db.check_event_owner(&event_id.to_string(), &viewer)?;
         let old = state
             .db
-            .delete_object(&key, hard)
+            .delete_object(&key, hard, &viewer)
             .map_err(conflict_to_403)?;
         state.notify_change();
         Ok(old.id)
