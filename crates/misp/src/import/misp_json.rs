@@ -14,28 +14,47 @@ pub const UUID_NAMESPACE: Uuid = Uuid::from_u128(0x5d1f_7a2c_9e0b_4c61_8a3f_2b6e
 
 /// Splits a MISP JSON document into its events and validates each.
 pub(crate) fn parse_misp_json(text: &str, top: &Top<'_>) -> Result<Parsed, Error> {
-    let mut raw_events = Vec::new();
-    collect_events(text, top, &mut raw_events, 0)?;
+    parse_events(text, split_events(text, top)?)
+}
 
+/// Validates the raw events `split_events` returned for `text`, each kept as a copy.
+pub(crate) fn parse_events(text: &str, raw_events: Vec<&RawValue>) -> Result<Parsed, Error> {
     let mut parsed = Parsed::default();
     for (index, raw) in raw_events.into_iter().enumerate() {
-        // Every attribute is a JSON object, so the count of `{` bounds the list size.
-        let bound = raw.get().bytes().filter(|&b| b == b'{').count();
-        crate::model_de::hint_attribute_capacity(bound);
-        let event: Result<Event, _> = serde_json::from_str(raw.get());
-        crate::model_de::hint_attribute_capacity(0);
-        let event = event.map_err(|e| Error::json(&e, text, raw.get()))?;
-        let location = format!("event {}", index + 1);
-        match finalize_event(event, Some(raw.get().to_owned()), &mut parsed.rejected) {
-            Ok(event) => parsed.events.push(event),
-            Err(reason) => parsed.rejected.push(Rejected {
-                location,
-                value: String::new(),
-                reason,
-            }),
-        }
+        let event = deserialize_event(text, raw)?;
+        push_event(&mut parsed, index, event, raw.get().to_owned());
     }
     Ok(parsed)
+}
+
+/// Returns the raw event objects of a MISP JSON document, in document order.
+pub(crate) fn split_events<'a>(text: &'a str, top: &Top<'a>) -> Result<Vec<&'a RawValue>, Error> {
+    let mut raw_events = Vec::new();
+    collect_events(text, top, &mut raw_events, 0)?;
+    Ok(raw_events)
+}
+
+/// Deserializes one raw event object of `text`, for error positions in the whole document.
+pub(crate) fn deserialize_event(text: &str, raw: &RawValue) -> Result<Event, Error> {
+    // Every attribute is a JSON object, so the count of `{` bounds the list size.
+    let bound = raw.get().bytes().filter(|&b| b == b'{').count();
+    crate::model_de::hint_attribute_capacity(bound);
+    let event: Result<Event, _> = serde_json::from_str(raw.get());
+    crate::model_de::hint_attribute_capacity(0);
+    event.map_err(|e| Error::json(&e, text, raw.get()))
+}
+
+/// Validates event number `index` (from 0) of a document with its kept `json`, and adds it
+/// to `parsed`, or adds why it was rejected.
+pub(crate) fn push_event(parsed: &mut Parsed, index: usize, event: Event, json: String) {
+    match finalize_event(event, Some(json), &mut parsed.rejected) {
+        Ok(event) => parsed.events.push(event),
+        Err(reason) => parsed.rejected.push(Rejected {
+            location: format!("event {}", index + 1),
+            value: String::new(),
+            reason,
+        }),
+    }
 }
 
 fn collect_events<'a>(

@@ -185,6 +185,75 @@ pub fn parse_bytes(
     Ok(parsed)
 }
 
+/// Parses one file's content as [`parse_bytes`] does, taking ownership of the buffer. When
+/// the file is a single MISP JSON event, the buffer becomes that event's kept JSON in place
+/// of a copy, so a large event file is held in memory once instead of twice.
+pub fn parse_vec(
+    mut bytes: Vec<u8>,
+    format: Option<Format>,
+    meta: &FileMeta,
+    csv: &CsvOptions,
+) -> Result<Parsed, Error> {
+    let (event, range) = match split_single_event(&bytes, format)? {
+        Single::Event(event, range) => (event, range),
+        Single::Parsed(parsed) => return Ok(parsed),
+        Single::Other => return parse_bytes(&bytes, format, meta, csv),
+    };
+
+    // Move the event's JSON to the start of the buffer and cut the rest.
+    let length = range.len();
+    bytes.copy_within(range, 0);
+    bytes.truncate(length);
+    let json = String::from_utf8(bytes).map_err(|e| Error::Invalid {
+        format: "JSON file",
+        message: format!("invalid UTF-8 in the event object: {e}; save the file as UTF-8"),
+    })?;
+    let mut parsed = Parsed {
+        format: Some(Format::MispJson),
+        ..Parsed::default()
+    };
+    misp_json::push_event(&mut parsed, 0, *event, json);
+    Ok(parsed)
+}
+
+/// Result of [`split_single_event`] for one buffer.
+enum Single {
+    /// The document's one event, and the byte range of its JSON object in the buffer.
+    Event(Box<Event>, std::ops::Range<usize>),
+    /// A MISP JSON document with no event or several, parsed already.
+    Parsed(Parsed),
+    /// Not MISP JSON, or a format to detect by [`parse_bytes`].
+    Other,
+}
+
+/// Deserializes the event of a MISP JSON document that contains exactly one, and returns
+/// where its JSON object is in `bytes`.
+fn split_single_event(bytes: &[u8], format: Option<Format>) -> Result<Single, Error> {
+    let start = bytes.len() - bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes).len();
+    let first = bytes[start..].iter().find(|b| !b.is_ascii_whitespace());
+    if !matches!(first, Some(b'{' | b'[')) || !matches!(format, None | Some(Format::MispJson)) {
+        return Ok(Single::Other);
+    }
+    let text = utf8(&bytes[start..])?;
+    let top = read_top(text)?;
+    if format.is_none() && detect::detect_json(&top)? != Format::MispJson {
+        return Ok(Single::Other);
+    }
+    let raw_events = misp_json::split_events(text, &top)?;
+    let [raw] = raw_events[..] else {
+        let mut parsed = misp_json::parse_events(text, raw_events)?;
+        parsed.format = Some(Format::MispJson);
+        return Ok(Single::Parsed(parsed));
+    };
+    let event = misp_json::deserialize_event(text, raw)?;
+    // `raw` is a slice of `text`, which is a slice of `bytes`.
+    let offset = raw.get().as_ptr() as usize - bytes.as_ptr() as usize;
+    Ok(Single::Event(
+        Box::new(event),
+        offset..offset + raw.get().len(),
+    ))
+}
+
 /// Checks that `bytes` is UTF-8 text, as JSON must be.
 pub(crate) fn utf8(bytes: &[u8]) -> Result<&str, Error> {
     std::str::from_utf8(bytes).map_err(|e| {
@@ -263,5 +332,63 @@ impl<'a> Top<'a> {
             Top::Object(_, entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| *v),
             Top::Array(_) => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Complete enough (uuids, timestamp) that the kept JSON is the input unchanged.
+    const EVENT: &str = r#"{"uuid":"57c4445b-c548-4654-af0b-4be3950d210f","info":"x",
+        "timestamp":"1704067200","Attribute":[{"uuid":"b7f35fee-0c77-589e-84e7-7643a5b79679",
+        "type":"md5","value":"0749BAE92CA336A02C83D126E04EC628"}]}"#;
+
+    fn parse_both(doc: &str, format: Option<Format>) -> (Parsed, Parsed) {
+        let (meta, csv) = (FileMeta::default(), CsvOptions::default());
+        let borrowed = parse_bytes(doc.as_bytes(), format, &meta, &csv).unwrap();
+        let owned = parse_vec(doc.as_bytes().to_vec(), format, &meta, &csv).unwrap();
+        (borrowed, owned)
+    }
+
+    #[test]
+    fn parse_vec_matches_parse_bytes() {
+        for doc in [
+            format!("\u{feff} \n{{\"Event\": {EVENT}}}\n"),
+            EVENT.to_string(),
+            format!(r#"{{"response":[{{"Event":{EVENT}}}]}}"#),
+            format!("[{EVENT},{EVENT}]"),
+            "[]".to_string(),
+        ] {
+            for format in [None, Some(Format::MispJson)] {
+                let (borrowed, owned) = parse_both(&doc, format);
+                assert_eq!(owned.format, borrowed.format, "{doc}");
+                assert_eq!(owned.events.len(), borrowed.events.len(), "{doc}");
+                for (a, b) in owned.events.iter().zip(&borrowed.events) {
+                    assert_eq!(a.event, b.event, "{doc}");
+                    assert_eq!(a.json, b.json, "{doc}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn parse_vec_keeps_the_event_object_only() {
+        let doc = format!("  {{\"Event\": {EVENT}}}  ");
+        let (_, owned) = parse_both(&doc, None);
+        assert_eq!(owned.events[0].json.as_deref(), Some(EVENT));
+        assert_eq!(
+            owned.events[0].event.attributes[0].value,
+            "0749bae92ca336a02c83d126e04ec628"
+        );
+    }
+
+    #[test]
+    fn parse_vec_reads_other_formats() {
+        let doc = "0749bae92ca336a02c83d126e04ec628\n";
+        let (borrowed, owned) = parse_both(doc, None);
+        assert_eq!(owned.format, Some(Format::Freetext));
+        assert_eq!(owned.format, borrowed.format);
+        assert_eq!(owned.events.len(), borrowed.events.len());
     }
 }
