@@ -66,6 +66,14 @@ impl ApiError {
         error
     }
 
+    /// Returns a write the store rejected: `message` filed under `field` of the entry
+    /// `kind` (`Event`, `Attribute`, ...), as [`ApiError::validation`] does under `name`.
+    pub fn rejected(name: &str, kind: &str, field: &str, message: String) -> Self {
+        let mut errors = Map::new();
+        errors.insert(kind.into(), json!({ field: [message] }));
+        ApiError::validation(name, errors)
+    }
+
     /// Returns a rejected write whose reason is one message, as MISP's `saveFailResponse`
     /// with an error string: `{"saved": false, "errors": "..."}` with status 403.
     pub fn save_failed(name: &str, message: impl Into<String>) -> Self {
@@ -104,11 +112,7 @@ impl From<DbError> for ApiError {
                 kind,
                 field,
                 message,
-            } => {
-                let mut errors = Map::new();
-                errors.insert(kind.into(), json!({ field: [message] }));
-                ApiError::validation(&format!("Could not save {kind}"), errors)
-            }
+            } => ApiError::rejected(&format!("Could not save {kind}"), kind, field, message),
             other => {
                 // The detail is logged once here; the client sees a generic message.
                 tracing::error!(error = %other, "API request failed on the database");

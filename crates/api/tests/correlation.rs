@@ -2,49 +2,14 @@
 //! `RelatedAttribute` with `includeCorrelations`, the over-correlation flag, and links that
 //! follow attribute edits and deletes.
 
-use api::{AppState, Db, Role};
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use axum::Router;
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use tower::ServiceExt;
+
+mod common;
+use common::{api, Api};
 
 const SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
-struct Api {
-    router: Router,
-    admin: String,
-    _dir: tempfile::TempDir,
-}
-
-fn api() -> Api {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path()).unwrap();
-    let (_, admin) = db.add_user("admin", Role::Admin).unwrap();
-    Api {
-        router: api::router(AppState::new(db)),
-        admin,
-        _dir: dir,
-    }
-}
-
 impl Api {
-    async fn json(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("Authorization", &self.admin)
-            .body(body.map_or(Body::empty(), |b| Body::from(b.to_string())))
-            .unwrap();
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let text = String::from_utf8_lossy(&bytes);
-        assert_eq!(status, StatusCode::OK, "{path}: {text}");
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"))
-    }
-
     /// Adds an event with the given attributes; returns its id.
     async fn add_event(&self, info: &str, attributes: Value) -> String {
         let event = json!({"Event": {"info": info, "Attribute": attributes}});
@@ -218,7 +183,7 @@ async fn over_correlating_value_is_flagged() {
         .await;
     api.add_event("second", json!([attr("ip-dst", "203.0.113.9")]))
         .await;
-    let store = intel::Store::open(api._dir.path()).unwrap();
+    let store = intel::Store::open(api.dir.path()).unwrap();
     store.set_correlation_limit(1).unwrap();
 
     let view = api

@@ -1,45 +1,11 @@
 //! Soft-deleted attributes as MISP treats them: sightings on them are refused, and
 //! `attributes/restSearch` and `events/view` list them only when asked to.
 
-use api::{AppState, Db, Role};
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use axum::Router;
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
-struct Api {
-    router: Router,
-    admin: String,
-    _dir: tempfile::TempDir,
-}
-
-fn api() -> Api {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path()).unwrap();
-    let (_, admin) = db.add_user("admin", Role::Admin).unwrap();
-    Api {
-        router: api::router(AppState::new(db)),
-        admin,
-        _dir: dir,
-    }
-}
-
-impl Api {
-    async fn call(&self, method: &str, path: &str, body: Value) -> (StatusCode, Value) {
-        let request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("Authorization", &self.admin)
-            .body(Body::from(body.to_string()))
-            .unwrap();
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        (status, serde_json::from_slice(&bytes).unwrap())
-    }
-}
+mod common;
+use common::{api, Api};
 
 /// Adds an event with two domains and soft-deletes the second; returns the event uuid
 /// and the uuids of the kept and the deleted attribute.

@@ -2,50 +2,12 @@
 //! restSearch and export, merged as MISP merges an edit. `publish_timestamp` records the
 //! real time of publishing.
 
-use api::{AppState, Db, Role};
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use axum::Router;
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
-struct Api {
-    router: Router,
-    state: AppState,
-    admin: String,
-    dir: tempfile::TempDir,
-}
-
-fn api() -> Api {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path()).unwrap();
-    let (_, admin) = db.add_user("admin", Role::Admin).unwrap();
-    let state = AppState::new(db);
-    Api {
-        router: api::router(state.clone()),
-        state,
-        admin,
-        dir,
-    }
-}
+mod common;
+use common::{api, Api};
 
 impl Api {
-    async fn json(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("Authorization", &self.admin)
-            .body(body.map_or(Body::empty(), |b| Body::from(b.to_string())))
-            .unwrap();
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        assert_eq!(status, StatusCode::OK, "{path}: {text}");
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"))
-    }
-
     async fn view(&self, uuid: &str) -> Value {
         self.json("GET", &format!("/events/view/{uuid}"), None)
             .await

@@ -2,62 +2,24 @@
 //! unmodelled keys, reports and object references merge by uuid, stale copies are
 //! skipped, objects are added, edited and deleted, and repeated attributes are rejected.
 
-use api::{AppState, Db, Role};
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use axum::Router;
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
-struct Api {
-    router: Router,
-    admin: String,
-    dir: tempfile::TempDir,
-}
-
-fn api() -> Api {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path()).unwrap();
-    let (_, admin) = db.add_user("admin", Role::Admin).unwrap();
-    Api {
-        router: api::router(AppState::new(db)),
-        admin,
-        dir,
-    }
-}
+mod common;
+use common::{api, Api};
 
 impl Api {
-    async fn call(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let request = Request::builder()
-            .method("POST")
-            .uri(path)
-            .header("Authorization", &self.admin)
-            .body(Body::from(body.to_string()))
-            .unwrap();
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"));
-        (status, value)
-    }
-
     async fn ok(&self, path: &str, body: Value) -> Value {
-        let (status, value) = self.call(path, body).await;
+        let (status, value) = self.call("POST", path, body).await;
         assert_eq!(status, StatusCode::OK, "{path}: {value}");
         value
     }
 
     async fn view(&self, uuid: &str) -> Value {
-        let request = Request::builder()
-            .uri(format!("/events/view/{uuid}"))
-            .header("Authorization", &self.admin)
-            .body(Body::empty())
-            .unwrap();
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let value: Value = serde_json::from_slice(&bytes).unwrap();
+        let (_, text) = self
+            .send("GET", &format!("/events/view/{uuid}"), None)
+            .await;
+        let value: Value = serde_json::from_str(&text).unwrap();
         value["Event"].clone()
     }
 
@@ -71,6 +33,13 @@ fn list<'a>(value: &'a Value, key: &str) -> &'a Vec<Value> {
     value[key]
         .as_array()
         .unwrap_or_else(|| panic!("no {key} list in {value}"))
+}
+
+fn report_names(event: &Value) -> Vec<&Value> {
+    list(event, "EventReport")
+        .iter()
+        .map(|r| &r["name"])
+        .collect()
 }
 
 #[tokio::test]
@@ -155,10 +124,7 @@ async fn partial_edit_merges_reports_and_references_by_uuid() {
     )
     .await;
     let event = api.view(&uuid).await;
-    let names: Vec<&Value> = list(&event, "EventReport")
-        .iter()
-        .map(|r| &r["name"])
-        .collect();
+    let names = report_names(&event);
     assert_eq!(names, vec!["A", "B", "C"]);
 
     let first = list(&event, "EventReport")[0]["uuid"].clone();
@@ -174,10 +140,7 @@ async fn partial_edit_merges_reports_and_references_by_uuid() {
     )
     .await;
     let event = api.view(&uuid).await;
-    let names: Vec<&Value> = list(&event, "EventReport")
-        .iter()
-        .map(|r| &r["name"])
-        .collect();
+    let names = report_names(&event);
     assert_eq!(names, vec!["B", "C"], "a deleted report is not listed");
     let kinds: Vec<&Value> = list(&list(&event, "Object")[0], "ObjectReference")
         .iter()
@@ -186,25 +149,30 @@ async fn partial_edit_merges_reports_and_references_by_uuid() {
     assert_eq!(kinds, vec!["communicates-with", "drops"]);
 }
 
+/// Views event `uuid`, deletes its first entry of `kind` (`Attribute` or `Object`) through
+/// `delete_path`, then sends the copy viewed before in an event edit. Returns the event
+/// viewed after the edit.
+async fn resend_deleted_copy(api: &Api, uuid: &str, kind: &str, delete_path: &str) -> Value {
+    let stale = list(&api.view(uuid).await, kind)[0].clone();
+    let entry = stale["uuid"].as_str().unwrap().to_owned();
+    // The deletion's timestamp is at least one second newer than the copy's.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    api.ok(&format!("{delete_path}/{entry}"), json!({})).await;
+    api.ok(
+        &format!("/events/edit/{uuid}"),
+        json!({"Event": {kind: [stale]}}),
+    )
+    .await;
+    api.view(uuid).await
+}
+
 #[tokio::test]
 async fn stale_copy_keeps_attribute_deleted() {
     let api = api();
     let uuid = api
         .add(json!({"info": "stale", "Attribute": [{"type": "domain", "value": "a.example"}]}))
         .await;
-    let event = api.view(&uuid).await;
-    let stale = list(&event, "Attribute")[0].clone();
-    let attribute = stale["uuid"].as_str().unwrap().to_owned();
-    // The deletion's timestamp is at least one second newer than the copy's.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    api.ok(&format!("/attributes/delete/{attribute}"), json!({}))
-        .await;
-    api.ok(
-        &format!("/events/edit/{uuid}"),
-        json!({"Event": {"Attribute": [stale]}}),
-    )
-    .await;
-    let event = api.view(&uuid).await;
+    let event = resend_deleted_copy(&api, &uuid, "Attribute", "/attributes/delete").await;
     assert!(list(&event, "Attribute").is_empty(), "{event}");
 }
 
@@ -243,17 +211,8 @@ async fn stale_object_copy_is_skipped() {
             {"type": "filename", "object_relation": "filename", "value": "a.exe"}]}]}),
         )
         .await;
-    let stale = list(&api.view(&uuid).await, "Object")[0].clone();
-    let object = stale["uuid"].as_str().unwrap().to_owned();
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    api.ok(&format!("/objects/delete/{object}"), json!({}))
-        .await;
-    api.ok(
-        &format!("/events/edit/{uuid}"),
-        json!({"Event": {"Object": [stale]}}),
-    )
-    .await;
-    assert!(list(&api.view(&uuid).await, "Object").is_empty());
+    let event = resend_deleted_copy(&api, &uuid, "Object", "/objects/delete").await;
+    assert!(list(&event, "Object").is_empty());
 }
 
 #[tokio::test]
@@ -301,7 +260,9 @@ async fn objects_are_added_edited_and_deleted() {
         .await;
     let id = third["Object"]["id"].as_str().unwrap().to_owned();
     api.ok(&format!("/objects/delete/{id}/1"), json!({})).await;
-    let (status, _) = api.call(&format!("/objects/delete/{id}"), json!({})).await;
+    let (status, _) = api
+        .call("POST", &format!("/objects/delete/{id}"), json!({}))
+        .await;
     assert_eq!(
         status,
         StatusCode::NOT_FOUND,
@@ -317,7 +278,7 @@ async fn similar_attributes_are_rejected() {
     api.ok(&format!("/attributes/add/{uuid}"), domain.clone())
         .await;
     let (status, body) = api
-        .call(&format!("/attributes/add/{uuid}"), domain.clone())
+        .call("POST", &format!("/attributes/add/{uuid}"), domain.clone())
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(
@@ -326,6 +287,7 @@ async fn similar_attributes_are_rejected() {
     );
     let (status, body) = api
         .call(
+            "POST",
             &format!("/events/edit/{uuid}"),
             json!({"Event": {"Attribute": [domain]}}),
         )

@@ -149,6 +149,51 @@ async fn serve_on(
     (stop, task)
 }
 
+/// A remote API on a loopback address of its own, served by [`serve_on`] so that a test
+/// can stop it and serve something else on the same address.
+struct StoppableRemote {
+    dir: tempfile::TempDir,
+    state: AppState,
+    key: String,
+    address: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Starts a remote with one sync user on a free loopback port.
+async fn start_stoppable_remote() -> StoppableRemote {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).unwrap();
+    let (_, key) = db.add_user("sync", Role::Sync).unwrap();
+    let state = AppState::new(db);
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (stop, task) = serve_on(address, state.clone()).await;
+    StoppableRemote {
+        dir,
+        state,
+        key,
+        address,
+        stop,
+        task,
+    }
+}
+
+/// Opens a store in a new folder and pulls into it from the remote on `address` with
+/// `key`. Returns the folder, the store and the connection settings used.
+async fn pull_into_new_store(
+    address: std::net::SocketAddr,
+    key: &str,
+) -> (tempfile::TempDir, std::sync::Arc<Db>, RemoteConfig) {
+    let local_dir = tempfile::tempdir().unwrap();
+    let local = std::sync::Arc::new(Db::open(local_dir.path()).unwrap());
+    let config = RemoteConfig::new(&format!("http://{address}"), key);
+    run_pull(local.clone(), config.clone()).await;
+    (local_dir, local, config)
+}
+
 /// Records a detection sighting from agent `source` on the attribute with `value`.
 fn record_detection(db: &Db, value: &str, source: &str) {
     let attribute = db
@@ -182,25 +227,21 @@ async fn run_push(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn detection_sightings_reach_the_remote_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let remote_db = Db::open(dir.path()).unwrap();
-    let (_, key) = remote_db.add_user("sync", Role::Sync).unwrap();
-    let remote = AppState::new(remote_db);
-    let address = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let (stop, task) = serve_on(address, remote.clone()).await;
+    let StoppableRemote {
+        dir: _dir,
+        state: remote,
+        key,
+        address,
+        stop,
+        task,
+    } = start_stoppable_remote().await;
     let event: misp::Event = serde_json::from_value(json!({
         "info": "pushed", "uuid": uuid::Uuid::new_v4().to_string(),
         "Attribute": [{"type": "md5", "value": "e".repeat(32), "category": "Payload delivery", "to_ids": true}]
     }))
     .unwrap();
     remote.db.add_event(&event).unwrap();
-    let local_dir = tempfile::tempdir().unwrap();
-    let local = std::sync::Arc::new(Db::open(local_dir.path()).unwrap());
-    let config = RemoteConfig::new(&format!("http://{address}"), &key);
-    run_pull(local.clone(), config.clone()).await;
+    let (_local_dir, local, config) = pull_into_new_store(address, &key).await;
 
     // The remote is down: the sighting stays queued.
     stop.send(()).unwrap();
@@ -296,15 +337,14 @@ async fn serve_fixed(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_rejections_of_a_wrong_url_keep_the_queue() {
-    let dir = tempfile::tempdir().unwrap();
-    let remote_db = Db::open(dir.path()).unwrap();
-    let (_, key) = remote_db.add_user("sync", Role::Sync).unwrap();
-    let remote = AppState::new(remote_db);
-    let address = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let (stop, task) = serve_on(address, remote.clone()).await;
+    let StoppableRemote {
+        dir: _dir,
+        state: remote,
+        key,
+        address,
+        stop,
+        task,
+    } = start_stoppable_remote().await;
     let values: Vec<String> = ["1", "2", "3", "4"].map(|c| c.repeat(32)).to_vec();
     for value in &values {
         let event: misp::Event = serde_json::from_value(json!({
@@ -314,10 +354,7 @@ async fn http_rejections_of_a_wrong_url_keep_the_queue() {
         .unwrap();
         remote.db.add_event(&event).unwrap();
     }
-    let local_dir = tempfile::tempdir().unwrap();
-    let local = std::sync::Arc::new(Db::open(local_dir.path()).unwrap());
-    let config = RemoteConfig::new(&format!("http://{address}"), &key);
-    run_pull(local.clone(), config.clone()).await;
+    let (_local_dir, local, config) = pull_into_new_store(address, &key).await;
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
     for value in &values {

@@ -1,6 +1,8 @@
 //! Correlation of attributes across events: which values link, the over-correlation limit,
 //! and exact counts after replaced events.
 
+use std::path::PathBuf;
+
 use intel::Store;
 use serde_json::{json, Value};
 
@@ -42,6 +44,24 @@ fn attr(kind: &str, value: &str) -> Value {
 
 fn uuid(n: u32) -> String {
     format!("00000000-0000-4000-8000-{n:012}")
+}
+
+/// Closes `store`, drops the correlation tables and trigger of the current schema from
+/// its database and runs `sql` there, as an older version would have left the file.
+/// Returns the database's path.
+fn downgrade(store: Store, sql: &str) -> PathBuf {
+    let path = store.path().to_owned();
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(&format!(
+        "DROP TRIGGER correlation_stale_update;
+         DROP TABLE correlation_keys;
+         DROP TABLE correlation_shared;
+         DROP TABLE correlation_stale;
+         {sql}"
+    ))
+    .unwrap();
+    path
 }
 
 #[test]
@@ -185,24 +205,16 @@ fn upgraded_store_correlates_existing_attributes() {
             event(&uuid(2), 10, json!([attr("domain", "kept.example")])),
         ],
     );
-    let path = store.path().to_owned();
-    drop(store);
 
     // Take the database back to the schema before correlation existed.
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch(
-        "DROP TRIGGER correlation_stale_update;
-         DROP TABLE correlation_keys;
-         DROP TABLE correlation_shared;
-         DROP TABLE correlation_stale;
-         ALTER TABLE events DROP COLUMN disable_correlation;
+    downgrade(
+        store,
+        "ALTER TABLE events DROP COLUMN disable_correlation;
          ALTER TABLE events DROP COLUMN galaxies;
          ALTER TABLE attributes DROP COLUMN disable_correlation;
          ALTER TABLE attributes DROP COLUMN galaxies;
          PRAGMA user_version = 1;",
-    )
-    .unwrap();
-    drop(conn);
+    );
 
     let store = Store::open(dir.path()).unwrap();
     let first = event_id(&store, &uuid(1));
@@ -223,18 +235,12 @@ fn store_with_value_tables_moves_to_keys() {
         ],
     );
     let stats = store.correlation_stats().unwrap();
-    let path = store.path().to_owned();
-    drop(store);
 
     // Give the database the correlation tables of schema version 4, filled as that
     // version filled them.
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch(
-        "DROP TRIGGER correlation_stale_update;
-         DROP TABLE correlation_keys;
-         DROP TABLE correlation_shared;
-         DROP TABLE correlation_stale;
-         CREATE TABLE correlation_values (
+    let path = downgrade(
+        store,
+        "CREATE TABLE correlation_values (
              id INTEGER PRIMARY KEY,
              value TEXT NOT NULL UNIQUE,
              attributes INTEGER NOT NULL
@@ -251,9 +257,7 @@ fn store_with_value_tables_moves_to_keys() {
              SELECT CASE WHEN lower(value) = 'moved.example' THEN 1 ELSE 2 END, id
              FROM attributes;
          PRAGMA user_version = 4;",
-    )
-    .unwrap();
-    drop(conn);
+    );
 
     let store = Store::open(dir.path()).unwrap();
     let first = event_id(&store, &uuid(1));

@@ -10,6 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_iocwatch");
 
 fn iocwatch(data_dir: &Path) -> Command {
@@ -63,12 +65,7 @@ impl RemoteApi {
 
     fn start_with(api_args: &[&std::ffi::OsStr]) -> RemoteApi {
         let dir = tempfile::tempdir().expect("tempdir");
-        let added = iocwatch(dir.path())
-            .args(["users", "add", "puller", "--role", "sync"])
-            .output()
-            .expect("run iocwatch users add");
-        assert!(added.status.success(), "{}", text(&added.stderr));
-        let key = text(&added.stdout).trim().to_string();
+        let key = common::add_sync_user(iocwatch(dir.path()));
 
         let mut process = iocwatch(dir.path())
             .args(["api", "--listen", "127.0.0.1:0"])
@@ -113,13 +110,7 @@ impl RemoteApi {
             }],
         }});
         let path = self.dir.path().join(format!("{name}.json"));
-        std::fs::write(&path, event.to_string()).expect("write event");
-        let output = iocwatch(self.dir.path())
-            .args(["intel", "import", "--no-progress"])
-            .arg(&path)
-            .output()
-            .expect("run iocwatch intel import");
-        assert!(output.status.success(), "{}", text(&output.stderr));
+        common::import_event(iocwatch(self.dir.path()), &path, &event);
     }
 }
 

@@ -4,14 +4,14 @@
 //! and `intel push-sightings` and the next `intel pull` send it to the remote exactly
 //! once, after the remote was down.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+
+mod common;
 
 /// Maximum wait for a process to start and for each expected record.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -42,28 +42,12 @@ fn spawn_until(mut command: Command, ready: &str) -> (Child, Vec<String>) {
         .spawn()
         .expect("start iocwatch");
     let stdout = child.stdout.take().expect("stdout is piped");
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + DEADLINE;
-    let mut lines = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let Ok(line) = receiver.recv_timeout(left) else {
+    match common::lines_until(stdout, ready, DEADLINE) {
+        Ok(lines) => (child, lines),
+        Err(lines) => {
             let _ = child.kill();
             let _ = child.wait();
             panic!("no `{ready}` line in time; printed: {lines:?}");
-        };
-        let done = line.starts_with(ready);
-        lines.push(line);
-        if done {
-            std::thread::spawn(move || receiver.iter().for_each(drop));
-            return (child, lines);
         }
     }
 }
@@ -80,12 +64,7 @@ struct Remote {
 impl Remote {
     fn start() -> Remote {
         let dir = tempfile::tempdir().expect("tempdir");
-        let added = iocwatch(dir.path())
-            .args(["users", "add", "puller", "--role", "sync"])
-            .output()
-            .expect("run iocwatch users add");
-        assert!(added.status.success(), "{}", text(&added.stderr));
-        let key = text(&added.stdout).trim().to_string();
+        let key = common::add_sync_user(iocwatch(dir.path()));
         let mut remote = Remote {
             dir,
             process: None,
@@ -131,13 +110,7 @@ impl Remote {
                 "value": sha256, "to_ids": true}],
         }});
         let path = self.dir.path().join("event.json");
-        std::fs::write(&path, event.to_string()).expect("write event");
-        let output = iocwatch(self.dir.path())
-            .args(["intel", "import", "--no-progress"])
-            .arg(&path)
-            .output()
-            .expect("run iocwatch intel import");
-        assert!(output.status.success(), "{}", text(&output.stderr));
+        common::import_event(iocwatch(self.dir.path()), &path, &event);
     }
 
     /// Lists the sightings the remote's `sightings/restSearch` returns.
@@ -265,12 +238,12 @@ fn detection_sighting_reaches_remote_once() {
     );
 }
 
-#[test]
-fn push_to_a_url_never_pulled_from_says_so() {
-    let dir = tempfile::tempdir().unwrap();
-    let key_file = dir.path().join("key");
-    std::fs::write(&key_file, "k".repeat(40)).unwrap();
-    let output = iocwatch(&dir.path().join("data"))
+/// Runs `intel push-sightings` to a closed loopback port on a new data folder in `dir`,
+/// with `key` written to a key file; returns the output and the key file's path.
+fn push_with_key_file(dir: &Path, key: &str) -> (Output, PathBuf) {
+    let key_file = dir.join("key");
+    std::fs::write(&key_file, key).unwrap();
+    let output = iocwatch(&dir.join("data"))
         .args([
             "intel",
             "push-sightings",
@@ -281,6 +254,13 @@ fn push_to_a_url_never_pulled_from_says_so() {
         .arg(&key_file)
         .output()
         .expect("run iocwatch intel push-sightings");
+    (output, key_file)
+}
+
+#[test]
+fn push_to_a_url_never_pulled_from_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (output, _) = push_with_key_file(dir.path(), &"k".repeat(40));
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
@@ -292,19 +272,7 @@ fn push_to_a_url_never_pulled_from_says_so() {
 #[test]
 fn control_byte_in_key_file_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let key_file = dir.path().join("key");
-    std::fs::write(&key_file, "abc\u{7}def\n").unwrap();
-    let output = iocwatch(&dir.path().join("data"))
-        .args([
-            "intel",
-            "push-sightings",
-            "--url",
-            "http://127.0.0.1:9",
-            "--key-file",
-        ])
-        .arg(&key_file)
-        .output()
-        .expect("run iocwatch intel push-sightings");
+    let (output, key_file) = push_with_key_file(dir.path(), "abc\u{7}def\n");
     let stderr = text(&output.stderr);
     assert!(!output.status.success());
     assert!(stderr.contains("control character"), "{stderr}");

@@ -5,14 +5,15 @@
 //! folder is rejected while the first runs, and a later start reuses the data folder. The test also
 //! prints the write-to-alert latency of 100 drops (measured, never asserted).
 
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+
+mod common;
 
 /// Maximum wait for `up` to report ready, and for each expected alert or record.
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -95,29 +96,8 @@ impl Drop for Up {
 /// Reads stdout lines up to `ready in ...` on a thread, so that a hung start fails the
 /// test at the deadline. Later lines are read and dropped.
 fn read_until_ready(stdout: ChildStdout) -> Vec<String> {
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + DEADLINE;
-    let mut lines = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = receiver
-            .recv_timeout(left)
-            .unwrap_or_else(|_| panic!("`up` not ready in time; printed: {lines:?}"));
-        let ready = line.starts_with("ready in ");
-        lines.push(line);
-        if ready {
-            std::thread::spawn(move || receiver.iter().for_each(drop));
-            return lines;
-        }
-    }
+    common::lines_until(stdout, "ready in ", DEADLINE)
+        .unwrap_or_else(|lines| panic!("`up` not ready in time; printed: {lines:?}"))
 }
 
 /// A MISP API client with the admin key.

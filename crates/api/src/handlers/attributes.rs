@@ -7,7 +7,7 @@ use misp::Attribute;
 use serde_json::{json, Map, Value};
 
 use super::events::search_body;
-use super::{blocking, first_segment, unwrap_key, JsonBody};
+use super::{blocking, delete_entry, first_segment, unwrap_key, JsonBody};
 use crate::access::Viewer;
 use crate::db::EditError;
 use crate::search::{named_params, SearchQuery};
@@ -194,42 +194,16 @@ fn merge_edit(
         .map_err(|errors| ApiError::validation("Could not edit Attribute", errors))
 }
 
-/// Reads MISP's hard-delete switch: `attributes/delete/ID/1` (or `/true`, `/hard:1`), or
-/// `"hard"` set in the body.
-fn hard_delete(rest: &str, body: &Value) -> bool {
-    let in_path = rest
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .skip(1)
-        .any(|s| matches!(s, "1" | "true" | "hard:1"));
-    let in_body = match body.get("hard") {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::Number(n)) => n.as_i64() == Some(1),
-        Some(Value::String(s)) => matches!(s.trim(), "1" | "true"),
-        _ => false,
-    };
-    in_path || in_body
-}
-
 pub async fn delete(
     State(state): State<AppState>,
     Extension(user): Extension<User>,
     Path(rest): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    let key = first_segment(&rest);
-    let hard = hard_delete(&rest, &body);
-    blocking(move || {
-        state.db.delete_attribute(&key, hard, &Viewer::of(&user))?;
-        state.notify_change();
-        Ok(())
-    })
-    .await?;
-    let message = if hard {
-        "Attribute permanently deleted."
-    } else {
-        "Attribute deleted."
+    let delete = |db: &crate::Db, key: &str, hard: bool, viewer: &Viewer| {
+        Ok(db.delete_attribute(key, hard, viewer)?)
     };
+    let (_, message) = delete_entry(state, &user, (&rest, &body), "Attribute", delete).await?;
     Ok(Json(json!({"message": message})))
 }
 

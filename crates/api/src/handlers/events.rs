@@ -227,17 +227,38 @@ pub async fn edit(
     let key = first_segment(&rest);
     let json = event_object(body)?;
     let viewer = Viewer::of(&user);
-    blocking(move || {
-        let stored = state
-            .db
-            .edit_event_with(&key, &viewer, |before| {
+    write_event(
+        state,
+        "Could not edit Event",
+        move |state| {
+            state.db.edit_event_with(&key, &viewer, |before| {
                 let edit = event_edit(json, before)?;
-                check_sharing_groups(&state, &edit.event, &user)?;
+                check_sharing_groups(state, &edit.event, &user)?;
                 Ok::<_, ApiError>(edit)
             })
-            .map_err(|e| edit_error(e, "Could not edit Event"))?;
+        },
+        move |state, stored| event_response(state, &stored, &viewer),
+    )
+    .await
+}
+
+/// Runs `write` on the blocking pool and maps its failure to MISP's shapes under `name`
+/// (see [`edit_error`]). On success it notifies change watchers and builds the response
+/// with `respond`.
+pub(super) async fn write_event<S, W, R>(
+    state: AppState,
+    name: &'static str,
+    write: W,
+    respond: R,
+) -> Result<Json<Value>, ApiError>
+where
+    W: FnOnce(&AppState) -> Result<S, EditError<ApiError>> + Send + 'static,
+    R: FnOnce(&AppState, S) -> Result<Json<Value>, ApiError> + Send + 'static,
+{
+    blocking(move || {
+        let stored = write(&state).map_err(|e| edit_error(e, name))?;
         state.notify_change();
-        event_response(&state, &stored, &viewer)
+        respond(&state, stored)
     })
     .await
 }
@@ -280,11 +301,7 @@ pub fn write_error(err: crate::DbError, name: &str) -> ApiError {
             kind,
             field,
             message,
-        } => {
-            let mut errors = Map::new();
-            errors.insert(kind.into(), json!({ field: [message] }));
-            ApiError::validation(name, errors)
-        }
+        } => ApiError::rejected(name, kind, field, message),
         crate::DbError::SimilarAttribute(position) => {
             let message = crate::DbError::SimilarAttribute(position).to_string();
             let mut errors = Map::new();

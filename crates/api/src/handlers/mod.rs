@@ -20,7 +20,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{Map, Value};
 
-use crate::{auth, ApiError, AppState};
+use crate::access::Viewer;
+use crate::{auth, ApiError, AppState, User};
 
 /// Builds every route with authentication and role checks.
 pub fn routes(state: AppState) -> Router {
@@ -212,6 +213,54 @@ where
         let message = "An internal error has occurred.";
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message, message)
     })?
+}
+
+/// Deletes the entry that `rest` names with `delete` on the blocking pool, soft or hard as
+/// [`hard_delete`] reads the request, and notifies change watchers. Returns the output of
+/// `delete` and MISP's message for an entry of `kind`, such as `Object deleted.`.
+pub async fn delete_entry<T, D>(
+    state: AppState,
+    user: &User,
+    (rest, body): (&str, &Value),
+    kind: &str,
+    delete: D,
+) -> Result<(T, String), ApiError>
+where
+    D: FnOnce(&crate::Db, &str, bool, &Viewer) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    let key = first_segment(rest);
+    let hard = hard_delete(rest, body);
+    let viewer = Viewer::of(user);
+    let deleted = blocking(move || {
+        let deleted = delete(&state.db, &key, hard, &viewer)?;
+        state.notify_change();
+        Ok(deleted)
+    })
+    .await?;
+    let message = if hard {
+        format!("{kind} permanently deleted.")
+    } else {
+        format!("{kind} deleted.")
+    };
+    Ok((deleted, message))
+}
+
+/// Reads MISP's hard-delete switch of `attributes/delete` and `objects/delete`: `/1`,
+/// `/true` or `/hard:1` after the id in the path, or `"hard"` set in the body.
+pub fn hard_delete(rest: &str, body: &Value) -> bool {
+    let in_path = rest
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .nth(1)
+        .is_some_and(|s| matches!(s, "1" | "true" | "hard:1"));
+    let in_body = match body.get("hard") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_i64() == Some(1),
+        Some(Value::String(s)) => matches!(s.trim(), "1" | "true"),
+        _ => false,
+    };
+    in_path || in_body
 }
 
 /// Unwraps `{"Event": {...}}` style bodies; a bare object is returned as it is.

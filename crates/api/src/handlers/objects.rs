@@ -10,8 +10,8 @@ use misp::Event;
 use serde_json::{json, Map, Value};
 
 use super::event_checks::{attribute_errors_of, object_errors_of};
-use super::events::{conflict_to_403, edit_error};
-use super::{blocking, event_body, first_segment, unwrap_key, JsonBody};
+use super::events::{conflict_to_403, write_event};
+use super::{delete_entry, event_body, first_segment, unwrap_key, JsonBody};
 use crate::access::Viewer;
 use crate::db::{EventEdit, FullEvent, StoredEvent};
 use crate::{json, ApiError, AppState, User};
@@ -90,16 +90,18 @@ pub async fn add(
     object.remove("timestamp");
     let uuid = object["uuid"].as_str().unwrap_or_default().to_lowercase();
     let event = object_edit(object.clone(), None, "Could not add Object")?;
-    blocking(move || {
-        let json = Map::from_iter([("Object".to_owned(), json!([Value::Object(object)]))]);
-        let edit = EventEdit { event, json };
-        let stored = state
-            .db
-            .edit_event_with(&key, &Viewer::of(&user), |_| Ok(edit))
-            .map_err(|e| edit_error(e, "Could not add Object"))?;
-        state.notify_change();
-        object_response(&state, &stored, &uuid)
-    })
+    let json = Map::from_iter([("Object".to_owned(), json!([Value::Object(object)]))]);
+    let edit = EventEdit { event, json };
+    write_event(
+        state,
+        "Could not add Object",
+        move |state| {
+            state
+                .db
+                .edit_event_with(&key, &Viewer::of(&user), |_| Ok(edit))
+        },
+        move |state, stored| object_response(state, &stored, &uuid),
+    )
     .await
 }
 
@@ -112,18 +114,19 @@ pub async fn edit(
     let key = first_segment(&rest);
     let object = object_body(body)?;
     let viewer = Viewer::of(&user);
-    blocking(move || {
-        let mut uuid = String::new();
-        let stored = state
-            .db
-            .edit_object_with(&key, &viewer, |before, stored| {
+    write_event(
+        state,
+        "Could not edit Object",
+        move |state| {
+            let mut uuid = String::new();
+            let stored = state.db.edit_object_with(&key, &viewer, |before, stored| {
                 uuid = stored.uuid.clone();
                 object_change(object, before, stored)
-            })
-            .map_err(|e| edit_error(e, "Could not edit Object"))?;
-        state.notify_change();
-        object_response(&state, &stored, &uuid)
-    })
+            })?;
+            Ok((stored, uuid))
+        },
+        |state, (stored, uuid)| object_response(state, &stored, &uuid),
+    )
     .await
 }
 
@@ -149,46 +152,19 @@ fn object_change(
     })
 }
 
-/// Reads MISP's hard-delete switch: `objects/delete/ID/1` (or `/true`, `/hard:1`), or
-/// `"hard": 1` in the body.
-fn hard_delete(rest: &str, body: &Value) -> bool {
-    let in_path = rest
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .nth(1)
-        .is_some_and(|s| matches!(s, "1" | "true" | "hard:1"));
-    let in_body = match body.get("hard") {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::Number(n)) => n.as_i64() == Some(1),
-        Some(Value::String(s)) => matches!(s.trim(), "1" | "true"),
-        _ => false,
-    };
-    in_path || in_body
-}
-
 pub async fn delete(
     State(state): State<AppState>,
     Extension(user): Extension<User>,
     Path(rest): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    let key = first_segment(&rest);
-    let hard = hard_delete(&rest, &body);
-    let viewer = Viewer::of(&user);
-    let id = blocking(move || {
-        let old = state
-            .db
-            .delete_object(&key, hard, &viewer)
-            .map_err(conflict_to_403)?;
-        state.notify_change();
-        Ok(old.id)
-    })
-    .await?;
-    let message = if hard {
-        "Object permanently deleted."
-    } else {
-        "Object deleted."
+    let delete = |db: &crate::Db, key: &str, hard: bool, viewer: &Viewer| {
+        Ok(db
+            .delete_object(key, hard, viewer)
+            .map_err(conflict_to_403)?
+            .id)
     };
+    let (id, message) = delete_entry(state, &user, (&rest, &body), "Object", delete).await?;
     Ok(Json(json!({
         "saved": true, "success": true, "name": message, "message": message,
         "url": format!("/objects/delete/{id}"), "id": id.to_string(),
@@ -198,6 +174,7 @@ pub async fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handlers::hard_delete;
 
     #[test]
     fn hard_delete_reads_path_and_body() {

@@ -2,6 +2,7 @@
 //! export.
 
 mod pull;
+mod remote;
 mod sightings;
 mod sync;
 

@@ -131,28 +131,42 @@ async fn alert_ids_follow_their_sequence_numbers() {
     }
 }
 
-#[tokio::test]
-async fn failed_commit_rejects_later_batches_until_resent() {
-    let dir = tempfile::tempdir().unwrap();
-    let pipeline = start(dir.path());
-    let conn = rusqlite::Connection::open(dir.path().join("manager.db")).unwrap();
+/// Makes the store fail every insert of an alert whose body contains `/refused`, as a
+/// failing disk would, until the returned connection runs `DROP TRIGGER fail_alerts`.
+fn fail_refused_alerts(dir: &Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(dir.join("manager.db")).unwrap();
     conn.execute_batch(
         "CREATE TRIGGER fail_alerts BEFORE INSERT ON alerts \
          WHEN NEW.body LIKE '%/refused%' BEGIN SELECT RAISE(ABORT, 'refused'); END;",
     )
     .unwrap();
+    conn
+}
 
-    // Three batches of one connection in flight; the first cannot be stored.
+/// Enqueues batches `first`, `first + 1` and `first + 2` of one connection, with events
+/// 1 to 5 and the first of them on `/refused`. Returns the replies in order.
+async fn enqueue_three(pipeline: &PipelineHandle, first: u64) -> Vec<BatchReply> {
     let order = BatchOrder::default();
     let mut replies = Vec::new();
     let batches = [
-        batch(1, 1..=1, Some("/refused")),
-        batch(2, 2..=3, None),
-        batch(3, 4..=5, None),
+        batch(first, 1..=1, Some("/refused")),
+        batch(first + 1, 2..=3, None),
+        batch(first + 2, 4..=5, None),
     ];
     for batch in batches {
         replies.push(pipeline.enqueue(agent(), batch, &order).await.unwrap());
     }
+    replies
+}
+
+#[tokio::test]
+async fn failed_commit_rejects_later_batches_until_resent() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = start(dir.path());
+    let conn = fail_refused_alerts(dir.path());
+
+    // Three batches of one connection in flight; the first cannot be stored.
+    let replies = enqueue_three(&pipeline, 1).await;
     for reply in replies {
         assert!(reply.await.unwrap().is_err());
     }
@@ -160,16 +174,7 @@ async fn failed_commit_rejects_later_batches_until_resent() {
 
     // The agent reconnects and sends everything again, in order.
     conn.execute_batch("DROP TRIGGER fail_alerts").unwrap();
-    let order = BatchOrder::default();
-    let mut replies = Vec::new();
-    let batches = [
-        batch(4, 1..=1, Some("/refused")),
-        batch(5, 2..=3, None),
-        batch(6, 4..=5, None),
-    ];
-    for batch in batches {
-        replies.push(pipeline.enqueue(agent(), batch, &order).await.unwrap());
-    }
+    let replies = enqueue_three(&pipeline, 4).await;
     let mut accepted = 0;
     for reply in replies {
         accepted += reply.await.unwrap().unwrap().accepted;
@@ -185,12 +190,7 @@ async fn failed_commit_rejects_later_batches_until_resent() {
 async fn failed_commit_keeps_file_states_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let pipeline = start(dir.path());
-    let conn = rusqlite::Connection::open(dir.path().join("manager.db")).unwrap();
-    conn.execute_batch(
-        "CREATE TRIGGER fail_alerts BEFORE INSERT ON alerts \
-         WHEN NEW.body LIKE '%/refused%' BEGIN SELECT RAISE(ABORT, 'refused'); END;",
-    )
-    .unwrap();
+    let conn = fail_refused_alerts(dir.path());
 
     let failed = pipeline
         .submit(agent(), batch(1, 1..=1, Some("/refused")))

@@ -2,7 +2,7 @@
 //! incrementally by event timestamp, then pushes the sightings queued for that server.
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -10,6 +10,8 @@ use anyhow::Context;
 use api::remote::{pull, PullSummary, RemoteConfig};
 use clap::Args;
 use serde_json::Value;
+
+use super::remote::RemoteArgs;
 
 use crate::cmd::Global;
 
@@ -24,19 +26,8 @@ const REJECTED_SHOWN: usize = 20;
 
 #[derive(Args, Debug)]
 pub struct PullArgs {
-    /// Base URL of the MISP-compatible server, such as https://misp.example.org; plain
-    /// http:// is accepted for loopback addresses only
-    #[arg(long)]
-    url: String,
-
-    /// File whose first line is the API key; without it the key is read from the
-    /// IOCWATCH_REMOTE_KEY environment variable
-    #[arg(long, value_name = "FILE")]
-    key_file: Option<PathBuf>,
-
-    /// PEM file of the CA that signed the server's certificate, in place of the system roots
-    #[arg(long, value_name = "FILE")]
-    ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    remote: RemoteArgs,
 
     /// Pull only events with this tag; repeat for events with any of several tags
     #[arg(long = "tag", value_name = "TAG")]
@@ -67,10 +58,6 @@ pub struct PullArgs {
     /// Events per request
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     page_size: u64,
-
-    /// Limit for each HTTP request, in seconds
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    timeout_secs: u64,
 
     /// Largest response read per request, in MiB; a larger page is an error (lower
     /// --page-size then)
@@ -108,9 +95,7 @@ fn parse_age(text: &str) -> Result<Duration, String> {
 }
 
 pub fn run(args: PullArgs, global: &Global) -> anyhow::Result<ExitCode> {
-    let url = remote_url(&args.url)?;
-    let key = read_key(args.key_file.as_deref())?;
-    let config = remote_config(&args, &url, key);
+    let config = remote_config(&args)?;
 
     let db = api::Db::open(&global.data_dir).with_context(|| {
         format!(
@@ -132,11 +117,9 @@ pub fn run(args: PullArgs, global: &Global) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn remote_config(args: &PullArgs, url: &str, key: String) -> RemoteConfig {
-    let mut config = RemoteConfig::new(url, &key);
-    config.ca_file = args.ca_file.clone();
+fn remote_config(args: &PullArgs) -> anyhow::Result<RemoteConfig> {
+    let mut config = args.remote.config()?;
     config.page_size = args.page_size;
-    config.timeout = Duration::from_secs(args.timeout_secs);
     config.max_page_bytes = args.max_page_mib * 1024 * 1024;
     config.full = args.full;
     config.overlap = args.overlap;
@@ -154,7 +137,7 @@ fn remote_config(args: &PullArgs, url: &str, key: String) -> RemoteConfig {
     if args.to_ids {
         config.filters.insert("to_ids".into(), Value::Bool(true));
     }
-    config
+    Ok(config)
 }
 
 fn string_list(values: &[String]) -> Value {

@@ -3,44 +3,23 @@
 //! pull` runs the same push after each pull.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 use api::remote::{push_sightings, RemoteConfig};
 use clap::Args;
 
-use super::pull::{read_key, remote_url};
+use super::remote::RemoteArgs;
 use crate::cmd::Global;
 
 #[derive(Args, Debug)]
 pub struct PushSightingsArgs {
-    /// Base URL of the server, exactly as given to `intel pull` (plain http:// only for
-    /// loopback addresses)
-    #[arg(long)]
-    url: String,
-
-    /// File whose first line is the API key; without it the key is read from the
-    /// IOCWATCH_REMOTE_KEY environment variable
-    #[arg(long, value_name = "FILE")]
-    key_file: Option<PathBuf>,
-
-    /// PEM file of the CA that signed the server's certificate, in place of the system roots
-    #[arg(long, value_name = "FILE")]
-    ca_file: Option<PathBuf>,
-
-    /// Limit for each HTTP request, in seconds
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    timeout_secs: u64,
+    #[command(flatten)]
+    remote: RemoteArgs,
 }
 
 pub fn run(args: PushSightingsArgs, global: &Global) -> anyhow::Result<ExitCode> {
-    let url = remote_url(&args.url)?;
-    let key = read_key(args.key_file.as_deref())?;
-    let mut config = RemoteConfig::new(&url, &key);
-    config.ca_file = args.ca_file;
-    config.timeout = Duration::from_secs(args.timeout_secs);
+    let config = args.remote.config()?;
     let db = api::Db::open(&global.data_dir).with_context(|| {
         format!(
             "failed to open the intel store in `{}`",
