@@ -81,6 +81,23 @@ impl CommandQueue {
         Ok(())
     }
 
+    /// Puts back commands taken for `agent_id` that could not be sent, with the age they
+    /// had, so that the limit on waiting still counts from their first queueing.
+    pub fn restore(&self, agent_id: &str, commands: &[QueuedCommand]) -> Result<(), QueueError> {
+        let now = now_secs();
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        for item in commands {
+            let text = serde_json::to_string(&item.command)?;
+            tx.execute(
+                "INSERT INTO pending_commands (agent_id, queued_at, command) VALUES (?1, ?2, ?3)",
+                params![agent_id, now.saturating_sub(item.waited_secs), text],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Removes and returns the commands waiting for `agent_id`, oldest first, leaving out
     /// (and logging) the ones older than the limit.
     pub fn take(&self, agent_id: &str) -> Result<Vec<QueuedCommand>, QueueError> {

@@ -3,12 +3,12 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 use wire::{ActiveResponseCommand, Message};
 
-use crate::ar_queue::CommandQueue;
+use crate::ar_queue::{CommandQueue, QueuedCommand};
 
 /// The outgoing queue of each connected agent; a newer connection of the
 /// same agent replaces the older one.
@@ -16,7 +16,7 @@ use crate::ar_queue::CommandQueue;
 pub struct Connections {
     next_id: AtomicU64,
     senders: Mutex<HashMap<String, (u64, mpsc::Sender<Message>)>>,
-    offline: Option<CommandQueue>,
+    offline: Option<Arc<CommandQueue>>,
 }
 
 /// Outcome of sending an active-response command.
@@ -34,7 +34,7 @@ impl Connections {
     /// Keeps commands for agents that are not connected in `queue`.
     pub fn with_offline_queue(queue: CommandQueue) -> Connections {
         Connections {
-            offline: Some(queue),
+            offline: Some(Arc::new(queue)),
             ..Connections::default()
         }
     }
@@ -71,7 +71,9 @@ impl Connections {
     }
 
     /// Sends the commands queued for `agent_id` on its new connection; the caller holds
-    /// the senders' lock, so no command is queued meanwhile.
+    /// the senders' lock, so no command is queued meanwhile. Commands that do not fit in
+    /// the connection's queue go out from a task that waits for room, and go back to the
+    /// offline queue if the connection closes first.
     fn send_queued(&self, agent_id: &str, sender: &mpsc::Sender<Message>) {
         let Some(queue) = &self.offline else { return };
         let queued = match queue.take(agent_id) {
@@ -81,27 +83,16 @@ impl Connections {
                 return;
             }
         };
-        for item in queued {
-            let (path, command_id) = (item.command.path.clone(), item.command.command_id.clone());
-            match sender.try_send(Message::ActiveResponseCommand(item.command)) {
-                Ok(()) => {
-                    tracing::info!(
-                        agent_id,
-                        path,
-                        command_id,
-                        waited_secs = item.waited_secs,
-                        "queued quarantine sent"
-                    )
-                }
-                Err(_) => {
-                    tracing::warn!(
-                        agent_id,
-                        path,
-                        command_id,
-                        "queued quarantine not sent: connection queue full"
-                    )
-                }
+        let mut queued = queued.into_iter();
+        while let Some(item) = queued.next() {
+            let message = Message::ActiveResponseCommand(item.command.clone());
+            if sender.try_send(message).is_ok() {
+                log_sent(agent_id, &item);
+                continue;
             }
+            let rest: Vec<QueuedCommand> = std::iter::once(item).chain(queued).collect();
+            send_later(queue, agent_id, sender, rest);
+            return;
         }
     }
 
@@ -119,6 +110,61 @@ impl Connections {
         self.senders
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn log_sent(agent_id: &str, item: &QueuedCommand) {
+    tracing::info!(
+        agent_id,
+        path = %item.command.path,
+        command_id = %item.command.command_id,
+        waited_secs = item.waited_secs,
+        "queued quarantine sent"
+    );
+}
+
+/// Sends `rest` in order from a task that waits for room on the connection. Whatever is
+/// not sent when the connection closes, or when no runtime can run the task, goes back to
+/// the offline queue with its original age.
+fn send_later(
+    queue: &Arc<CommandQueue>,
+    agent_id: &str,
+    sender: &mpsc::Sender<Message>,
+    rest: Vec<QueuedCommand>,
+) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        restore(queue, agent_id, &rest);
+        return;
+    };
+    // NOTE: commands put back after the agent has already connected again wait for its
+    // next connection.
+    let (queue, agent_id, sender) = (Arc::clone(queue), agent_id.to_owned(), sender.clone());
+    runtime.spawn(async move {
+        for (sent, item) in rest.iter().enumerate() {
+            let message = Message::ActiveResponseCommand(item.command.clone());
+            if sender.send(message).await.is_err() {
+                restore(&queue, &agent_id, &rest[sent..]);
+                return;
+            }
+            log_sent(&agent_id, item);
+        }
+    });
+}
+
+fn restore(queue: &CommandQueue, agent_id: &str, commands: &[QueuedCommand]) {
+    if let Err(err) = queue.restore(agent_id, commands) {
+        tracing::error!(
+            agent_id,
+            commands = commands.len(),
+            error = %err,
+            "failed to keep unsent quarantine commands"
+        );
+    } else {
+        tracing::info!(
+            agent_id,
+            commands = commands.len(),
+            "quarantine commands kept for the next connection"
+        );
     }
 }
 
@@ -161,6 +207,79 @@ mod tests {
             Delivery::Sent
         );
         assert!(receiver.try_recv().is_ok());
+    }
+
+    fn queue_with(paths: &[String]) -> (tempfile::TempDir, Connections) {
+        let dir = tempfile::tempdir().unwrap();
+        let queue =
+            CommandQueue::open(&dir.path().join("manager.db"), Duration::from_secs(60)).unwrap();
+        let connections = Connections::with_offline_queue(queue);
+        for path in paths {
+            assert_eq!(
+                connections.send_command("001", command(path)),
+                Delivery::Queued
+            );
+        }
+        (dir, connections)
+    }
+
+    fn received_path(message: Option<Message>) -> String {
+        match message {
+            Some(Message::ActiveResponseCommand(sent)) => sent.path,
+            other => panic!("expected a command, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn overflow_commands_sent_in_order() {
+        let paths: Vec<String> = (0..100).map(|i| format!("/f{i}")).collect();
+        let (_dir, connections) = queue_with(&paths);
+
+        let (sender, mut receiver) = mpsc::channel(4);
+        connections.register("001", sender);
+
+        for path in &paths {
+            assert_eq!(&received_path(receiver.recv().await), path);
+        }
+    }
+
+    #[tokio::test]
+    async fn closed_connection_keeps_unsent_commands() {
+        let paths: Vec<String> = (0..10).map(|i| format!("/f{i}")).collect();
+        let (_dir, connections) = queue_with(&paths);
+
+        let (sender, receiver) = mpsc::channel(4);
+        let token = connections.register("001", sender);
+        drop(receiver);
+        connections.unregister("001", token);
+        // The sending task finds the channel closed and puts the rest back in the queue.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+
+        let (sender, mut receiver) = mpsc::channel(16);
+        connections.register("001", sender);
+        for path in &paths[4..] {
+            assert_eq!(&received_path(receiver.recv().await), path);
+        }
+        assert!(receiver.try_recv().is_err());
+    }
+
+    #[test]
+    fn no_runtime_keeps_unsent_commands() {
+        let paths: Vec<String> = (0..5).map(|i| format!("/f{i}")).collect();
+        let (_dir, connections) = queue_with(&paths);
+
+        let (sender, mut receiver) = mpsc::channel(2);
+        let token = connections.register("001", sender);
+        assert_eq!(received_path(receiver.try_recv().ok()), "/f0");
+        assert_eq!(received_path(receiver.try_recv().ok()), "/f1");
+        assert!(receiver.try_recv().is_err());
+        connections.unregister("001", token);
+
+        let (sender, mut receiver) = mpsc::channel(8);
+        connections.register("001", sender);
+        for path in &paths[2..] {
+            assert_eq!(&received_path(receiver.try_recv().ok()), path);
+        }
     }
 
     #[test]
