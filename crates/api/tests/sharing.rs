@@ -117,6 +117,8 @@ struct Scenario {
     community: Value,
     group_event: Value,
     group_id: String,
+    /// Id of the event report of the secret event.
+    report_id: String,
 }
 
 /// Organisation A adds an organisation-only event, a community event holding one
@@ -167,6 +169,10 @@ async fn scenario() -> Scenario {
             ]}}),
         )
         .await;
+    let report_path = format!("/eventReports/add/{}", secret["id"].as_str().unwrap());
+    let report = json!({"name": "secret report", "content": format!("seen {SECRET_DOMAIN}")});
+    let report = api.ok(&api.alice, "POST", &report_path, Some(report)).await;
+    let report_id = report["EventReport"]["id"].as_str().unwrap().to_owned();
     for event in [&secret, &community, &group_event] {
         let attribute = event["Attribute"][0]["id"].as_str().unwrap();
         let path = format!("/sightings/add/{attribute}");
@@ -179,6 +185,7 @@ async fn scenario() -> Scenario {
         community,
         group_event,
         group_id,
+        report_id,
     }
 }
 
@@ -269,6 +276,9 @@ const READ_REQUESTS: &[(&str, &str, &str)] = &[
         "/sightings/restSearch/attribute",
         r#"{"id": "{attribute}"}"#,
     ),
+    ("GET", "/eventReports/view/{report}", ""),
+    ("GET", "/eventReports/index", ""),
+    ("GET", "/eventReports/index/event_id:{secret}", ""),
     ("GET", "/taxii2/intel/collections/{collection}/objects/", ""),
     (
         "GET",
@@ -366,6 +376,7 @@ fn fill(template: &str, s: &Scenario) -> String {
             secret["Attribute"][0]["uuid"].as_str().unwrap(),
         )
         .replace("{community}", s.community["id"].as_str().unwrap())
+        .replace("{report}", &s.report_id)
         .replace("{collection}", &api_collection_id())
 }
 
@@ -407,6 +418,7 @@ async fn org_only_event_hidden_on_every_read_route() {
         // searches, which find nothing.
         let names_secret = template.contains("{secret}")
             || template.contains("{attribute")
+            || template.contains("{report}")
             || (template.starts_with("/sightings")
                 && (raw_body.contains("{secret}") || raw_body.contains("{attribute}")));
         if !template.contains("{community}") && !template.contains("/versions/") {

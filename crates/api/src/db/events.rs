@@ -499,6 +499,7 @@ impl Db {
         )?;
         tx.execute("DELETE FROM api_sightings WHERE event_id = ?1", [id])?;
         tx.execute("DELETE FROM event_json WHERE event_id = ?1", [id])?;
+        tx.execute("DELETE FROM api_entries WHERE event_id = ?1", [id])?;
         tx.execute("DELETE FROM events WHERE id = ?1", [id])?;
         tx.commit()?;
         Ok(id)

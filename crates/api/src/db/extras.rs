@@ -12,6 +12,7 @@ use std::io::Write;
 use rusqlite::{params, Connection};
 use serde_json::{Map, Value};
 
+use super::entries::EntryKind;
 use super::events::read_full;
 use super::DbError;
 use crate::access::Viewer;
@@ -180,6 +181,34 @@ impl Extras {
         reports.chain(references).filter_map(uuid_of)
     }
 
+    /// Lists the kept event reports and object references as (kind, lower-case uuid,
+    /// lower-case uuid of the reference's object).
+    pub(crate) fn entries(&self) -> Vec<(EntryKind, String, Option<String>)> {
+        let reports = maps(&self.event, "EventReport")
+            .filter_map(uuid_of)
+            .map(|uuid| (EntryKind::Report, uuid, None));
+        let references = self.objects.iter().flat_map(|(object, keys)| {
+            maps(keys, "ObjectReference")
+                .filter_map(uuid_of)
+                .map(|uuid| (EntryKind::Reference, uuid, Some(object.clone())))
+        });
+        reports.chain(references).collect()
+    }
+
+    /// Removes the event report or object reference with uuid `uuid` (lower case).
+    pub(crate) fn remove_entry(&mut self, uuid: &str) {
+        let lists = std::iter::once(self.event.get_mut("EventReport")).chain(
+            self.objects
+                .values_mut()
+                .map(|keys| keys.get_mut("ObjectReference")),
+        );
+        for list in lists {
+            if let Some(Value::Array(entries)) = list {
+                entries.retain(|e| e.as_object().and_then(uuid_of).as_deref() != Some(uuid));
+            }
+        }
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.event.is_empty() && self.attributes.is_empty() && self.objects.is_empty()
     }
@@ -331,6 +360,7 @@ pub(crate) fn write(conn: &Connection, id: i64, extras: &Extras) -> Result<(), D
         conn.execute("DELETE FROM event_json WHERE event_id = ?1", [id])?;
         return Ok(());
     }
+    super::entries::register(conn, id, extras)?;
     let full = read_full(conn, id, false, &Viewer::SITE_ADMIN)?;
     let wrapped = crate::json::full_event_json(&full, &[]);
     // The stored JSON is the event without its `{"Event": ...}` wrapper, as imports keep it.
@@ -412,6 +442,27 @@ mod tests {
         );
         old.drop_deleted_entries();
         assert_eq!(old.event["EventReport"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn entries_list_and_remove_by_uuid() {
+        let mut extras = Extras::from_event(&object(json!({
+            "EventReport": [{"uuid": "R1", "name": "A"}],
+            "Object": [{"uuid": "O1", "ObjectReference": [{"uuid": "F1"}, {"uuid": "f2"}]}],
+        })));
+        let mut listed = extras.entries();
+        listed.sort_by(|a, b| a.1.cmp(&b.1));
+        assert_eq!(listed.len(), 3);
+        assert_eq!(
+            listed[0],
+            (EntryKind::Reference, "f1".into(), Some("o1".into()))
+        );
+        assert_eq!(listed[2], (EntryKind::Report, "r1".into(), None));
+
+        extras.remove_entry("f1");
+        extras.remove_entry("r1");
+        let left: Vec<String> = extras.entries().into_iter().map(|e| e.1).collect();
+        assert_eq!(left, vec!["f2".to_owned()]);
     }
 
     #[test]

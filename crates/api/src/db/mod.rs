@@ -3,6 +3,7 @@
 
 pub(crate) mod attributes;
 pub(crate) mod correlations;
+pub(crate) mod entries;
 pub(crate) mod events;
 pub(crate) mod extras;
 pub(crate) mod feeds;
@@ -21,6 +22,7 @@ use rusqlite::{Connection, OptionalExtension};
 
 pub use attributes::AttributeRow;
 pub use correlations::{EventCorrelations, RelatedAttribute};
+pub use entries::{EntryKind, EntryRow};
 pub use events::EventMeta;
 pub use events::{EditError, EventEdit, FullEvent, ObjectRow, StoredEvent};
 pub use feeds::{FeedRow, NewFeed};
@@ -172,6 +174,16 @@ const MIGRATIONS: &[&str] = &[
     // API's checks keep uuids unique, not the index (see `uuid_taken`). Stores that already
     // repeat a uuid are reported once, after this migration.
     "CREATE INDEX IF NOT EXISTS api_objects_uuid ON objects(uuid);",
+    // 9: ids of the event reports and object references kept in the events' stored JSON
+    // (see `entries.rs`).
+    "CREATE TABLE api_entries (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        uuid TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL CHECK (kind IN ('report', 'reference')),
+        event_id INTEGER NOT NULL,
+        object_uuid TEXT
+    );
+    CREATE INDEX api_entries_event ON api_entries(event_id);",
 ];
 
 /// Migration after which the store is checked once for repeated attribute and object

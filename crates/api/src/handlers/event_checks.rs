@@ -126,7 +126,7 @@ pub fn object_errors_of(o: &Object, known: &HashSet<String>) -> Map<String, Valu
 
 /// Returns the errors of one object reference: a new one (`known` false) needs the uuid of
 /// the entry it points to and the relationship's type, as MISP requires.
-fn reference_errors(item: &Value, known: bool) -> Map<String, Value> {
+pub(super) fn reference_errors(item: &Value, known: bool) -> Map<String, Value> {
     let mut errors = Map::new();
     let Some(reference) = item.as_object() else {
         errors.insert("uuid".into(), json!(["a reference must be a JSON object"]));
@@ -160,7 +160,10 @@ fn reference_errors(item: &Value, known: bool) -> Map<String, Value> {
 /// Returns the errors of an event's `EventReport` list: each new report (its uuid not in
 /// `known`) needs a `name` and a `content`, as MISP (and PyMISP's reader) require, and a
 /// known one may not set them empty.
-fn report_errors(reports: Option<&Value>, known: &HashSet<String>) -> Map<String, Value> {
+pub(super) fn report_errors(
+    reports: Option<&Value>,
+    known: &HashSet<String>,
+) -> Map<String, Value> {
     let mut errors = Map::new();
     let list = match reports {
         None | Some(Value::Null) => return errors,

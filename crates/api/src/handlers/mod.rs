@@ -1,12 +1,15 @@
 //! Routes of the API, grouped by the permission they need, and helpers shared by handlers.
 
 mod attributes;
+mod entries;
 mod event_body;
 mod event_checks;
 mod events;
 mod feeds;
 mod objects;
 mod orgs;
+mod references;
+mod reports;
 mod server;
 mod sightings;
 mod tags;
@@ -83,7 +86,10 @@ pub fn routes(state: AppState) -> Router {
         .route("/sharingGroups/index", get(orgs::groups))
         .route("/sharing_groups", get(orgs::groups))
         .route("/sharing_groups/view/{*rest}", get(orgs::group))
-        .route("/sharingGroups/view/{*rest}", get(orgs::group));
+        .route("/sharingGroups/view/{*rest}", get(orgs::group))
+        .route("/eventReports/view/{*rest}", get(reports::view))
+        .route("/eventReports/index", get(reports::index))
+        .route("/eventReports/index/{*rest}", get(reports::index));
 
     let write = Router::new()
         .route("/events/add", post(events::add))
@@ -105,6 +111,21 @@ pub fn routes(state: AppState) -> Router {
         .route(
             "/objects/delete/{*rest}",
             post(objects::delete).delete(objects::delete),
+        )
+        .route("/objectReferences/add", post(references::add_bare))
+        .route("/objectReferences/add/{*rest}", post(references::add))
+        .route(
+            "/objectReferences/delete/{*rest}",
+            post(references::delete).delete(references::delete),
+        )
+        .route("/eventReports/add/{*rest}", post(reports::add))
+        .route(
+            "/eventReports/edit/{*rest}",
+            post(reports::edit).put(reports::edit),
+        )
+        .route(
+            "/eventReports/delete/{*rest}",
+            post(reports::delete).delete(reports::delete),
         )
         .route("/attributes/add/{*rest}", post(attributes::add))
         .route(

@@ -35,6 +35,17 @@ pub fn api() -> Api {
 }
 
 impl Api {
+    /// Adds a user with the `User` role in organisation `org` (created when missing) and
+    /// returns its key.
+    pub fn user_in_org(&self, name: &str, org: &str) -> String {
+        let org = self.state.db.ensure_local_org(org).unwrap();
+        self.state
+            .db
+            .add_user_to_org(name, Role::User, org.id)
+            .unwrap()
+            .1
+    }
+
     /// Sends a request as the admin and returns the status and the body as text.
     pub async fn send(
         &self,
@@ -42,10 +53,21 @@ impl Api {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, String) {
+        self.send_as(&self.admin, method, path, body).await
+    }
+
+    /// Sends a request with API key `key` and returns the status and the body as text.
+    pub async fn send_as(
+        &self,
+        key: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, String) {
         let request = Request::builder()
             .method(method)
             .uri(path)
-            .header("Authorization", &self.admin)
+            .header("Authorization", key)
             .body(body.map_or(Body::empty(), |b| Body::from(b.to_string())))
             .unwrap();
         let response = self.router.clone().oneshot(request).await.unwrap();
@@ -59,6 +81,19 @@ impl Api {
         let (status, text) = self.send(method, path, Some(body)).await;
         let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"));
         (status, value)
+    }
+
+    /// Sends `body` with API key `key` and returns the status and the parsed JSON response
+    /// (null when the body is not JSON).
+    pub async fn call_as(
+        &self,
+        key: &str,
+        method: &str,
+        path: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let (status, text) = self.send_as(key, method, path, Some(body)).await;
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
     /// Sends a request as the admin, asserts a 200 and returns the parsed JSON response.
