@@ -44,6 +44,15 @@ pub fn now_text() -> Value {
     Value::String(crate::db::now_secs().to_string())
 }
 
+/// Returns the change that soft-deletes the entry with `uuid`, stamped with the current time.
+pub fn soft_delete_change(uuid: &str) -> Map<String, Value> {
+    Map::from_iter([
+        ("uuid".to_owned(), Value::String(uuid.to_owned())),
+        ("deleted".to_owned(), Value::Bool(true)),
+        ("timestamp".to_owned(), now_text()),
+    ])
+}
+
 /// Returns the entry `entry` of `kind` as rendered for `viewer` in event `meta`, with its id
 /// and event id from the store, or "not found" when it is deleted or hidden from `viewer`.
 pub fn kept_entry(

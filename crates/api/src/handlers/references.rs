@@ -8,7 +8,9 @@ use axum::{Extension, Json};
 use misp::Event;
 use serde_json::{json, Map, Value};
 
-use super::entries::{entry_body, kept_entry, now_text, uuid_in_use, uuid_or_new};
+use super::entries::{
+    entry_body, kept_entry, now_text, soft_delete_change, uuid_in_use, uuid_or_new,
+};
 use super::event_checks::reference_errors;
 use super::events::{conflict_to_403, edit_error, write_event};
 use super::{delete_entry, first_segment, JsonBody};
@@ -190,11 +192,7 @@ pub async fn delete(
         }
         let entry = db.entry(EntryKind::Reference, key)?;
         let object_uuid = entry.object_uuid.clone().unwrap_or_default();
-        let change = Map::from_iter([
-            ("uuid".to_owned(), Value::String(entry.uuid.clone())),
-            ("deleted".to_owned(), Value::Bool(true)),
-            ("timestamp".to_owned(), now_text()),
-        ]);
+        let change = soft_delete_change(&entry.uuid);
         db.edit_event_with(&entry.event_id.to_string(), viewer, |_| {
             Ok::<_, ApiError>(reference_edit(&object_uuid, change))
         })
