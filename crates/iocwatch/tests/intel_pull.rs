@@ -4,32 +4,14 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::path::PathBuf;
+use std::process::{Child, Output, Stdio};
 
 use serde_json::json;
 
 mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_iocwatch");
-
-fn iocwatch(data_dir: &Path) -> Command {
-    let mut command = Command::new(BIN);
-    command.arg("--data-dir").arg(data_dir).stdin(Stdio::null());
-    command
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs() as i64
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::{iocwatch, now, text};
 
 /// A real `iocwatch api` with its own data folder; killed on drop.
 struct RemoteApi {

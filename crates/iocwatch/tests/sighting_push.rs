@@ -13,6 +13,8 @@ use sha2::{Digest, Sha256};
 
 mod common;
 
+use common::text;
+
 /// Maximum wait for a process to start and for each expected record.
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -27,10 +29,6 @@ fn iocwatch(data_dir: &Path) -> Command {
         .arg(data_dir)
         .stdin(Stdio::null());
     command
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// Spawns `command` with piped stdout and returns the child once it printed a line that

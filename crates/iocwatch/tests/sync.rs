@@ -6,33 +6,17 @@ use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const BIN: &str = env!("CARGO_BIN_EXE_iocwatch");
+mod common;
 
-fn iocwatch(data_dir: &Path) -> Command {
-    let mut command = Command::new(BIN);
-    command.arg("--data-dir").arg(data_dir).stdin(Stdio::null());
-    command
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs() as i64
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::{iocwatch, now, text};
 
 /// Builds a uuid from two small numbers, so each test event and attribute has a known one.
 fn uuid(kind: u32, n: u32) -> String {

@@ -6,9 +6,31 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const BIN: &str = env!("CARGO_BIN_EXE_iocwatch");
+
+/// Returns an `iocwatch` command on the data folder `data_dir`, with stdin closed.
+pub fn iocwatch(data_dir: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command.arg("--data-dir").arg(data_dir).stdin(Stdio::null());
+    command
+}
+
+/// Returns the current Unix time in seconds.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
+}
+
+/// Decodes process output as text, replacing invalid UTF-8.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
 
 /// Reads `stdout` line by line on a thread until a line starts with `ready`, and returns
 /// the lines up to and including it. Returns `Err` with the lines read so far when
