@@ -127,7 +127,7 @@ pub fn resolve(path: &Path, config: &Config) -> Result<(PathBuf, usize, PathBuf)
 /// Finds the real file behind a path whose names were converted lossily (events carry paths
 /// as UTF-8, with U+FFFD in place of bytes that are not): each name holding U+FFFD must
 /// match exactly one entry of its folder. A path without U+FFFD is returned as it is.
-fn resolve_lossy(path: &Path) -> Result<PathBuf, QuarantineError> {
+pub fn resolve_lossy(path: &Path) -> Result<PathBuf, QuarantineError> {
     if !path.to_string_lossy().contains(char::REPLACEMENT_CHARACTER) {
         return Ok(path.to_path_buf());
     }

@@ -6,8 +6,9 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
+use fim::QuarantineError;
 use wire::{ActionStatus, ActiveResponseCommand, ActiveResponseResult};
 
 /// Where quarantined files go and which files may be quarantined.
@@ -204,48 +205,16 @@ pub fn execute(
     result
 }
 
-/// Finds the real file behind a path whose names were converted lossily: events carry
-/// paths as UTF-8, with U+FFFD in place of bytes that are not. Each name containing U+FFFD
-/// is matched against the entries of its folder, and exactly one entry must match. A path
-/// without U+FFFD is returned as it is. The caller still checks the monitored folders.
+/// Finds the real file behind a path whose names were converted lossily, as
+/// [`fim::quarantine::resolve_lossy`] does. The caller still checks the monitored folders.
 pub fn resolve_lossy(path: &Path) -> Result<PathBuf, Refusal> {
-    if !path.to_string_lossy().contains(char::REPLACEMENT_CHARACTER) {
-        return Ok(path.to_path_buf());
-    }
-    let mut real = PathBuf::new();
-    for component in path.components() {
-        let Component::Normal(name) = component else {
-            real.push(component);
-            continue;
-        };
-        let wanted = name.to_string_lossy();
-        if !wanted.contains(char::REPLACEMENT_CHARACTER) {
-            real.push(name);
-            continue;
+    fim::quarantine::resolve_lossy(path).map_err(|error| match error {
+        QuarantineError::Resolve { path, source } => {
+            Refusal::Failed(format!("failed to resolve `{}`: {source}", path.display()))
         }
-        let entries = fs::read_dir(&real)
-            .map_err(|e| Refusal::Failed(format!("cannot list `{}`: {e}", real.display())))?;
-        let mut matches = entries
-            .filter_map(Result::ok)
-            .map(|entry| entry.file_name())
-            .filter(|candidate| candidate.to_string_lossy() == wanted);
-        match (matches.next(), matches.next()) {
-            (Some(found), None) => real.push(found),
-            (None, _) => {
-                return Err(Refusal::Failed(format!(
-                    "cannot find `{wanted}` in `{}`",
-                    real.display()
-                )))
-            }
-            (Some(_), Some(_)) => {
-                return Err(Refusal::Rejected(format!(
-                    "`{}` names more than one file once its invalid UTF-8 bytes are replaced; quarantine it by hand",
-                    path.display()
-                )))
-            }
-        }
-    }
-    Ok(real)
+        QuarantineError::Ambiguous { .. } => Refusal::Rejected(error.to_string()),
+        other => Refusal::Failed(other.to_string()),
+    })
 }
 
 /// Renames, or copies then removes when the quarantine is on another file system.
