@@ -1,5 +1,5 @@
 """PyMISP's object calls, search_index, repeated attributes, stale update_event copies
-and sightings by value against `iocwatch api`, as MISP answers them."""
+and sightings by value against `iocwatch api`, expecting the responses MISP returns."""
 
 import time
 import uuid

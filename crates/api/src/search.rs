@@ -79,7 +79,7 @@ impl Deleted {
 }
 
 /// Reads MISP's `deleted` filter: `0` (the default) excludes deleted attributes, `1`
-/// includes them, and `"only"` returns only them. A list gives the flags wanted, so
+/// includes them, and `"only"` returns only them. A list gives the requested flags, so
 /// `[0, 1]` is both and `[1]` only the deleted ones.
 fn deleted_filter(query: &Map<String, Value>) -> Result<Deleted, ApiError> {
     let value = match query.get("deleted") {

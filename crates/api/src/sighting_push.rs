@@ -11,7 +11,7 @@ use crate::Db;
 const BATCH_ROWS: u32 = 100;
 
 /// HTTP rejections in a row after which a run stops, taking them for a wrong URL or a
-/// server without `sightings/add` rather than for refused sightings.
+/// server without `sightings/add` rather than for rejected sightings.
 pub const MAX_REJECTIONS_IN_A_ROW: u32 = 3;
 
 /// Counts of one push run.
@@ -168,7 +168,7 @@ fn push_one(agent: &ureq::Agent, config: &RemoteConfig, row: &OutboxRow) -> Outc
             Err(error) => return Outcome::Failed(error),
         };
     match (status, body) {
-        (200, Some(body)) => match refusal(&body) {
+        (200, Some(body)) => match rejection_message(&body) {
             Some(message) => Outcome::Refused(message),
             None => Outcome::Pushed,
         },
@@ -198,7 +198,7 @@ fn misp_error(body: &Value) -> Option<String> {
 /// Returns MISP's error message when an HTTP 200 response carries one instead of the
 /// sighting, because MISP 2.4 returns `{"message": "Could not add the Sighting. Reason:
 /// ..."}` with status 200.
-fn refusal(response: &Value) -> Option<String> {
+fn rejection_message(response: &Value) -> Option<String> {
     if response.get("Sighting").is_some() {
         return None;
     }
@@ -226,12 +226,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn refusal_reads_misp_message() {
-        let refused =
+    fn rejection_message_reads_misp_message() {
+        let rejected =
             json!({"message": "Could not add the Sighting. Reason: No valid attributes found."});
-        assert!(refusal(&refused).is_some());
-        assert!(refusal(&json!({"message": "Sighting added"})).is_none());
-        assert!(refusal(&json!({"Sighting": {"id": "1"}})).is_none());
+        assert!(rejection_message(&rejected).is_some());
+        assert!(rejection_message(&json!({"message": "Sighting added"})).is_none());
+        assert!(rejection_message(&json!({"Sighting": {"id": "1"}})).is_none());
     }
 
     #[test]

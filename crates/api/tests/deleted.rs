@@ -1,5 +1,5 @@
-//! Soft-deleted attributes as MISP treats them: sightings on them are refused, and
-//! `attributes/restSearch` and `events/view` list them only when asked to.
+//! Soft-deleted attributes as MISP treats them: sightings on them are rejected, and
+//! `attributes/restSearch` and `events/view` list them only on request.
 
 use axum::http::StatusCode;
 use serde_json::{json, Value};
@@ -31,7 +31,7 @@ async fn event_with_deleted(api: &Api) -> (String, String, String) {
 }
 
 #[tokio::test]
-async fn sightings_take_values_and_ids_and_skip_deleted_attributes() {
+async fn sightings_skip_deleted_attributes() {
     let api = api();
     let (_, kept, gone) = event_with_deleted(&api).await;
     let (status, body) = api

@@ -336,7 +336,7 @@ async fn serve_fixed(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http_rejections_of_a_wrong_url_keep_the_queue() {
+async fn wrong_url_rejection_keeps_queue() {
     let StoppableRemote {
         dir: _dir,
         state: remote,

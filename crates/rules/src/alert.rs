@@ -69,7 +69,7 @@ pub struct Alert {
     pub misp: Option<MispMatch>,
 }
 
-/// What the engine decided for an alert, before the event goes into it.
+/// Engine decision for an alert, before the event goes into it.
 pub(crate) struct AlertInput<'a> {
     pub rule: &'a Rule,
     pub time: SystemTime,
@@ -120,7 +120,7 @@ impl Alert {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
 
-    /// The alert's `timestamp` field: `2026-12-04T16:37:25.123+0000`.
+    /// Formats the alert's `timestamp` field: `2026-12-04T16:37:25.123+0000`.
     pub fn timestamp(&self) -> String {
         alert_timestamp(self.time)
     }

@@ -231,7 +231,7 @@ impl Extras {
     }
 
     /// Removes the soft-deleted event reports and object references, which views do not
-    /// list. The stored JSON keeps them, so a push tells the remote about the deletion.
+    /// list. The stored JSON keeps them, so a push sends the deletion to the remote.
     fn drop_deleted_entries(&mut self) {
         retain_live(self.event.get_mut("EventReport"));
         for keys in self.objects.values_mut() {

@@ -45,7 +45,7 @@ pub enum DbError {
     #[error("{0}")]
     Forbidden(&'static str),
     /// An attribute with the same value, type and category, not deleted and not in an
-    /// object, is in the event already; the number is the attribute's position in the
+    /// object, is in the event already. The number is the attribute's position in the
     /// request's list (0 for a single attribute).
     #[error("A similar attribute already exists for this event.")]
     SimilarAttribute(usize),
@@ -134,7 +134,7 @@ const MIGRATIONS: &[&str] = &[
         last_timestamp INTEGER NOT NULL
     );",
     // 5: the organisation of each user. The intel store's migration 3, which runs first,
-    // holds the organisations, sharing groups and the sharing columns of events, objects
+    // creates the organisations, sharing groups and the sharing columns of events, objects
     // and attributes (see `access.rs`); stores migrated before it got them here.
     "ALTER TABLE api_users ADD COLUMN org_id INTEGER NOT NULL DEFAULT 1;",
     // 6: the time each event was last published, and the outbox of sightings to push to

@@ -91,8 +91,8 @@ fn insert(
 
 impl Db {
     /// Adds a sighting to each attribute in `attribute_keys` (ids or uuids), recorded by
-    /// user `user_id` of the viewer's organisation; an attribute `viewer` does not see is
-    /// "not found".
+    /// user `user_id` of the viewer's organisation. An attribute that `viewer` does not see
+    /// is "not found".
     pub fn add_sightings(
         &self,
         attribute_keys: &[String],

@@ -540,8 +540,8 @@ pub async fn upload_stix(
 }
 
 /// Gives new uuids to the attributes and objects of an uploaded bundle whose uuids are
-/// stored already: a bundle exported from this instance names its indicators by the
-/// uuids of the attributes it was made from, and uuids are unique across the store.
+/// stored already, because uuids are unique across the store. A bundle exported from this
+/// instance names its indicators by the uuids of the attributes it was made from.
 fn free_stix_uuids(state: &AppState, event: &mut Event) -> Result<(), ApiError> {
     let free = |uuid: &mut Option<String>| -> Result<(), ApiError> {
         if let Some(given) = uuid.as_deref() {

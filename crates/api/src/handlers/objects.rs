@@ -28,7 +28,7 @@ fn object_body(body: Value) -> Result<Map<String, Value>, ApiError> {
 }
 
 /// Parses an edit that carries only `object`, validating it. A new object (`known` is
-/// `None`) gets the time of the write for its attributes; an edit keeps the timestamps
+/// `None`) gets the time of the write for its attributes. An edit keeps the timestamps
 /// given, for the store to compare, and `known` contains the uuids of the stored entries
 /// (see `StoredEvent`).
 fn object_edit(

@@ -35,8 +35,8 @@ pub enum IntelCommand {
     /// Sync whole events with a MISP-compatible server as MISP's server pull and push do
     #[command(subcommand)]
     Sync(sync::SyncCommand),
-    /// Push the sightings that detections recorded on pulled attributes back to the server
-    /// they were pulled from; exit 0 on success, 2 when the push was interrupted
+    /// Push sightings of pulled attributes back to the server they came from; exit 0 on
+    /// success, 2 when the push was interrupted
     PushSightings(sightings::PushSightingsArgs),
     /// Print one JSON line per indicator matching each VALUE; exit 0 when a detection matches,
     /// 1 when none does, 2 on error

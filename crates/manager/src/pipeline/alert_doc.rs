@@ -54,7 +54,7 @@ impl AlertDoc {
         }
     }
 
-    /// The `timestamp` field, empty when missing.
+    /// Returns the `timestamp` field, empty when missing.
     pub fn timestamp(&self) -> Cow<'_, str> {
         match self {
             AlertDoc::Rules(alert) => Cow::Owned(alert.timestamp()),
@@ -84,7 +84,7 @@ impl AlertDoc {
         }
     }
 
-    /// The alert's `id`, once the pipeline set it.
+    /// Returns the alert's `id`, once the pipeline has set it.
     pub fn id(&self) -> Option<&str> {
         match self {
             AlertDoc::Rules(alert) => Some(&alert.id),

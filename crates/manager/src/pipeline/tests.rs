@@ -133,7 +133,7 @@ async fn alert_ids_follow_their_sequence_numbers() {
 
 /// Makes the store fail every insert of an alert whose body contains `/refused`, as a
 /// failing disk would, until the returned connection runs `DROP TRIGGER fail_alerts`.
-fn fail_refused_alerts(dir: &Path) -> rusqlite::Connection {
+fn fail_rejected_alerts(dir: &Path) -> rusqlite::Connection {
     let conn = rusqlite::Connection::open(dir.join("manager.db")).unwrap();
     conn.execute_batch(
         "CREATE TRIGGER fail_alerts BEFORE INSERT ON alerts \
@@ -163,7 +163,7 @@ async fn enqueue_three(pipeline: &PipelineHandle, first: u64) -> Vec<BatchReply>
 async fn failed_commit_rejects_later_batches_until_resent() {
     let dir = tempfile::tempdir().unwrap();
     let pipeline = start(dir.path());
-    let conn = fail_refused_alerts(dir.path());
+    let conn = fail_rejected_alerts(dir.path());
 
     // Three batches of one connection in flight; the first cannot be stored.
     let replies = enqueue_three(&pipeline, 1).await;
@@ -190,7 +190,7 @@ async fn failed_commit_rejects_later_batches_until_resent() {
 async fn failed_commit_keeps_file_states_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let pipeline = start(dir.path());
-    let conn = fail_refused_alerts(dir.path());
+    let conn = fail_rejected_alerts(dir.path());
 
     let failed = pipeline
         .submit(agent(), batch(1, 1..=1, Some("/refused")))

@@ -79,7 +79,7 @@ pub const NON_CORRELATING_TYPES: &[&str] = &[
 pub const PRIMARY_ONLY_TYPES: &[&str] = &["ip-src|port", "ip-dst|port", "hostname|port"];
 
 /// Number of keys a value may take, starting at [`value_key`]. A value whose first key
-/// another value holds takes the next free one.
+/// another value already uses takes the next free one.
 pub const KEY_WINDOW: i64 = 16;
 
 /// Returns the first key a normalised value may take: its XXH3 hash shifted to 62 bits, so
@@ -160,7 +160,7 @@ fn event_range(event_id: i64) -> (i64, i64) {
     (event_id << 32, (event_id << 32) | 0xFFFF_FFFF)
 }
 
-/// The SQL list of [`NON_CORRELATING_TYPES`], quoted: `'comment', 'http-method', ...`.
+/// Returns the SQL list of [`NON_CORRELATING_TYPES`], quoted: `'comment', 'http-method', ...`.
 fn non_correlating_list() -> &'static str {
     static LIST: OnceLock<String> = OnceLock::new();
     LIST.get_or_init(|| {
@@ -225,7 +225,7 @@ pub fn correlate_range(conn: &Connection, first: i64, last: i64) -> rusqlite::Re
 /// yet (new rows). Returns the number of member rows written.
 ///
 /// The values are grouped in memory, one transaction's worth, and each distinct value
-/// costs one lookup of its key when the store holds correlation rows already. Then each
+/// costs one lookup of its key when the store contains correlation rows already. Then each
 /// member costs one insert, in key order, and each value now shared by two or more
 /// attributes one upsert of its count.
 pub fn correlate_new_range(conn: &Connection, first: i64, last: i64) -> rusqlite::Result<usize> {

@@ -204,8 +204,8 @@ fn attribute_has(conn: &Connection, id: i64, text: &str) -> rusqlite::Result<boo
     }))
 }
 
-/// The error of a value whose key window is full, which takes [`KEY_WINDOW`] values whose
-/// hashes differ by less than the window.
+/// Builds the error for a value whose key window is full. A window is full once it takes
+/// [`KEY_WINDOW`] values whose hashes differ by less than the window.
 fn window_full(text: &str) -> rusqlite::Error {
     rusqlite::Error::SqliteFailure(
         rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
